@@ -1,0 +1,155 @@
+"""The ``streamproc`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from streamproc.config import Settings
+
+log = logging.getLogger("streamproc")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        broker=getattr(args, "broker", None),
+        topic_prefix=getattr(args, "prefix", None),
+        partitions=getattr(args, "partitions", None),
+        policy_file=getattr(args, "policy", None),
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+        app_id=getattr(args, "app_id", None),
+        web_port=getattr(args, "web_port", None),
+    )
+
+
+def resolve_broker(settings: Settings, start: bool = True) -> str:
+    """The configured cluster, else the local broker (started if it is not running)."""
+    if settings.broker:
+        return settings.broker
+    from streamproc.localkafka import broker_status, start_broker
+
+    kafka_dir = settings.data_dir / "kafka"
+    status = broker_status(kafka_dir)
+    if status and status.get("ready"):
+        return str(status["bootstrap"])
+    if not start:
+        raise SystemExit(
+            "no broker: set STREAMPROC_BROKER to your cluster, or run `streamproc kafka start`."
+        )
+    bootstrap = start_broker(data_dir=kafka_dir)
+    log.info("started the local Kafka broker at %s (stop it with `streamproc kafka stop`)", bootstrap)
+    return bootstrap
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from streamproc.localkafka import broker_status, start_broker, stop_broker
+
+    settings = _settings(args)
+    if settings.broker:
+        print(f"STREAMPROC_BROKER is set: using {settings.broker}; no local broker is managed.")
+        return 0
+    kafka_dir = Path(args.kafka_dir) if args.kafka_dir else settings.data_dir / "kafka"
+    if args.action == "start":
+        print(start_broker(port=args.port, data_dir=kafka_dir))
+    elif args.action == "stop":
+        print("stopped" if stop_broker(kafka_dir) else "not running")
+    else:
+        status = broker_status(kafka_dir)
+        if not status:
+            print("not running")
+            return 1
+        if not status.get("ready"):
+            print(f"starting or unresponsive at {status['bootstrap']} (pid {status['pid']})")
+            return 1
+        print(f"running at {status['bootstrap']} (pid {status['pid']}, data {kafka_dir})")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streamproc.service.worker import run_worker
+
+    settings = _settings(args)
+    run_worker(settings, resolve_broker(settings), loglevel=args.loglevel)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streamproc.demo import run_demo
+
+    return run_demo(_settings(args))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from streamproc.core.policy import load_policy
+    from streamproc.replay import replay_file
+
+    counts = replay_file(args.input, args.out, load_policy(args.policy), retrain_for_real=args.retrain)
+    for topic, n in sorted(counts.items()):
+        print(f"{topic}\t{n}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", help="bootstrap servers of an existing cluster (STREAMPROC_BROKER)")
+    p.add_argument("--prefix", help="topic prefix (STREAMPROC_TOPIC_PREFIX)")
+    p.add_argument("--partitions", type=int, help="partitions of created topics")
+    p.add_argument("--policy", help="trigger policy TOML file (STREAMPROC_POLICY)")
+    p.add_argument("--data-dir", help="state, registry and local broker data (STREAMPROC_DATA_DIR)")
+    p.add_argument("--app-id", help="consumer group / app id (STREAMPROC_APP_ID)")
+    p.add_argument("--web-port", type=int, help="worker web port (STREAMPROC_WEB_PORT)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamproc", description="Automated model retraining triggers on Kafka."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    k = sub.add_parser("kafka", help="manage the local Apache Kafka broker")
+    k.add_argument("action", choices=["start", "stop", "status"])
+    k.add_argument("--port", type=int, help="broker port (default: a free one)")
+    k.add_argument("--kafka-dir", help="broker data dir (default: DATA_DIR/kafka)")
+    _common(k)
+    k.set_defaults(func=cmd_kafka)
+
+    w = sub.add_parser("worker", help="run the drift and retrain agents")
+    _common(w)
+    w.add_argument("--loglevel", default="info")
+    w.set_defaults(func=cmd_worker)
+
+    d = sub.add_parser("demo", help="live demo on a local broker: drift -> retrain -> deploy")
+    _common(d)
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("replay", help="backtest a policy on recorded traffic (no Kafka)")
+    r.add_argument("input", help="JSONL: {topic, value} per line, in arrival order")
+    r.add_argument("--policy", help="trigger policy TOML file")
+    r.add_argument("--out", help="write emitted events here (JSONL)")
+    r.add_argument("--retrain", action="store_true", help="run the built-in trainer and gate")
+    r.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from streamproc.localkafka import BrokerError
+
+    try:
+        return int(args.func(args) or 0)
+    except BrokerError as exc:
+        print(f"streamproc: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Champion/challenger gate: a candidate goes live only if it is not worse than the current model.
+
+Both are scored on a holdout the candidate never trained on: every ``every``-th example of the
+most recent ones, so the holdout reflects the world as it is now. The current model is scored by
+the predictions it actually made in production on those examples (any language, no artifact
+needed); the candidate by predicting them.
+
+Examples
+--------
+>>> examples = [[{"x": i}, i % 2, i % 2, "v1", float(i)] for i in range(100)]
+>>> train_set, holdout = split_holdout(examples, every=5, recent=50)
+>>> len(train_set), len(holdout)
+(90, 10)
+>>> decide(candidate_error=0.10, current_error=0.30, n=200, margin=0.0).promote
+True
+>>> decide(candidate_error=0.35, current_error=0.30, n=200, margin=0.0).promote
+False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamproc.core.monitor import error_of
+
+__all__ = ["GateDecision", "current_error", "decide", "split_holdout"]
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    promote: bool
+    candidate_error: float
+    current_error: float | None
+    n_holdout: int
+    margin: float
+    why: str
+
+
+def split_holdout(
+    examples: Sequence[Sequence[Any]], every: int = 5, recent: int = 500
+) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
+    """Hold out every ``every``-th of the last ``recent`` examples; train on the rest."""
+    start = max(len(examples) - recent, 0)
+    train, holdout = [], []
+    for i, ex in enumerate(examples):
+        (holdout if i >= start and (i - start) % every == every - 1 else train).append(ex)
+    return train, holdout
+
+
+def current_error(holdout: Sequence[Sequence[Any]], version: str) -> tuple[float | None, int]:
+    """Error of the predictions the deployed ``version`` made on the holdout, and how many."""
+    errs = [error_of(ex[2], ex[1]) for ex in holdout if ex[3] == version and ex[2] is not None]
+    return (sum(errs) / len(errs) if errs else None), len(errs)
+
+
+def decide(
+    candidate_error: float, current_error: float | None, n: int, margin: float = 0.0
+) -> GateDecision:
+    """Promote when the candidate's error is at most ``current - margin``.
+
+    With no production predictions of the current version on the holdout there is nothing to
+    compare with, and the candidate is promoted; the decision says so.
+    """
+    if current_error is None:
+        why = "no baseline: the current version made none of the holdout predictions"
+        return GateDecision(True, candidate_error, None, n, margin, why)
+    better = candidate_error <= current_error - margin
+    op = "<=" if better else ">"
+    why = f"candidate error {candidate_error:.4f} {op} current {current_error:.4f} - {margin} on {n}"
+    return GateDecision(better, candidate_error, current_error, n, margin, why)

@@ -1,0 +1,121 @@
+"""Model registry on the filesystem: versions, their metadata, and checksummed artifacts.
+
+Layout: ``ROOT/<model_id>/<version>/artifact.bin`` and ``meta.json``. Files are written to a
+temporary name and renamed, so a reader never sees half a version. Loading verifies the
+artifact's sha256. Any registry offering :meth:`register`, :meth:`get` and :meth:`load` (for
+example one backed by MLflow or an object store) can take its place.
+
+Examples
+--------
+>>> import tempfile
+>>> reg = FileRegistry(tempfile.mkdtemp())
+>>> mv = reg.register("m1", "v2", b"weights", created_ts=10.0, parent_version="v1")
+>>> reg.load("m1", "v2")
+b'weights'
+>>> reg.get("m1", "v2").sha256 == mv.sha256
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = ["FileRegistry", "ModelVersion", "RegistryError"]
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class RegistryError(RuntimeError):
+    """A version that is missing or whose artifact fails its checksum."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    model_id: str
+    version: str
+    artifact_uri: str
+    sha256: str
+    created_ts: float
+    parent_version: str | None = None
+    request_id: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class FileRegistry:
+    """Versions of models under one root folder (shared by workers on one host or a mount)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, model_id: str, version: str) -> Path:
+        # Ids come from the network: never let one climb out of the root.
+        return self.root / _SAFE.sub("_", model_id) / _SAFE.sub("_", version)
+
+    def register(
+        self,
+        model_id: str,
+        version: str,
+        artifact: bytes,
+        created_ts: float,
+        parent_version: str | None = None,
+        request_id: str | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        d = self._dir(model_id, version)
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / "artifact.bin"
+        _atomic_write(path, artifact)
+        mv = ModelVersion(
+            model_id=model_id,
+            version=version,
+            artifact_uri=path.resolve().as_uri(),
+            sha256=hashlib.sha256(artifact).hexdigest(),
+            created_ts=created_ts,
+            parent_version=parent_version,
+            request_id=request_id,
+            metrics=dict(metrics or {}),
+        )
+        _atomic_write(d / "meta.json", orjson.dumps(asdict(mv), option=orjson.OPT_INDENT_2))
+        return mv
+
+    def get(self, model_id: str, version: str) -> ModelVersion | None:
+        meta = self._dir(model_id, version) / "meta.json"
+        if not meta.exists():
+            return None
+        return ModelVersion(**orjson.loads(meta.read_bytes()))
+
+    def load(self, model_id: str, version: str) -> bytes:
+        mv = self.get(model_id, version)
+        if mv is None:
+            raise RegistryError(
+                f"model {model_id!r} has no version {version!r} in {self.root}; "
+                "check the version or the registry path (STREAMPROC_DATA_DIR)."
+            )
+        data = (self._dir(model_id, version) / "artifact.bin").read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != mv.sha256:
+            raise RegistryError(
+                f"artifact of {model_id} {version} fails its checksum ({digest[:12]} != "
+                f"{mv.sha256[:12]}); it was modified or truncated: retrain or restore it."
+            )
+        return data
+
+    def versions(self, model_id: str) -> list[ModelVersion]:
+        base = self.root / _SAFE.sub("_", model_id)
+        if not base.exists():
+            return []
+        found = (self.get(model_id, p.name) for p in base.iterdir() if p.is_dir())
+        return sorted((v for v in found if v), key=lambda v: v.created_ts)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

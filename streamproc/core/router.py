@@ -1,0 +1,154 @@
+"""Route raw records of the monitored topics to their model's monitor.
+
+This is the one entry point the live drift agent and the offline replay share: raw bytes of a
+topic in, retrain requests (or a dead letter) out. A record that cannot be accepted never raises:
+it comes back as a :class:`~streamproc.core.events.DeadLetter` saying why.
+
+Examples
+--------
+>>> monitors = Monitors()
+>>> src = SourceRef("metrics", 0, 0)
+>>> out = route(monitors, "metrics", b'{"model_id": "m", "ts": 1, "name": "drift", "value": 0.5}', src, 1.0)
+>>> len(out.requests), out.dead_letter
+(1, None)
+>>> bad = route(monitors, "metrics", b'{"model_id": "m"', SourceRef("metrics", 0, 1), 1.0)
+>>> bad.dead_letter.error.startswith("metric: value is not valid UTF-8 JSON")
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from streamproc.core.events import (
+    DeadLetter,
+    InvalidEvent,
+    RetrainRequest,
+    SourceRef,
+    dead_letter,
+    parse_deployment,
+    parse_label,
+    parse_metric,
+    parse_prediction,
+    parse_retrain_result,
+)
+from streamproc.core.monitor import ModelMonitor
+from streamproc.core.policy import PolicyBook
+
+__all__ = ["MONITORED_TOPICS", "Monitors", "Outcome", "route"]
+
+log = logging.getLogger(__name__)
+
+# Logical topic names (before the configured prefix) the drift agent consumes.
+MONITORED_TOPICS: Final = ("predictions", "labels", "metrics", "deployments", "retrain-results")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one record caused: retrain requests, or the dead letter it became."""
+
+    model_id: str | None = None
+    requests: tuple[RetrainRequest, ...] = ()
+    dead_letter: DeadLetter | None = None
+
+
+class Monitors:
+    """The monitors of many models, created on first sight and loaded lazily from a snapshot store.
+
+    Parameters
+    ----------
+    book
+        Policies by model id.
+    load
+        Returns a model's saved snapshot, or None; the live agent passes a table lookup.
+    window
+        Labelled examples each monitor keeps for training.
+    """
+
+    def __init__(
+        self,
+        book: PolicyBook | None = None,
+        load: Callable[[str], bytes | None] | None = None,
+        window: int = 1000,
+    ) -> None:
+        self.book = book or PolicyBook()
+        self._load = load
+        self.window = window
+        self.live: dict[str, ModelMonitor] = {}
+        self.dirty: set[str] = set()
+
+    def get(self, model_id: str) -> ModelMonitor:
+        mon = self.live.get(model_id)
+        if mon is None:
+            policy = self.book.for_model(model_id)
+            saved = self._load(model_id) if self._load else None
+            if saved:
+                mon = ModelMonitor.restore(saved, policy)
+            else:
+                mon = ModelMonitor(model_id, policy, window=self.window)
+            self.live[model_id] = mon
+        self.dirty.add(model_id)
+        return mon
+
+    def drain_dirty(self) -> dict[str, bytes]:
+        """Snapshots of the monitors changed since the last call (to persist them)."""
+        out = {mid: self.live[mid].snapshot() for mid in sorted(self.dirty)}
+        self.dirty.clear()
+        return out
+
+    def forget(self) -> None:
+        """Drop cached monitors (on rebalance) so the next lookup reloads from the store."""
+        self.live.clear()
+        self.dirty.clear()
+
+
+def route(
+    monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef, received_ts: float
+) -> Outcome:
+    """Apply one raw record of a monitored topic (logical name) to its model's monitor."""
+    try:
+        return _route(monitors, topic, raw, source)
+    except InvalidEvent as exc:
+        return Outcome(dead_letter=dead_letter(source, str(exc), raw, received_ts))
+    except Exception as exc:  # a bug must cost one record, not the worker
+        log.exception("unexpected error on %s", source)
+        msg = (
+            f"internal error while processing this {topic} record ({type(exc).__name__}: {exc}); "
+            "the worker skipped it — please report it with this record."
+        )
+        return Outcome(dead_letter=dead_letter(source, msg, raw, received_ts))
+
+
+def _route(monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef) -> Outcome:
+    if raw is None:
+        raise InvalidEvent(f"{topic}: record has no value (a tombstone); send a JSON object.")
+    if topic == "predictions":
+        p = parse_prediction(raw)
+        mon = monitors.get(p.model_id)
+        req = mon.on_prediction(p, source) if mon.accept(source) else None
+    elif topic == "labels":
+        lab = parse_label(raw)
+        mon = monitors.get(lab.model_id)
+        req = mon.on_label(lab, source) if mon.accept(source) else None
+    elif topic == "metrics":
+        m = parse_metric(raw)
+        mon = monitors.get(m.model_id)
+        req = mon.on_metric(m, source) if mon.accept(source) else None
+    elif topic == "deployments":
+        d = parse_deployment(raw)
+        mon = monitors.get(d.model_id)
+        if mon.accept(source):
+            mon.on_deployment(d)
+        req = None
+    elif topic == "retrain-results":
+        r = parse_retrain_result(raw)
+        mon = monitors.get(r.model_id)
+        if mon.accept(source):
+            mon.on_result(r)
+        req = None
+    else:
+        raise ValueError(f"topic {topic!r} is not monitored")
+    return Outcome(model_id=mon.model_id, requests=(req,) if req else ())

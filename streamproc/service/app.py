@@ -1,0 +1,97 @@
+"""The faust app: topics and changelog-backed tables, configured from :class:`Settings`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from streamproc.config import Settings
+from streamproc.core.router import MONITORED_TOPICS
+
+RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+class ModelTable(faust.Table):
+    """A table of per-model bytes whose changelog partition is the model's source partition.
+
+    faust writes a table key to the partition of the event being processed; the drift agent
+    writes once per batch, after the events, so the agent says which partition each model's
+    events came from. That keeps a model's state on the worker that owns its partition even when
+    producers use a partitioner other than murmur2.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.partition_of: dict[str, int] = {}
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return self.partition_of[key]
+
+    def put(self, key: str, value: bytes, partition: int) -> None:
+        self.partition_of[key] = partition
+        self[key] = value
+
+
+@dataclass
+class Wiring:
+    """Everything the agents need, built once per app."""
+
+    app: faust.App
+    settings: Settings
+    monitored: faust.TopicT
+    requests: faust.TopicT
+    results: faust.TopicT
+    deployments: faust.TopicT
+    dead_letters: faust.TopicT
+    monitors: ModelTable
+    retrains: ModelTable
+
+
+def create_app(settings: Settings, bootstrap: str, store: str = "memory://") -> Wiring:
+    """Build the app; ``store`` is ``memory://`` or ``rocksdb://`` (needs rocksdict)."""
+    app = faust.App(
+        # The prefix isolates changelog topics and the consumer group as it isolates topics.
+        settings.topic_prefix + settings.app_id,
+        broker=f"kafka://{bootstrap}",
+        store=store,
+        datadir=str(settings.data_dir / "worker"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        web_host="127.0.0.1",
+        web_port=settings.web_port,
+        web_in_thread=False,
+        stream_wait_empty=False,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        producer_max_request_size=4 * 1024 * 1024,
+        table_cleanup_interval=3600.0,
+    )
+    t = settings.topic
+
+    def table(name: str) -> ModelTable:
+        tbl = ModelTable(
+            app,
+            name=name,
+            default=None,
+            beacon=app.tables.beacon,
+            partitions=settings.partitions,
+            schema=faust.Schema(
+                key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"
+            ),
+        )
+        return app.tables.add(tbl)  # type: ignore[return-value]
+
+    return Wiring(
+        app=app,
+        settings=settings,
+        monitored=app.topic(*(t(n) for n in MONITORED_TOPICS), **RAW),
+        requests=app.topic(t("retrain-requests"), **RAW),
+        results=app.topic(t("retrain-results"), **RAW),
+        deployments=app.topic(t("deployments"), **RAW),
+        dead_letters=app.topic(t("dead-letters"), **RAW),
+        monitors=table("monitors"),
+        retrains=table("retrains"),
+    )

@@ -1,0 +1,197 @@
+"""Test and demo kit: run workers as real processes, produce to and read from real topics.
+
+Used by the integration tests and ``streamproc demo``; nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streamproc.config import Settings
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    def json(self) -> Any:
+        return orjson.loads(self.value) if self.value else None
+
+
+async def produce_async(
+    bootstrap: str, records: Iterable[tuple[str, str | bytes | None, bytes]]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        futs = []
+        for topic, key, value in records:
+            k = key.encode() if isinstance(key, str) else key
+            futs.append(await producer.send(topic, value=value, key=k))
+        await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+
+
+def produce(bootstrap: str, records: Iterable[tuple[str, str | bytes | None, bytes]]) -> None:
+    """Send ``(topic, key, value)`` records in order and wait for every ack."""
+    asyncio.run(produce_async(bootstrap, list(records)))
+
+
+def as_json(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+class TopicReader:
+    """Reads topics from the beginning, keeping everything seen, for polling from sync code."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.records: list[Record] = []
+        self._loop = asyncio.new_event_loop()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def _start(self) -> None:
+        async def start() -> AIOKafkaConsumer:
+            c = AIOKafkaConsumer(
+                *self.topics,
+                bootstrap_servers=self.bootstrap,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                group_id=None,
+            )
+            await c.start()
+            return c
+
+        self._consumer = self._loop.run_until_complete(start())
+
+    def poll(self, timeout: float = 0.5) -> list[Record]:
+        if self._consumer is None:
+            self._start()
+        assert self._consumer is not None
+        batches = self._loop.run_until_complete(
+            self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=10000)
+        )
+        new = [
+            Record(tp.topic, tp.partition, m.offset, m.key, m.value)
+            for tp, msgs in batches.items()
+            for m in msgs
+        ]
+        self.records.extend(new)
+        return new
+
+    def of(self, topic: str) -> list[Record]:
+        return [r for r in self.records if r.topic == topic]
+
+    def wait_for(
+        self, predicate: Callable[[TopicReader], bool], timeout: float = 60.0, what: str = ""
+    ) -> None:
+        """Poll until ``predicate(self)`` holds; raise TimeoutError saying what was awaited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll(0.3)
+            if predicate(self):
+                return
+        counts = {t: len(self.of(t)) for t in self.topics}
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}; seen {counts}")
+
+    def settle(self, quiet_s: float = 2.0, timeout: float = 30.0) -> None:
+        """Poll until nothing new has arrived for ``quiet_s`` seconds."""
+        deadline = time.monotonic() + timeout
+        last_new = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_new < quiet_s:
+            if self.poll(0.3):
+                last_new = time.monotonic()
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._loop.run_until_complete(self._consumer.stop())
+        self._loop.close()
+
+
+@dataclass
+class WorkerProcess:
+    """A ``streamproc worker`` running as a separate OS process, as in production."""
+
+    settings: Settings
+    bootstrap: str
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        s = self.settings
+        cmd = [
+            sys.executable, "-m", "streamproc", "worker",
+            "--broker", self.bootstrap,
+            "--prefix", s.topic_prefix,
+            "--partitions", str(s.partitions),
+            "--data-dir", str(s.data_dir),
+            "--app-id", s.app_id,
+            "--web-port", str(s.web_port),
+        ]  # fmt: skip
+        if s.policy_file:
+            cmd += ["--policy", s.policy_file]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on
+        env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        return self
+
+    def wait_assigned(self, timeout: float = 60.0) -> None:
+        """Block until the worker's log shows it joined the group and got its partitions."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
+            if "Worker ready" in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)

@@ -39,14 +39,19 @@ def resolve_broker(settings: Settings, start: bool = True) -> str:
             "no broker: set STREAMPROC_BROKER to your cluster, or run `streamproc kafka start`."
         )
     bootstrap = start_broker(data_dir=kafka_dir)
-    log.info("started the local Kafka broker at %s (stop it with `streamproc kafka stop`)", bootstrap)
+    log.info(
+        "started the local Kafka broker at %s (stop it with `streamproc kafka stop`)", bootstrap
+    )
     return bootstrap
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
-    from streamproc.localkafka import broker_status, start_broker, stop_broker
+    from streamproc.localkafka import broker_status, ensure_kafka, start_broker, stop_broker
 
     settings = _settings(args)
+    if args.action == "install":
+        print(ensure_kafka())
+        return 0
     if settings.broker:
         print(f"STREAMPROC_BROKER is set: using {settings.broker}; no local broker is managed.")
         return 0
@@ -85,7 +90,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streamproc.core.policy import load_policy
     from streamproc.replay import replay_file
 
-    counts = replay_file(args.input, args.out, load_policy(args.policy), retrain_for_real=args.retrain)
+    counts = replay_file(
+        args.input, args.out, load_policy(args.policy), retrain_for_real=args.retrain
+    )
     for topic, n in sorted(counts.items()):
         print(f"{topic}\t{n}")
     return 0
@@ -109,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     k = sub.add_parser("kafka", help="manage the local Apache Kafka broker")
-    k.add_argument("action", choices=["start", "stop", "status"])
+    k.add_argument("action", choices=["install", "start", "stop", "status"])
     k.add_argument("--port", type=int, help="broker port (default: a free one)")
     k.add_argument("--kafka-dir", help="broker data dir (default: DATA_DIR/kafka)")
     _common(k)

@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 |---|---|---|
-| STREAMPROC_BROKER | (local broker) | bootstrap servers of an existing cluster; nothing is started |
+| STREAMPROC_BROKER | (local broker) | bootstrap servers of a cluster; then nothing is started |
 | STREAMPROC_TOPIC_PREFIX | "" | prepended to every topic name |
 | STREAMPROC_PARTITIONS | 4 | partitions of the source topics created on worker start |
 | STREAMPROC_POLICY | (default policy) | trigger policy TOML file |
@@ -56,7 +56,9 @@ class Settings:
             topic_prefix=env.get("STREAMPROC_TOPIC_PREFIX", ""),
             partitions=int(env.get("STREAMPROC_PARTITIONS", "4")),
             policy_file=env.get("STREAMPROC_POLICY") or None,
-            data_dir=Path(env["STREAMPROC_DATA_DIR"]) if env.get("STREAMPROC_DATA_DIR") else _default_data_dir(),
+            data_dir=Path(env["STREAMPROC_DATA_DIR"])
+            if env.get("STREAMPROC_DATA_DIR")
+            else _default_data_dir(),
             app_id=env.get("STREAMPROC_APP_ID", "streamproc"),
             web_port=int(env.get("STREAMPROC_WEB_PORT", "6066")),
         )

@@ -44,7 +44,9 @@ class ReplayEvent:
     input_index: int
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"topic": self.topic, "value": self.value, "input_index": self.input_index})
+        return orjson.dumps(
+            {"topic": self.topic, "value": self.value, "input_index": self.input_index}
+        )
 
 
 def instant_deployment(req: RetrainRequest) -> DeploymentEvent:
@@ -68,8 +70,10 @@ def replay(
 ) -> Iterator[ReplayEvent]:
     """Yield the events the live worker would emit for these input lines."""
     monitors = Monitors(book, window=window)
-    registry = FileRegistry(tempfile.mkdtemp(prefix="streamproc-replay-")) if retrain_for_real else None
-    offsets = dict.fromkeys(INPUT_TOPICS + ("deployments", "retrain-results"), 0)
+    registry = (
+        FileRegistry(tempfile.mkdtemp(prefix="streamproc-replay-")) if retrain_for_real else None
+    )
+    offsets = dict.fromkeys((*INPUT_TOPICS, "deployments", "retrain-results"), 0)
     last_ts = 0.0
     for index, line in enumerate(lines):
         if not line.strip():
@@ -91,7 +95,13 @@ def replay(
             yield ReplayEvent("retrain-requests", to_dict(req), index)
             for follow_topic, follow in _aftermath(req, monitors, registry):
                 offsets[follow_topic] += 1
-                route(monitors, follow_topic, encode(follow), SourceRef(follow_topic, 0, offsets[follow_topic]), req.ts)
+                route(
+                    monitors,
+                    follow_topic,
+                    encode(follow),
+                    SourceRef(follow_topic, 0, offsets[follow_topic]),
+                    req.ts,
+                )
                 yield ReplayEvent(follow_topic, to_dict(follow), index)
 
 
@@ -114,9 +124,13 @@ def _split(line: bytes) -> tuple[str, bytes, str | None]:
     except orjson.JSONDecodeError as exc:
         return "", b"", f"input line is not valid JSON ({exc}); write one JSON object per line."
     if not isinstance(rec, dict) or rec.get("topic") not in INPUT_TOPICS or "value" not in rec:
-        return "", b"", (
-            "input line must be {\"topic\": \"predictions\" | \"labels\" | \"metrics\", "
-            "\"value\": {...}}; fix the record."
+        return (
+            "",
+            b"",
+            (
+                'input line must be {"topic": "predictions" | "labels" | "metrics", '
+                '"value": {...}}; fix the record.'
+            ),
         )
     return rec["topic"], orjson.dumps(rec["value"]), None
 

@@ -24,7 +24,7 @@ T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z: event time starts here in generate
 
 
 def rule_model(concept: str = "A", flip: float = 0.0, seed: int = 7) -> Predictor:
-    """The 'initial model' an inference server starts with: a concept's rule, wrong ``flip`` of the time."""
+    """An inference server's initial model: a concept's rule, wrong ``flip`` of the time."""
     rng = random.Random(seed)
     rule = CONCEPTS[concept]
 
@@ -81,8 +81,9 @@ def interactions(
         )
 
 
-def seed_metrics(model_id: str, values: tuple[float, ...] = SEED_STEPS, t0: float = T0,
-                 interval: float = 60.0) -> list[dict[str, Any]]:
+def seed_metrics(
+    model_id: str, values: tuple[float, ...] = SEED_STEPS, t0: float = T0, interval: float = 60.0
+) -> list[dict[str, Any]]:
     """The seed's table: one ``drift`` metric per monitoring interval, with no model_version."""
     return [
         {"model_id": model_id, "ts": t0 + (k + 1) * interval, "name": "drift", "value": v}

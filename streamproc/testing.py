@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streamproc.config import Settings
 
@@ -64,6 +65,50 @@ def produce(bootstrap: str, records: Iterable[tuple[str, str | bytes | None, byt
 
 def as_json(value: Any) -> bytes:
     return orjson.dumps(value)
+
+
+async def group_lag(bootstrap: str, group_id: str, topics: Sequence[str]) -> int:
+    """Records in ``topics`` not yet committed by consumer group ``group_id``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        parts = [
+            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
+        ]
+        if not parts:
+            await consumer.topics()  # refresh metadata once
+            parts = [
+                TopicPartition(t, p)
+                for t in topics
+                for p in (consumer.partitions_for_topic(t) or ())
+            ]
+        ends = await consumer.end_offsets(parts)
+        committed = await admin.list_consumer_group_offsets(group_id, partitions=parts)
+        lag = 0
+        for tp in parts:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(ends[tp] - done, 0)
+        return lag
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
+def wait_caught_up(
+    bootstrap: str, group_id: str, topics: Sequence[str], timeout: float = 60.0
+) -> None:
+    """Block until the group has committed every record now in ``topics``."""
+    deadline = time.monotonic() + timeout
+    lag = -1
+    while time.monotonic() < deadline:
+        lag = asyncio.run(group_lag(bootstrap, group_id, topics))
+        if lag == 0:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"group {group_id} still {lag} records behind after {timeout}s")
 
 
 class TopicReader:
@@ -118,7 +163,9 @@ class TopicReader:
             if predicate(self):
                 return
         counts = {t: len(self.of(t)) for t in self.topics}
-        raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}; seen {counts}")
+        raise TimeoutError(
+            f"timed out after {timeout}s waiting for {what or predicate}; seen {counts}"
+        )
 
     def settle(self, quiet_s: float = 2.0, timeout: float = 30.0) -> None:
         """Poll until nothing new has arrived for ``quiet_s`` seconds."""

@@ -252,7 +252,16 @@ class Cusum:
             "warmup": self.warmup,
             "shift": self.shift,
             "arl": self.arl,
-            "s": [self._n, self._sum, self._sumsq, self._binary, self._s, self._a, self._b, self._since],
+            "s": [
+                self._n,
+                self._sum,
+                self._sumsq,
+                self._binary,
+                self._s,
+                self._a,
+                self._b,
+                self._since,
+            ],
         }
 
     @classmethod

@@ -10,10 +10,11 @@ Examples
 >>> ev = parse_metric(b'{"model_id": "m", "ts": 10, "name": "drift", "value": 0.12}')
 >>> ev.name, ev.value, ev.model_version
 ('drift', 0.12, None)
->>> parse_metric(b'{"model_id": "m", "ts": 10, "name": "drift"}')
-Traceback (most recent call last):
-...
-streamproc.core.events.InvalidEvent: metric: required field 'value' is missing; add it (a finite number).
+>>> try:
+...     parse_metric(b'{"model_id": "m", "ts": 10, "name": "drift"}')
+... except InvalidEvent as exc:
+...     print(exc)
+metric: required field 'value' is missing; add it (a finite number).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class MetricEvent:
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """One piece of evidence behind a retrain request: what fired, at what value, on how much data."""
+    """One piece of evidence for a retrain: what fired, at what value, on how much data."""
 
     signal: str
     detector: str

@@ -43,7 +43,8 @@ def split_holdout(
 ) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
     """Hold out every ``every``-th of the last ``recent`` examples; train on the rest."""
     start = max(len(examples) - recent, 0)
-    train, holdout = [], []
+    train: list[Sequence[Any]] = []
+    holdout: list[Sequence[Any]] = []
     for i, ex in enumerate(examples):
         (holdout if i >= start and (i - start) % every == every - 1 else train).append(ex)
     return train, holdout
@@ -68,5 +69,7 @@ def decide(
         return GateDecision(True, candidate_error, None, n, margin, why)
     better = candidate_error <= current_error - margin
     op = "<=" if better else ">"
-    why = f"candidate error {candidate_error:.4f} {op} current {current_error:.4f} - {margin} on {n}"
+    why = (
+        f"candidate error {candidate_error:.4f} {op} current {current_error:.4f} - {margin} on {n}"
+    )
     return GateDecision(better, candidate_error, current_error, n, margin, why)

@@ -44,7 +44,7 @@ from streamproc.core.events import (
 from streamproc.core.labeljoin import Joined, LabelJoin
 from streamproc.core.policy import DEFAULT_POLICY, Policy
 
-__all__ = ["Example", "ModelMonitor", "UNKNOWN_VERSION"]
+__all__ = ["UNKNOWN_VERSION", "Example", "ModelMonitor"]
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +165,10 @@ class ModelMonitor:
 
     def on_result(self, ev: RetrainResult) -> None:
         """A retrain that ended without deployment stops muting new requests."""
-        if self.pending_request and ev.request_id == self.pending_request[0]:
-            if ev.status != "succeeded":
-                self.pending_request = None
-                self._count(f"retrain_{ev.status}")
+        pending = self.pending_request
+        if pending and ev.request_id == pending[0] and ev.status != "succeeded":
+            self.pending_request = None
+            self._count(f"retrain_{ev.status}")
 
     # ------------------------------------------------------------------ decisions
 
@@ -245,7 +245,9 @@ class ModelMonitor:
     # ------------------------------------------------------------------ helpers
 
     def _fresh_detectors(self) -> None:
-        dets: dict[str, Detector] = {f"metric:{r.name}": r.detector() for r in self.policy.metric_rules}
+        dets: dict[str, Detector] = {
+            f"metric:{r.name}": r.detector() for r in self.policy.metric_rules
+        }
         if self.policy.error is not None:
             dets[ERROR_SIGNAL] = self.policy.error.make()
         self.detectors = dets
@@ -302,7 +304,8 @@ class ModelMonitor:
         mon.detectors = {k: restore(v) for k, v in s["detectors"].items()}
         mon.join = LabelJoin.from_state(s["join"])
         mon.examples.extend(examples)
-        mon.pending_request = tuple(s["pending"]) if s["pending"] else None  # type: ignore[assignment]
+        pending = s["pending"]
+        mon.pending_request = (pending[0], pending[1]) if pending else None
         mon.last_request_ts = s["last_request_ts"]
         mon.offsets = s["offsets"]
         mon.counts = s["counts"]

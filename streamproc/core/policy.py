@@ -132,14 +132,18 @@ def load_policy_text(text: str, origin: str = "policy") -> PolicyBook:
         raise PolicyError(f"{origin} is not valid TOML ({exc}); fix the syntax.") from None
     unknown = set(doc) - {"default", "model"}
     if unknown:
-        raise PolicyError(f"{origin}: unknown top-level keys {sorted(unknown)}; use [default] and [[model]].")
+        raise PolicyError(
+            f"{origin}: unknown top-level keys {sorted(unknown)}; use [default] and [[model]]."
+        )
     default = _policy(doc.get("default", {}), DEFAULT_POLICY, f"{origin} [default]")
     overrides = []
     for i, table in enumerate(doc.get("model", [])):
         where = f"{origin} [[model]] #{i + 1}"
         match = table.get("match")
         if not isinstance(match, str) or not match:
-            raise PolicyError(f"{where}: 'match' is missing; give a model id or glob like 'fraud-*'.")
+            raise PolicyError(
+                f"{where}: 'match' is missing; give a model id or glob like 'fraud-*'."
+            )
         base = replace(default, name=table.get("name", match))
         overrides.append((match, _policy(table, base, where)))
     return PolicyBook(default=default, overrides=tuple(overrides))
@@ -148,7 +152,9 @@ def load_policy_text(text: str, origin: str = "policy") -> PolicyBook:
 def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
     unknown = set(table) - _POLICY_KEYS
     if unknown:
-        raise PolicyError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_POLICY_KEYS)}.")
+        raise PolicyError(
+            f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_POLICY_KEYS)}."
+        )
     changes: dict[str, Any] = {}
     if "name" in table:
         changes["name"] = str(table["name"])
@@ -164,7 +170,9 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
 
 def _metric_rule(m: Any, where: str) -> MetricRule:
     if not isinstance(m, dict) or not isinstance(m.get("name"), str):
-        raise PolicyError(f"{where}: each metrics entry needs a name, like {{ name = 'drift', above = 0.1 }}.")
+        raise PolicyError(
+            f"{where}: each metrics entry needs a name, like {{ name = 'drift', above = 0.1 }}."
+        )
     extra = set(m) - {"name", "above", "below"}
     if extra:
         raise PolicyError(f"{where}: metric {m['name']!r} has unknown keys {sorted(extra)}.")
@@ -181,7 +189,9 @@ def _error_rule(e: Any, where: str) -> ErrorRule | None:
     if e is False or e == {}:
         return None
     if not isinstance(e, dict):
-        raise PolicyError(f"{where}: 'error' must be a table like {{ detector = 'cusum' }} or false.")
+        raise PolicyError(
+            f"{where}: 'error' must be a table like {{ detector = 'cusum' }} or false."
+        )
     params = {k: v for k, v in e.items() if k != "detector"}
     rule = ErrorRule(detector=str(e.get("detector", "cusum")), params=tuple(sorted(params.items())))
     try:

@@ -8,7 +8,8 @@ Examples
 --------
 >>> monitors = Monitors()
 >>> src = SourceRef("metrics", 0, 0)
->>> out = route(monitors, "metrics", b'{"model_id": "m", "ts": 1, "name": "drift", "value": 0.5}', src, 1.0)
+>>> raw = b'{"model_id": "m", "ts": 1, "name": "drift", "value": 0.5}'
+>>> out = route(monitors, "metrics", raw, src, 1.0)
 >>> len(out.requests), out.dead_letter
 (1, None)
 >>> bad = route(monitors, "metrics", b'{"model_id": "m"', SourceRef("metrics", 0, 1), 1.0)

@@ -85,7 +85,9 @@ def install(w: Wiring) -> None:
                     log.info(
                         "model %s: retrain requested (%s)",
                         req.model_id,
-                        ", ".join(f"{r.signal} {r.value:.4g} vs {r.threshold:.4g}" for r in req.reasons),
+                        ", ".join(
+                            f"{r.signal} {r.value:.4g} vs {r.threshold:.4g}" for r in req.reasons
+                        ),
                     )
                     await send_acked(w.requests, req.model_id, encode(req))
             for model_id, snapshot in monitors.drain_dirty().items():

@@ -65,6 +65,10 @@ def create_app(settings: Settings, bootstrap: str, store: str = "memory://") -> 
         web_in_thread=False,
         stream_wait_empty=False,
         broker_commit_every=1000,
+        # Fail over to a surviving worker in seconds, not the default minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=10.0,
         broker_commit_interval=1.0,
         producer_max_request_size=4 * 1024 * 1024,
         table_cleanup_interval=3600.0,

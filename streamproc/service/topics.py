@@ -29,8 +29,10 @@ async def ensure_topics(settings: Settings, bootstrap: str) -> None:
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(n, num_partitions=settings.partitions, replication_factor=1)
-                     for n in missing]
+                    [
+                        NewTopic(n, num_partitions=settings.partitions, replication_factor=1)
+                        for n in missing
+                    ]
                 )
                 log.info("created topics %s with %d partitions", missing, settings.partitions)
             except TopicAlreadyExistsError:

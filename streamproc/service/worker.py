@@ -1,4 +1,4 @@
-"""Run a worker: create the source topics, build the app, install the agents, serve until stopped."""
+"""Run a worker: create the source topics, build the app, add the agents, serve until stopped."""
 
 from __future__ import annotations
 
@@ -28,5 +28,8 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
         settings.partitions,
         settings.web_port,
     )
-    worker = faust.Worker(wiring.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # Keep the logging the CLI configured: faust would otherwise disable our loggers.
+    worker = faust.Worker(
+        wiring.app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False
+    )
     worker.execute_from_commandline()

@@ -26,16 +26,29 @@ import hashlib
 import logging
 import pickle
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from streamproc.core.events import DeploymentEvent, RetrainRequest, RetrainResult
+from streamproc.core.events import DeploymentEvent, RetrainRequest, RetrainResult, to_dict
 from streamproc.core.gate import current_error, decide, split_holdout
+from streamproc.core.monitor import error_of
 from streamproc.core.registry import FileRegistry
 from streamproc.core.training import train
 
-__all__ = ["RetrainLedger", "RetrainOutcome", "candidate_version", "retrain"]
+__all__ = [
+    "Candidate",
+    "RetrainLedger",
+    "RetrainOutcome",
+    "TrainerError",
+    "TrainingJob",
+    "builtin_trainer",
+    "candidate_version",
+    "failed",
+    "judge",
+    "prepare",
+    "retrain",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +110,142 @@ class RetrainOutcome:
     deployment: DeploymentEvent | None
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingJob:
+    """What a trainer receives: the request, examples to learn from, and a holdout to predict.
+
+    Examples are ``[features, label, prediction, version, ts]``, oldest first. The trainer never
+    learns from the holdout; it returns its predictions for it, and the gate scores them.
+    """
+
+    request: RetrainRequest
+    deployed_version: str
+    train: tuple[Sequence[Any], ...]
+    holdout: tuple[Sequence[Any], ...]
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "request": to_dict(self.request),
+            "deployed_version": self.deployed_version,
+            "train": [{"features": ex[0], "label": ex[1], "ts": ex[4]} for ex in self.train],
+            "holdout": [{"features": ex[0]} for ex in self.holdout],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A trainer's answer: the artifact (bytes, or the URI it lives at) and holdout predictions."""
+
+    holdout_predictions: tuple[Any, ...]
+    artifact: bytes | None = None
+    artifact_uri: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+
+class TrainerError(RuntimeError):
+    """Training did not produce a candidate. ``transient`` failures are retried with backoff."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
 def candidate_version(request_id: str) -> str:
     """Deterministic, so a job re-run after a crash registers and deploys the same version."""
     return "v-" + hashlib.sha256(request_id.encode()).hexdigest()[:10]
+
+
+def prepare(
+    request: RetrainRequest,
+    examples: Sequence[Sequence[Any]],
+    deployed_version: str,
+    min_examples: int = 50,
+) -> TrainingJob:
+    """Choose the examples to learn from and the holdout to judge on.
+
+    Raises
+    ------
+    TrainerError
+        When there are too few labelled examples to train and judge a candidate.
+    """
+    if len(examples) < min_examples:
+        raise TrainerError(
+            f"only {len(examples)} labelled examples for {request.model_id} (< {min_examples}); "
+            "send labels for its predictions, or lower the minimum"
+        )
+    span = training_span(request, examples, min_examples)
+    train_set, holdout = split_holdout(span)
+    return TrainingJob(request, deployed_version, tuple(train_set), tuple(holdout))
+
+
+def builtin_trainer(job: TrainingJob) -> Candidate:
+    """The built-in trainer: a river model fit on the job's examples, pickled."""
+    try:
+        model = train(job.train)
+    except (ValueError, TypeError) as exc:
+        raise TrainerError(f"training failed: {exc}") from None
+    answers = tuple(model.predict(ex[0]) for ex in job.holdout)
+    return Candidate(answers, artifact=pickle.dumps(model), metrics={"task": model.task})
+
+
+def judge(
+    job: TrainingJob,
+    candidate: Candidate,
+    registry: FileRegistry,
+    now: float,
+    margin: float = 0.0,
+) -> RetrainOutcome:
+    """Gate the candidate against the deployed version; register and deploy it if it wins."""
+    req = job.request
+    rid, mid = req.request_id, req.model_id
+    if len(candidate.holdout_predictions) != len(job.holdout):
+        return failed(
+            req,
+            now,
+            f"trainer answered {len(candidate.holdout_predictions)} holdout predictions for "
+            f"{len(job.holdout)} holdout examples; return one prediction per holdout example",
+        )
+    cand_err = holdout_error(job.holdout, candidate.holdout_predictions)
+    cur_err, n_cur = current_error(job.holdout, job.deployed_version)
+    verdict = decide(cand_err, cur_err, n_cur, margin)
+    version = candidate_version(rid)
+    metrics = {
+        **candidate.metrics,
+        "candidate_error": cand_err,
+        "current_error": cur_err,
+        "holdout": len(job.holdout),
+        "holdout_current": n_cur,
+        "train": len(job.train),
+        "gate": verdict.why,
+    }
+    if not verdict.promote:
+        log.info("model %s: candidate %s rejected (%s)", mid, version, verdict.why)
+        return RetrainOutcome(RetrainResult(rid, mid, "rejected", now, version, metrics), None)
+    uri = candidate.artifact_uri
+    if candidate.artifact is not None:
+        mv = registry.register(
+            mid,
+            version,
+            candidate.artifact,
+            created_ts=now,
+            parent_version=job.deployed_version,
+            request_id=rid,
+            metrics=metrics,
+        )
+        uri = mv.artifact_uri
+    result = RetrainResult(rid, mid, "succeeded", now, version, metrics)
+    deployment = DeploymentEvent(
+        deployment_id="dep-" + rid.removeprefix("rr-"),
+        model_id=mid,
+        version=version,
+        action="promote",
+        ts=now,
+        request_id=rid,
+        previous_version=job.deployed_version,
+        artifact_uri=uri,
+        metrics=metrics,
+    )
+    return RetrainOutcome(result, deployment)
 
 
 def retrain(
@@ -109,65 +255,24 @@ def retrain(
     registry: FileRegistry,
     now: float,
     margin: float = 0.0,
-    min_examples: int = 50,
+    trainer: Callable[[TrainingJob], Candidate] = builtin_trainer,
 ) -> RetrainOutcome:
-    """Train, gate and register a candidate for ``request``; never raises for bad data.
-
-    ``examples`` are ``[features, label, prediction, version, ts]``, oldest first.
-    """
-    rid, mid = request.request_id, request.model_id
-    if len(examples) < min_examples:
-        return _failed(
-            request,
-            now,
-            f"only {len(examples)} labelled examples for {mid} (< {min_examples}); send labels "
-            "for its predictions, or lower the minimum",
-        )
-    examples = training_span(request, examples, min_examples)
-    train_set, holdout = split_holdout(examples)
+    """Prepare, train, gate and register in one call; a failure becomes a ``failed`` result."""
     try:
-        model = train(train_set)
-    except (ValueError, TypeError) as exc:
-        return _failed(request, now, f"training failed: {exc}")
-    cand_err = model.error(holdout)
-    cur_err, n_cur = current_error(holdout, deployed_version)
-    verdict = decide(cand_err, cur_err, n_cur, margin)
-    version = candidate_version(rid)
-    metrics = {
-        "candidate_error": cand_err,
-        "current_error": cur_err,
-        "holdout": len(holdout),
-        "holdout_current": n_cur,
-        "train": len(train_set),
-        "task": model.task,
-        "gate": verdict.why,
-    }
-    if not verdict.promote:
-        log.info("model %s: candidate %s rejected (%s)", mid, version, verdict.why)
-        result = RetrainResult(rid, mid, "rejected", now, version, metrics)
-        return RetrainOutcome(result, None)
-    mv = registry.register(
-        mid,
-        version,
-        pickle.dumps(model),
-        created_ts=now,
-        parent_version=deployed_version,
-        request_id=rid,
-        metrics=metrics,
+        job = prepare(request, examples, deployed_version)
+        candidate = trainer(job)
+    except TrainerError as exc:
+        return failed(request, now, str(exc))
+    return judge(job, candidate, registry, now, margin)
+
+
+def holdout_error(holdout: Sequence[Sequence[Any]], predictions: Sequence[Any]) -> float:
+    """Mean error of ``predictions`` against the holdout labels (0/1, or absolute)."""
+    if not holdout:
+        return float("nan")
+    return sum(error_of(p, ex[1]) for p, ex in zip(predictions, holdout, strict=True)) / len(
+        holdout
     )
-    result = RetrainResult(rid, mid, "succeeded", now, version, metrics)
-    deployment = DeploymentEvent(
-        deployment_id="dep-" + rid.removeprefix("rr-"),
-        model_id=mid,
-        version=version,
-        action="promote",
-        ts=now,
-        request_id=rid,
-        previous_version=deployed_version,
-        artifact_uri=mv.artifact_uri,
-        metrics=metrics,
-    )
-    return RetrainOutcome(result, deployment)
 
 
 def training_span(
@@ -185,7 +290,8 @@ def training_span(
     return recent if len(recent) >= min_examples else examples[-min_examples:]
 
 
-def _failed(request: RetrainRequest, now: float, error: str) -> RetrainOutcome:
+def failed(request: RetrainRequest, now: float, error: str) -> RetrainOutcome:
+    """A ``failed`` result carrying the error, and no deployment."""
     log.warning("model %s: retrain %s failed: %s", request.model_id, request.request_id, error)
     result = RetrainResult(request.request_id, request.model_id, "failed", now, error=error)
     return RetrainOutcome(result, None)

@@ -147,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from streamproc.core.policy import PolicyError
     from streamproc.localkafka import BrokerError
 
     try:
         return int(args.func(args) or 0)
-    except BrokerError as exc:
+    except (BrokerError, PolicyError) as exc:
         print(f"streamproc: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -45,7 +45,6 @@ class Settings:
     data_dir: Path = Path()
     app_id: str = "streamproc"
     web_port: int = 6066
-    training_window: int = 1000
     gate_margin: float = 0.0
 
     @classmethod

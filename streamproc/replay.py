@@ -66,10 +66,9 @@ def replay(
     lines: Iterable[bytes],
     book: PolicyBook | None = None,
     retrain_for_real: bool = False,
-    window: int = 1000,
 ) -> Iterator[ReplayEvent]:
     """Yield the events the live worker would emit for these input lines."""
-    monitors = Monitors(book, window=window)
+    monitors = Monitors(book)
     registry = (
         FileRegistry(tempfile.mkdtemp(prefix="streamproc-replay-")) if retrain_for_real else None
     )

@@ -74,16 +74,12 @@ async def group_lag(bootstrap: str, group_id: str, topics: Sequence[str]) -> int
     await consumer.start()
     await admin.start()
     try:
+        described = await admin.describe_topics(list(topics))
         parts = [
-            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
+            TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
         ]
-        if not parts:
-            await consumer.topics()  # refresh metadata once
-            parts = [
-                TopicPartition(t, p)
-                for t in topics
-                for p in (consumer.partitions_for_topic(t) or ())
-            ]
+        if len({tp.topic for tp in parts}) != len(set(topics)):
+            raise RuntimeError(f"some of {topics} do not exist (found {parts})")
         ends = await consumer.end_offsets(parts)
         committed = await admin.list_consumer_group_offsets(group_id, partitions=parts)
         lag = 0

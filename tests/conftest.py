@@ -36,6 +36,9 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
+# Scripts the integration tests run as external trainers: programs, not test modules.
+collect_ignore_glob = ["integration/trainers/*"]
+
 _counter = itertools.count()
 
 
@@ -55,9 +58,10 @@ class Stack:
     def group_id(self) -> str:
         return self.settings.topic_prefix + self.settings.app_id
 
-    def start_worker(self, **overrides: object) -> WorkerProcess:
+    def start_worker(self, env: dict[str, str] | None = None, **overrides: object) -> WorkerProcess:
         s = self.settings.with_(web_port=free_port(), **overrides)
-        w = WorkerProcess(s, self.bootstrap, s.data_dir / f"worker{len(self.workers)}.log")
+        log = s.data_dir / f"worker{len(self.workers)}.log"
+        w = WorkerProcess(s, self.bootstrap, log, extra_env=env or {})
         self.workers.append(w.start())
         w.wait_assigned(90)
         return w

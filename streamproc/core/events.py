@@ -438,11 +438,10 @@ def encode(event: Any) -> bytes:
 def dead_letter(source: SourceRef, error: str, raw: bytes | str | None, ts: float) -> DeadLetter:
     """A dead letter for ``raw``, its text truncated so one bad giant record stays small."""
     if raw is None:
-        text = ""
-    elif isinstance(raw, bytes):
-        text = raw[: MAX_RAW_CHARS * 4].decode("utf-8", errors="backslashreplace")
-    else:
-        text = raw
-    if len(text) > MAX_RAW_CHARS:
-        text = text[:MAX_RAW_CHARS] + f"... [truncated, {len(raw or b'')} bytes in all]"
+        return DeadLetter(source=source, error=error, raw="", ts=ts)
+    data = raw.encode("utf-8", errors="surrogatepass") if isinstance(raw, str) else raw
+    # Decode only a prefix: a 50 MB record must not cost 50 MB of text.
+    text = data[: MAX_RAW_CHARS * 4].decode("utf-8", errors="backslashreplace")
+    if len(text) > MAX_RAW_CHARS or len(data) > MAX_RAW_CHARS * 4:
+        text = text[:MAX_RAW_CHARS] + f"... [truncated, {len(data)} bytes in all]"
     return DeadLetter(source=source, error=error, raw=text, ts=ts)

@@ -141,21 +141,21 @@ class LabelJoin:
     def state(self) -> dict[str, Any]:
         return {
             "limits": [self.max_pending, self.ttl_s, self.max_early],
-            "pending": self._pending,
-            "early": self._early,
+            "pending": dict(self._pending),
+            "early": dict(self._early),
             "recent": list(self._recent),
             "now": self._now,
-            "counts": self.counts,
+            "counts": dict(self.counts),
             "latency_sum": self.latency_sum,
         }
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> LabelJoin:
         j = cls(*s["limits"])
-        j._pending = s["pending"]
-        j._early = s["early"]
+        j._pending = dict(s["pending"])
+        j._early = dict(s["early"])
         j._recent = dict.fromkeys(s["recent"])
         j._now = s["now"]
-        j.counts = s["counts"]
+        j.counts = dict(s["counts"])
         j.latency_sum = s["latency_sum"]
         return j

@@ -43,6 +43,7 @@ from streamproc.core.events import (
 )
 from streamproc.core.labeljoin import Joined, LabelJoin
 from streamproc.core.policy import DEFAULT_POLICY, Policy
+from streamproc.core.rollback import RollbackWatch
 
 __all__ = ["UNKNOWN_VERSION", "Example", "ModelMonitor"]
 
@@ -54,6 +55,8 @@ ERROR_SIGNAL: Final = "error"
 
 # A labelled example as kept for training: [features, label, prediction, version, ts].
 Example = list[Any]
+# What one record can make a monitor emit: a retrain request, or a rollback deployment.
+Emitted = RetrainRequest | DeploymentEvent | None
 
 
 def error_of(prediction: Any, label: Any) -> float:
@@ -88,19 +91,20 @@ class ModelMonitor:
         The model this monitor watches.
     policy
         The trigger policy that applies to it.
-    window
-        Labelled examples kept for retraining (most recent first out).
     """
 
-    def __init__(self, model_id: str, policy: Policy = DEFAULT_POLICY, window: int = 1000):
+    def __init__(self, model_id: str, policy: Policy = DEFAULT_POLICY):
         self.model_id = model_id
         self.policy = policy
         self.version = UNKNOWN_VERSION
         self.version_deployed = False  # True once a deployment event set the version
         self.detectors: dict[str, Detector] = {}
-        self.join = LabelJoin()
-        self.examples: deque[Example] = deque(maxlen=window)
+        lim = policy.join
+        self.join = LabelJoin(lim.max_pending, lim.ttl_s, lim.max_early)
+        self.examples: deque[Example] = deque(maxlen=policy.training_window)
         self.pending_request: tuple[str, float] | None = None
+        self.watch: RollbackWatch | None = None
+        self.last_change_ts: float | None = None
         self.last_request_ts: float | None = None
         self.last_deployment_id: str | None = None
         self.offsets: dict[str, int] = {}
@@ -121,7 +125,7 @@ class ModelMonitor:
         self.offsets[key] = source.offset
         return True
 
-    def on_prediction(self, ev: PredictionEvent, source: SourceRef | None) -> RetrainRequest | None:
+    def on_prediction(self, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
         self._seen(ev.ts, "predictions")
         self._observe_version(ev.model_version)
         joined = self.join.add_prediction(
@@ -129,7 +133,7 @@ class ModelMonitor:
         )
         return self._on_joined(joined, source) if joined else None
 
-    def on_label(self, ev: LabelEvent, source: SourceRef | None) -> RetrainRequest | None:
+    def on_label(self, ev: LabelEvent, source: SourceRef | None) -> Emitted:
         self._seen(ev.ts, "labels")
         joined = self.join.add_label(ev.event_id, ev.ts, ev.label)
         return self._on_joined(joined, source) if joined else None
@@ -152,10 +156,27 @@ class ModelMonitor:
         return None
 
     def on_deployment(self, ev: DeploymentEvent) -> None:
-        """A new version is live: monitoring resumes against it with fresh detectors."""
+        """A new version is live: monitoring resumes against it with fresh detectors.
+
+        After a promotion, the new version's live error is watched against the previous
+        version's recent error, and a rollback follows if it is significantly worse.
+        """
         if ev.deployment_id == self.last_deployment_id:
             return
         self._seen(ev.ts, "deployments")
+        self.watch = None
+        rule = self.policy.rollback
+        previous = ev.previous_version or self.version
+        if rule and ev.action == "promote" and previous not in (ev.version, UNKNOWN_VERSION):
+            baseline = self._recent_errors(previous, rule.baseline_n)
+            if len(baseline) >= 30:
+                self.watch = RollbackWatch.from_errors(
+                    previous,
+                    baseline,
+                    min_samples=rule.min_samples,
+                    max_samples=rule.max_samples,
+                    z=rule.z,
+                )
         self.last_deployment_id = ev.deployment_id
         self.version = ev.version
         self.version_deployed = True
@@ -172,15 +193,17 @@ class ModelMonitor:
 
     # ------------------------------------------------------------------ decisions
 
-    def _on_joined(self, j: Joined, source: SourceRef | None) -> RetrainRequest | None:
+    def _on_joined(self, j: Joined, source: SourceRef | None) -> Emitted:
         self.examples.append([j.features, j.label, j.prediction, j.version, j.label_ts])
         if j.version != self.version:
             self._count("stale_joins")  # answered a prediction by another version
             return None
+        err = error_of(j.prediction, j.label)
+        if self.watch is not None and self.watch.update(err):
+            return self._rollback(j)
         det = self.detectors.get(ERROR_SIGNAL)
         if det is None:
             return None
-        err = error_of(j.prediction, j.label)
         if det.update(err):
             return self._fired(ERROR_SIGNAL, det, err, j.label_ts, f"label:{j.event_id}", source)
         return None
@@ -197,6 +220,7 @@ class ModelMonitor:
         details = det.details()
         if signal == ERROR_SIGNAL and details.get("since_change"):
             details["change_ts"] = self._change_ts(int(details["since_change"]))
+            self.last_change_ts = details["change_ts"]
         reason = Reason(
             signal=signal,
             detector=det.kind,
@@ -222,6 +246,41 @@ class ModelMonitor:
             reasons=reasons,
             policy=self.policy.name,
             source=source,
+        )
+
+    def _recent_errors(self, version: str, limit: int) -> list[float]:
+        """The version's latest live errors: since the last detected change if enough, else all."""
+        mine = [ex for ex in self.examples if ex[3] == version and ex[2] is not None]
+        since = self.last_change_ts
+        if since is not None:
+            after = [ex for ex in mine if ex[4] >= since]
+            mine = after if len(after) >= 30 else mine
+        return [error_of(ex[2], ex[1]) for ex in mine[-limit:]]
+
+    def _rollback(self, j: Joined) -> DeploymentEvent:
+        watch = self.watch
+        assert watch is not None
+        self.watch = None
+        evidence = watch.evidence()
+        digest = hashlib.sha256(
+            f"{self.model_id}|{self.version}|{watch.previous_version}|{j.event_id}".encode()
+        ).hexdigest()[:24]
+        self._count("rollbacks")
+        log.warning(
+            "model %s: rolling %s back to %s (%s)",
+            self.model_id,
+            self.version,
+            watch.previous_version,
+            evidence,
+        )
+        return DeploymentEvent(
+            deployment_id=f"rb-{digest}",
+            model_id=self.model_id,
+            version=watch.previous_version,
+            action="rollback",
+            ts=j.label_ts,
+            previous_version=self.version,
+            metrics=evidence,
         )
 
     def _change_ts(self, since: int) -> float | None:
@@ -283,6 +342,8 @@ class ModelMonitor:
                 "join": self.join.state(),
                 "examples": [list(self.examples), self.examples.maxlen],
                 "pending": self.pending_request,
+                "watch": self.watch.state() if self.watch else None,
+                "last_change_ts": self.last_change_ts,
                 "last_request_ts": self.last_request_ts,
                 "offsets": self.offsets,
                 "counts": self.counts,
@@ -299,7 +360,8 @@ class ModelMonitor:
                 "reset the worker's state (new application id) to start from fresh detectors."
             )
         examples, maxlen = s["examples"]
-        mon = cls(s["model_id"], policy, window=maxlen)
+        mon = cls(s["model_id"], policy)
+        mon.examples = deque(maxlen=maxlen)
         mon.version, mon.version_deployed, mon.last_deployment_id = s["version"]
         mon.detectors = {k: restore(v) for k, v in s["detectors"].items()}
         mon.join = LabelJoin.from_state(s["join"])
@@ -307,6 +369,8 @@ class ModelMonitor:
         pending = s["pending"]
         mon.pending_request = (pending[0], pending[1]) if pending else None
         mon.last_request_ts = s["last_request_ts"]
+        mon.watch = RollbackWatch.from_state(s["watch"]) if s["watch"] else None
+        mon.last_change_ts = s["last_change_ts"]
         mon.offsets = s["offsets"]
         mon.counts = s["counts"]
         mon.last_ts = s["last_ts"]

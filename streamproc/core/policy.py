@@ -9,8 +9,12 @@ CUSUM on the error rate of predictions joined with their labels.
 
     [default]
     cooldown_s = 0            # event-time seconds after a request in which no new one is made
+    training_window = 1000    # labelled examples kept per model for retraining
+    join = { ttl_s = 86400, max_pending = 2000, max_early = 500 }
     metrics = [{ name = "drift", above = 0.1 }]
     error = { detector = "cusum", warmup = 500, shift = 0.5, arl = 1e6 }
+    rollback = { min_samples = 200, max_samples = 5000, z = 3.7 }   # or false
+    trainer = "builtin"       # or { kind = "command", argv = [...] }, { kind = "webhook", ... }
 
     [[model]]
     match = "fraud-*"
@@ -32,6 +36,7 @@ Examples
 from __future__ import annotations
 
 import fnmatch
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,10 +47,12 @@ from streamproc.core.detectors import Detector, make_detector
 __all__ = [
     "DEFAULT_POLICY",
     "ErrorRule",
+    "JoinLimits",
     "MetricRule",
     "Policy",
     "PolicyBook",
     "PolicyError",
+    "RollbackRule",
     "load_policy",
     "load_policy_text",
 ]
@@ -79,13 +86,38 @@ class ErrorRule:
 
 
 @dataclass(frozen=True, slots=True)
+class RollbackRule:
+    """Roll a promotion back when the new version's live error is significantly worse."""
+
+    min_samples: int = 200
+    max_samples: int = 5000
+    z: float = 3.7
+    baseline_n: int = 500  # previous version's most recent errors that form the baseline
+
+
+@dataclass(frozen=True, slots=True)
+class JoinLimits:
+    """Bounds of the delayed-label join, per model; what they evict is counted."""
+
+    ttl_s: float = 86400.0  # event-time seconds a prediction waits for its label
+    max_pending: int = 2000  # predictions waiting at most
+    max_early: int = 500  # labels waiting for a prediction not seen yet
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """Everything that decides when one model is retrained."""
 
     name: str = "default"
     metric_rules: tuple[MetricRule, ...] = (MetricRule("drift", above=0.1),)
     error: ErrorRule | None = field(default_factory=ErrorRule)
+    rollback: RollbackRule | None = field(default_factory=RollbackRule)
+    # How candidates are trained: None is the built-in river trainer; else a table such as
+    # {kind = "command", argv = [...]} or {kind = "webhook", url = "..."} (streamproc.trainers).
+    trainer: tuple[tuple[str, Any], ...] | None = None
     cooldown_s: float = 0.0
+    training_window: int = 1000  # labelled examples kept per model for retraining
+    join: JoinLimits = field(default_factory=lambda: JoinLimits())
     # A request that produced no deployment or result by then no longer mutes new requests.
     pending_timeout_s: float = 3600.0
 
@@ -109,7 +141,18 @@ class PolicyBook:
 
 # --------------------------------------------------------------------------- loading
 
-_POLICY_KEYS = {"name", "metrics", "error", "cooldown_s", "pending_timeout_s", "match"}
+_POLICY_KEYS = {
+    "name",
+    "metrics",
+    "error",
+    "rollback",
+    "trainer",
+    "cooldown_s",
+    "pending_timeout_s",
+    "training_window",
+    "join",
+    "match",
+}
 
 
 def load_policy(path: str | Path | None) -> PolicyBook:
@@ -135,9 +178,17 @@ def load_policy_text(text: str, origin: str = "policy") -> PolicyBook:
         raise PolicyError(
             f"{origin}: unknown top-level keys {sorted(unknown)}; use [default] and [[model]]."
         )
-    default = _policy(doc.get("default", {}), DEFAULT_POLICY, f"{origin} [default]")
+    default_table = doc.get("default", {})
+    if not isinstance(default_table, dict):
+        raise PolicyError(f"{origin}: 'default' must be a table: write [default] on its own line.")
+    default = _policy(default_table, DEFAULT_POLICY, f"{origin} [default]")
+    models = doc.get("model", [])
+    if not isinstance(models, list) or not all(isinstance(t, dict) for t in models):
+        raise PolicyError(
+            f"{origin}: 'model' must be an array of tables: write [[model]] (double brackets)."
+        )
     overrides = []
-    for i, table in enumerate(doc.get("model", [])):
+    for i, table in enumerate(models):
         where = f"{origin} [[model]] #{i + 1}"
         match = table.get("match")
         if not isinstance(match, str) or not match:
@@ -159,9 +210,21 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
     if "name" in table:
         changes["name"] = str(table["name"])
     if "metrics" in table:
+        if not isinstance(table["metrics"], list):
+            raise PolicyError(
+                f"{where}: 'metrics' must be a list like [{{ name = 'drift', above = 0.1 }}]."
+            )
         changes["metric_rules"] = tuple(_metric_rule(m, where) for m in table["metrics"])
     if "error" in table:
         changes["error"] = _error_rule(table["error"], where)
+    if "trainer" in table:
+        changes["trainer"] = _trainer(table["trainer"], where)
+    if "rollback" in table:
+        changes["rollback"] = _rollback_rule(table["rollback"], where)
+    if "training_window" in table:
+        changes["training_window"] = _count(table["training_window"], f"{where} training_window")
+    if "join" in table:
+        changes["join"] = _join(table["join"], where)
     for key in ("cooldown_s", "pending_timeout_s"):
         if key in table:
             changes[key] = _non_negative(table[key], f"{where} {key}")
@@ -180,8 +243,8 @@ def _metric_rule(m: Any, where: str) -> MetricRule:
     if above is None and below is None:
         raise PolicyError(f"{where}: metric {m['name']!r} needs 'above' or 'below'.")
     for v in (above, below):
-        if v is not None and not isinstance(v, int | float):
-            raise PolicyError(f"{where}: metric {m['name']!r} thresholds must be numbers.")
+        if v is not None and not _is_finite_number(v):
+            raise PolicyError(f"{where}: metric {m['name']!r} thresholds must be finite numbers.")
     return MetricRule(m["name"], above=above, below=below)
 
 
@@ -193,6 +256,11 @@ def _error_rule(e: Any, where: str) -> ErrorRule | None:
             f"{where}: 'error' must be a table like {{ detector = 'cusum' }} or false."
         )
     params = {k: v for k, v in e.items() if k != "detector"}
+    for k, v in params.items():
+        if isinstance(v, bool) or (isinstance(v, float) and not math.isfinite(v)):
+            raise PolicyError(
+                f"{where}: error detector parameter {k} = {v!r} is not a usable number."
+            )
     rule = ErrorRule(detector=str(e.get("detector", "cusum")), params=tuple(sorted(params.items())))
     try:
         rule.make()
@@ -201,7 +269,63 @@ def _error_rule(e: Any, where: str) -> ErrorRule | None:
     return rule
 
 
+def _trainer(t: Any, where: str) -> tuple[tuple[str, Any], ...] | None:
+    if t == "builtin":
+        return None
+    kinds = ("builtin", "command", "webhook")
+    if not isinstance(t, dict) or t.get("kind") not in kinds:
+        raise PolicyError(
+            f"{where}: 'trainer' must be \"builtin\" or a table with kind = one of {kinds}."
+        )
+    if t["kind"] == "command" and not (isinstance(t.get("argv"), list) and t["argv"]):
+        raise PolicyError(f'{where}: a command trainer needs argv = ["program", "arg", ...].')
+    if t["kind"] == "webhook" and not isinstance(t.get("url"), str):
+        raise PolicyError(f'{where}: a webhook trainer needs url = "https://...".')
+    return tuple(sorted(t.items())) if t["kind"] != "builtin" else None
+
+
+def _rollback_rule(r: Any, where: str) -> RollbackRule | None:
+    if r is False:
+        return None
+    if not isinstance(r, dict):
+        raise PolicyError(
+            f"{where}: 'rollback' must be a table like {{ min_samples = 200 }} or false."
+        )
+    try:
+        rule = RollbackRule(**r)
+    except TypeError as exc:
+        raise PolicyError(
+            f"{where}: rollback has unknown keys ({exc}); use min_samples, "
+            "max_samples, z, baseline_n."
+        ) from None
+    if rule.min_samples < 10 or rule.max_samples < rule.min_samples or rule.z <= 0:
+        raise PolicyError(
+            f"{where}: rollback needs min_samples >= 10, max_samples >= min_samples, z > 0."
+        )
+    return rule
+
+
+def _join(j: Any, where: str) -> JoinLimits:
+    if not isinstance(j, dict) or set(j) - {"ttl_s", "max_pending", "max_early"}:
+        raise PolicyError(f"{where}: 'join' must be a table with ttl_s, max_pending, max_early.")
+    return JoinLimits(
+        ttl_s=_non_negative(j.get("ttl_s", 86400.0), f"{where} join.ttl_s"),
+        max_pending=_count(j.get("max_pending", 2000), f"{where} join.max_pending"),
+        max_early=_count(j.get("max_early", 500), f"{where} join.max_early"),
+    )
+
+
+def _count(v: Any, where: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise PolicyError(f"{where} must be a whole number >= 1, got {v!r}.")
+    return v
+
+
+def _is_finite_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _non_negative(v: Any, where: str) -> float:
-    if not isinstance(v, int | float) or v < 0:
+    if not _is_finite_number(v) or v < 0:
         raise PolicyError(f"{where} must be a number >= 0, got {v!r}.")
     return float(v)

@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import orjson
 
 __all__ = ["FileRegistry", "ModelVersion", "RegistryError"]
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+def _path_part(ident: str) -> str:
+    """An id as one safe path segment: injective, never '.', '..' or containing a separator."""
+    return quote(ident, safe="-_").replace(".", "%2E") or "%00"
 
 
 class RegistryError(RuntimeError):
@@ -56,7 +59,7 @@ class FileRegistry:
 
     def _dir(self, model_id: str, version: str) -> Path:
         # Ids come from the network: never let one climb out of the root.
-        return self.root / _SAFE.sub("_", model_id) / _SAFE.sub("_", version)
+        return self.root / _path_part(model_id) / _path_part(version)
 
     def register(
         self,
@@ -108,10 +111,10 @@ class FileRegistry:
         return data
 
     def versions(self, model_id: str) -> list[ModelVersion]:
-        base = self.root / _SAFE.sub("_", model_id)
+        base = self.root / _path_part(model_id)
         if not base.exists():
             return []
-        found = (self.get(model_id, p.name) for p in base.iterdir() if p.is_dir())
+        found = (self.get(model_id, unquote(p.name)) for p in base.iterdir() if p.is_dir())
         return sorted((v for v in found if v), key=lambda v: v.created_ts)
 
 

@@ -30,7 +30,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from streamproc.core.events import DeploymentEvent, RetrainRequest, RetrainResult, to_dict
+import orjson
+
+from streamproc.core.events import (
+    DeploymentEvent,
+    RetrainRequest,
+    RetrainResult,
+    parse_retrain_request,
+    to_dict,
+)
 from streamproc.core.gate import current_error, decide, split_holdout
 from streamproc.core.monitor import error_of
 from streamproc.core.registry import FileRegistry
@@ -54,6 +62,9 @@ log = logging.getLogger(__name__)
 
 Admission = Literal["start", "resume", "coalesce", "duplicate"]
 
+# Marks the results streamproc publishes, to tell them from an external trainer's answers.
+OURS: Mapping[str, Any] = {"by": "streamproc"}
+
 
 class RetrainLedger:
     """Handled request ids and the request in flight, for one model."""
@@ -62,19 +73,39 @@ class RetrainLedger:
         self.handled: deque[str] = deque(maxlen=remember)
         self.in_flight: str | None = None
         self.coalesced: list[str] = []
+        # For a job handed to an external trainer: its job (to judge the answer) and deadline.
+        self.waiting: dict[str, Any] | None = None
+        self.deadline: float | None = None
+        self.expired: str | None = None
 
-    def admit(self, request_id: str) -> Admission:
-        """What to do with a request: start it, resume it (seen before a crash), or skip it."""
+    def admit(self, request_id: str, now: float | None = None) -> Admission:
+        """What to do with a request: start it, resume it (seen before a crash), or skip it.
+
+        A job past its deadline no longer blocks the model: the new request starts, and
+        :attr:`expired` names the abandoned one (its ``failed`` result is the caller's to send).
+        """
+        self.expired = None
         if request_id in self.handled:
             return "duplicate"
         if self.in_flight == request_id:
             return "resume"
-        if self.in_flight is not None:
+        if self.in_flight is not None and not self._overdue(now):
             if request_id not in self.coalesced:
                 self.coalesced.append(request_id)
             return "coalesce"
+        if self.in_flight is not None:
+            self.expired = self.in_flight
+            self.finish(self.in_flight)
         self.in_flight = request_id
         return "start"
+
+    def _overdue(self, now: float | None) -> bool:
+        return now is not None and self.deadline is not None and now > self.deadline
+
+    def wait_for_external(self, job: dict[str, Any], deadline: float) -> None:
+        """The in-flight job now waits for an external trainer's result until ``deadline``."""
+        self.waiting = job
+        self.deadline = deadline
 
     def finish(self, request_id: str) -> list[str]:
         """Mark the job done; returns the request ids that were coalesced into it."""
@@ -85,6 +116,8 @@ class RetrainLedger:
         if self.in_flight == request_id:
             self.in_flight = None
             self.coalesced = []
+            self.waiting = None
+            self.deadline = None
         return merged
 
     def state(self) -> dict[str, Any]:
@@ -92,7 +125,9 @@ class RetrainLedger:
             "handled": list(self.handled),
             "remember": self.handled.maxlen,
             "in_flight": self.in_flight,
-            "coalesced": self.coalesced,
+            "coalesced": list(self.coalesced),
+            "waiting": self.waiting,
+            "deadline": self.deadline,
         }
 
     @classmethod
@@ -101,6 +136,8 @@ class RetrainLedger:
         led.handled.extend(s["handled"])
         led.in_flight = s["in_flight"]
         led.coalesced = list(s["coalesced"])
+        led.waiting = s.get("waiting")
+        led.deadline = s.get("deadline")
         return led
 
 
@@ -122,6 +159,19 @@ class TrainingJob:
     deployed_version: str
     train: tuple[Sequence[Any], ...]
     holdout: tuple[Sequence[Any], ...]
+
+    def state(self) -> dict[str, Any]:
+        """What must survive a restart while an external trainer works: enough to judge it."""
+        return {
+            "request": to_dict(self.request),
+            "deployed_version": self.deployed_version,
+            "holdout": [list(ex) for ex in self.holdout],
+        }
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> TrainingJob:
+        request = parse_retrain_request(orjson.dumps(s["request"]))
+        return cls(request, s["deployed_version"], (), tuple(s["holdout"]))
 
     def to_json_obj(self) -> dict[str, Any]:
         return {
@@ -220,7 +270,8 @@ def judge(
     }
     if not verdict.promote:
         log.info("model %s: candidate %s rejected (%s)", mid, version, verdict.why)
-        return RetrainOutcome(RetrainResult(rid, mid, "rejected", now, version, metrics), None)
+        rejected = RetrainResult(rid, mid, "rejected", now, version, metrics, extra=OURS)
+        return RetrainOutcome(rejected, None)
     uri = candidate.artifact_uri
     if candidate.artifact is not None:
         mv = registry.register(
@@ -233,7 +284,7 @@ def judge(
             metrics=metrics,
         )
         uri = mv.artifact_uri
-    result = RetrainResult(rid, mid, "succeeded", now, version, metrics)
+    result = RetrainResult(rid, mid, "succeeded", now, version, metrics, extra=OURS)
     deployment = DeploymentEvent(
         deployment_id="dep-" + rid.removeprefix("rr-"),
         model_id=mid,
@@ -293,5 +344,7 @@ def training_span(
 def failed(request: RetrainRequest, now: float, error: str) -> RetrainOutcome:
     """A ``failed`` result carrying the error, and no deployment."""
     log.warning("model %s: retrain %s failed: %s", request.model_id, request.request_id, error)
-    result = RetrainResult(request.request_id, request.model_id, "failed", now, error=error)
+    result = RetrainResult(
+        request.request_id, request.model_id, "failed", now, error=error, extra=OURS
+    )
     return RetrainOutcome(result, None)

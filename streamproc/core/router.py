@@ -26,6 +26,7 @@ from typing import Final
 
 from streamproc.core.events import (
     DeadLetter,
+    DeploymentEvent,
     InvalidEvent,
     RetrainRequest,
     SourceRef,
@@ -49,10 +50,11 @@ MONITORED_TOPICS: Final = ("predictions", "labels", "metrics", "deployments", "r
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one record caused: retrain requests, or the dead letter it became."""
+    """What one record caused: retrain requests, a rollback, or the dead letter it became."""
 
     model_id: str | None = None
     requests: tuple[RetrainRequest, ...] = ()
+    deployments: tuple[DeploymentEvent, ...] = ()
     dead_letter: DeadLetter | None = None
 
 
@@ -65,19 +67,15 @@ class Monitors:
         Policies by model id.
     load
         Returns a model's saved snapshot, or None; the live agent passes a table lookup.
-    window
-        Labelled examples each monitor keeps for training.
     """
 
     def __init__(
         self,
         book: PolicyBook | None = None,
         load: Callable[[str], bytes | None] | None = None,
-        window: int = 1000,
     ) -> None:
         self.book = book or PolicyBook()
         self._load = load
-        self.window = window
         self.live: dict[str, ModelMonitor] = {}
         self.dirty: set[str] = set()
 
@@ -86,10 +84,7 @@ class Monitors:
         if mon is None:
             policy = self.book.for_model(model_id)
             saved = self._load(model_id) if self._load else None
-            if saved:
-                mon = ModelMonitor.restore(saved, policy)
-            else:
-                mon = ModelMonitor(model_id, policy, window=self.window)
+            mon = ModelMonitor.restore(saved, policy) if saved else ModelMonitor(model_id, policy)
             self.live[model_id] = mon
         self.dirty.add(model_id)
         return mon
@@ -152,4 +147,6 @@ def _route(monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef)
         req = None
     else:
         raise ValueError(f"topic {topic!r} is not monitored")
+    if isinstance(req, DeploymentEvent):
+        return Outcome(model_id=mon.model_id, deployments=(req,))
     return Outcome(model_id=mon.model_id, requests=(req,) if req else ())

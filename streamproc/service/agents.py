@@ -1,10 +1,13 @@
 """faust agents: decode, call the core, encode, send.
 
 - ``drift``: predictions, labels, metrics, deployments and retrain results in batches; each
-  record goes through :func:`streamproc.core.router.route`; retrain requests and dead letters out;
-  each touched model's monitor snapshot is written to the ``monitors`` table once per batch.
-- ``retrainer``: retrain requests in; each is admitted by the model's ledger (handled once,
-  one in flight), trained and gated off the event loop, and its result and deployment published.
+  record goes through :func:`streamproc.core.router.route`; retrain requests, rollbacks and dead
+  letters out; each touched model's monitor snapshot is written to the ``monitors`` table once
+  per batch.
+- ``retrainer``: retrain requests in; each is admitted by the model's ledger (handled once, one
+  in flight), trained off the event loop (transient failures retried with backoff), gated, and its
+  result and deployment published. A webhook trainer's job completes in ``completions``.
+- ``completions``: results of external trainers in; the waiting job is judged and published.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -20,27 +23,41 @@ import orjson
 from streamproc.core.events import (
     InvalidEvent,
     RetrainRequest,
+    RetrainResult,
     SourceRef,
     dead_letter,
     encode,
     parse_retrain_request,
+    parse_retrain_result,
 )
 from streamproc.core.monitor import ModelMonitor
-from streamproc.core.policy import load_policy
+from streamproc.core.policy import PolicyBook, PolicyError, load_policy
 from streamproc.core.registry import FileRegistry
-from streamproc.core.retrain import RetrainLedger, retrain
+from streamproc.core.retrain import (
+    OURS,
+    Candidate,
+    RetrainLedger,
+    RetrainOutcome,
+    TrainerError,
+    TrainingJob,
+    failed,
+    judge,
+    prepare,
+)
 from streamproc.core.router import Monitors, route
 from streamproc.service.app import Wiring
+from streamproc.trainers import (
+    WebhookTrainer,
+    candidate_from_result,
+    retry_delays,
+    trainer_from_config,
+)
 
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.2
-
-
-def source_of(event: Any, logical: str | None = None) -> SourceRef:
-    msg = event.message
-    return SourceRef(logical or msg.topic, msg.partition, msg.offset)
+WEBHOOK_DEADLINE_S = 6 * 3600.0
 
 
 async def send_acked(topic: Any, key: str | bytes | None, value: bytes) -> None:
@@ -54,15 +71,14 @@ def install(w: Wiring) -> None:
     """Attach the agents to the app."""
     settings = w.settings
     book = load_policy(settings.policy_file)
-    registry = FileRegistry(settings.registry_dir)
+    check_trainers(book, w.results.get_topic_name())
+    retrains = Retrains(w, book, FileRegistry(settings.registry_dir))
     prefix = settings.topic_prefix
-    logical_of = {settings.topic(n): n for n in ("predictions", "labels", "metrics")}
-    logical_of |= {settings.topic(n): n for n in ("deployments", "retrain-results")}
-
-    def load_monitor(model_id: str) -> bytes | None:
-        return w.monitors.get(model_id)
-
-    monitors = Monitors(book, load=load_monitor, window=settings.training_window)
+    logical_of = {
+        settings.topic(n): n
+        for n in ("predictions", "labels", "metrics", "deployments", "retrain-results")
+    }
+    monitors = Monitors(book, load=w.monitors.get)
 
     @w.app.agent(w.monitored, name="drift")
     async def drift(stream: Any) -> None:
@@ -82,14 +98,11 @@ def install(w: Wiring) -> None:
                 if out.model_id is not None:
                     partition_of[out.model_id] = msg.partition
                 for req in out.requests:
-                    log.info(
-                        "model %s: retrain requested (%s)",
-                        req.model_id,
-                        ", ".join(
-                            f"{r.signal} {r.value:.4g} vs {r.threshold:.4g}" for r in req.reasons
-                        ),
-                    )
+                    log.info("model %s: retrain requested: %s", req.model_id, _why(req))
                     await send_acked(w.requests, req.model_id, encode(req))
+                for dep in out.deployments:
+                    log.warning("model %s: rollback to %s", dep.model_id, dep.version)
+                    await send_acked(w.deployments, dep.model_id, encode(dep))
             for model_id, snapshot in monitors.drain_dirty().items():
                 w.monitors.put(model_id, snapshot, partition_of[model_id])
 
@@ -97,45 +110,182 @@ def install(w: Wiring) -> None:
     async def retrainer(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
-            src = source_of(event, "retrain-requests")
             try:
                 req = parse_retrain_request(event.value)
             except InvalidEvent as exc:
+                src = SourceRef("retrain-requests", msg.partition, msg.offset)
                 dl = dead_letter(src, str(exc), event.value, msg.timestamp)
                 await w.dead_letters.send(key=msg.key, value=encode(dl))
                 continue
-            await handle_request(w, registry, req, msg.partition)
+            await retrains.handle(req, msg.partition)
 
-    w.app.retrainer = retrainer  # type: ignore[attr-defined]
-    w.app.drift = drift  # type: ignore[attr-defined]
+    @w.app.agent(w.results, name="completions")
+    async def completions(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                result = parse_retrain_result(event.value)
+            except InvalidEvent:
+                continue  # the drift agent dead-letters bad results; one letter is enough
+            if result.extra.get("by") != OURS["by"]:
+                await retrains.complete(result, event.message.partition)
 
 
-async def handle_request(w: Wiring, registry: FileRegistry, req: RetrainRequest, part: int) -> None:
-    """Admit one request through the model's ledger and run it once."""
-    mid = req.model_id
-    saved = w.retrains.get(mid)
-    ledger = RetrainLedger.from_state(orjson.loads(saved)) if saved else RetrainLedger()
-    admission = ledger.admit(req.request_id)
-    if admission in ("duplicate", "coalesce"):
-        log.info("model %s: request %s is a %s; not retraining", mid, req.request_id, admission)
-        w.retrains.put(mid, orjson.dumps(ledger.state()), part)
-        return
-    # Persist "in flight" before the work: a crash now resumes this request, never loses it.
-    w.retrains.put(mid, orjson.dumps(ledger.state()), part)
-    snapshot = w.monitors.get(mid)
-    mon = ModelMonitor.restore(snapshot) if snapshot else None
-    examples: Sequence[Any] = mon.training_examples() if mon else []
-    deployed = mon.version if mon else req.model_version
-    log.info("model %s: retraining for %s on %d examples", mid, req.request_id, len(examples))
-    loop = asyncio.get_running_loop()
-    outcome = await loop.run_in_executor(
-        None, retrain, req, examples, deployed, registry, time.time(), w.settings.gate_margin
+def check_trainers(book: PolicyBook, results_topic: str) -> None:
+    """Refuse to start with a trainer that cannot be built (say, its token variable is unset)."""
+    for where, policy in [("[default]", book.default), *book.overrides]:
+        if policy.trainer:
+            try:
+                trainer_from_config(dict(policy.trainer), results_topic)
+            except ValueError as exc:
+                raise PolicyError(f"policy {where}: trainer is not usable: {exc}") from None
+
+
+def _why(req: RetrainRequest) -> str:
+    return ", ".join(
+        f"{r.signal} {r.value:.4g} vs {r.threshold:.4g} (n={r.n})" for r in req.reasons
     )
-    await send_acked(w.results, mid, encode(outcome.result))
-    if outcome.deployment is not None:
-        log.info("model %s: deploying %s", mid, outcome.deployment.version)
-        await send_acked(w.deployments, mid, encode(outcome.deployment))
-    merged = ledger.finish(req.request_id)
-    if merged:
-        log.info("model %s: coalesced %s into %s", mid, merged, req.request_id)
-    w.retrains.put(mid, orjson.dumps(ledger.state()), part)
+
+
+class Retrains:
+    """The retrain agent's work: ledger bookkeeping around prepare -> train -> judge -> publish."""
+
+    def __init__(self, w: Wiring, book: PolicyBook, registry: FileRegistry) -> None:
+        self.w = w
+        self.book = book
+        self.registry = registry
+
+    def _ledger(self, model_id: str) -> RetrainLedger:
+        saved = self.w.retrains.get(model_id)
+        return RetrainLedger.from_state(orjson.loads(saved)) if saved else RetrainLedger()
+
+    async def _save(self, model_id: str, ledger: RetrainLedger, partition: int) -> None:
+        self.w.retrains.put(model_id, orjson.dumps(ledger.state()), partition)
+        # The ledger decides what a redelivered request does: get it to the changelog now.
+        await self.w.app.producer.flush()
+
+    def _trainer(self, model_id: str) -> Any:
+        cfg = self.book.for_model(model_id).trainer
+        return trainer_from_config(dict(cfg) if cfg else "builtin", self.w.results.get_topic_name())
+
+    async def handle(self, req: RetrainRequest, partition: int) -> None:
+        mid = req.model_id
+        ledger = self._ledger(mid)
+        admission = ledger.admit(req.request_id, now=time.time())
+        if ledger.expired:
+            gone = RetrainResult(
+                ledger.expired,
+                mid,
+                "failed",
+                time.time(),
+                error=_expired(ledger.expired),
+                extra=OURS,
+            )
+            await self._publish(RetrainOutcome(gone, None), ledger.expired)
+        if admission in ("duplicate", "coalesce"):
+            log.info("model %s: request %s is a %s; not retraining", mid, req.request_id, admission)
+            await self._save(mid, ledger, partition)
+            return
+        if admission == "resume" and ledger.waiting is not None:
+            return  # an external trainer has it; its result completes the job
+        await self._save(mid, ledger, partition)  # in flight before the work: never lost
+        mon_bytes = self.w.monitors.get(mid)
+        mon = ModelMonitor.restore(mon_bytes) if mon_bytes else None
+        examples: Sequence[Any] = mon.training_examples() if mon else []
+        deployed = mon.version if mon else req.model_version
+        try:
+            job = prepare(req, examples, deployed)
+        except TrainerError as exc:
+            await self._finish(failed(req, time.time(), str(exc)), ledger, partition)
+            return
+        trainer = self._trainer(mid)
+        log.info("model %s: retraining for %s on %d examples", mid, req.request_id, len(job.train))
+        if isinstance(trainer, WebhookTrainer):
+            await self._hand_off(trainer, job, ledger, partition)
+            return
+        outcome = await self._train_and_judge(trainer, job)
+        await self._finish(outcome, ledger, partition)
+
+    async def _train_and_judge(
+        self, trainer: Callable[[TrainingJob], Candidate], job: TrainingJob
+    ) -> RetrainOutcome:
+        loop = asyncio.get_running_loop()
+        delays = retry_delays()
+        for attempt in range(len(delays) + 1):
+            try:
+                candidate = await loop.run_in_executor(None, trainer, job)
+            except TrainerError as exc:
+                if exc.transient and attempt < len(delays):
+                    log.warning(
+                        "retrain %s: %s; retrying in %.0f s",
+                        job.request.request_id,
+                        exc,
+                        delays[attempt],
+                    )
+                    await asyncio.sleep(delays[attempt])
+                    continue
+                return failed(job.request, time.time(), str(exc))
+            return await loop.run_in_executor(
+                None, judge, job, candidate, self.registry, time.time(), self.w.settings.gate_margin
+            )
+        raise AssertionError("unreachable")
+
+    async def _hand_off(
+        self, trainer: WebhookTrainer, job: TrainingJob, ledger: RetrainLedger, partition: int
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        delays = retry_delays()
+        for attempt in range(len(delays) + 1):
+            try:
+                await loop.run_in_executor(None, trainer.start, job)
+                break
+            except TrainerError as exc:
+                if exc.transient and attempt < len(delays):
+                    await asyncio.sleep(delays[attempt])
+                    continue
+                await self._finish(failed(job.request, time.time(), str(exc)), ledger, partition)
+                return
+        ledger.wait_for_external(job.state(), deadline=time.time() + WEBHOOK_DEADLINE_S)
+        await self._save(job.request.model_id, ledger, partition)
+        log.info(
+            "model %s: %s handed to %s", job.request.model_id, job.request.request_id, trainer.url
+        )
+
+    async def complete(self, result: RetrainResult, partition: int) -> None:
+        """An external trainer answered: judge its candidate like any other."""
+        ledger = self._ledger(result.model_id)
+        if ledger.in_flight != result.request_id or ledger.waiting is None:
+            return  # not a job we are waiting for (or already judged)
+        job = TrainingJob.from_state(ledger.waiting)
+        try:
+            candidate = candidate_from_result(result, len(job.holdout))
+        except TrainerError as exc:
+            await self._finish(failed(job.request, time.time(), str(exc)), ledger, partition)
+            return
+        loop = asyncio.get_running_loop()
+        outcome = await loop.run_in_executor(
+            None, judge, job, candidate, self.registry, time.time(), self.w.settings.gate_margin
+        )
+        await self._finish(outcome, ledger, partition)
+
+    async def _finish(self, outcome: RetrainOutcome, ledger: RetrainLedger, partition: int) -> None:
+        rid = outcome.result.request_id
+        await self._publish(outcome, rid)
+        merged = ledger.finish(rid)
+        if merged:
+            log.info("model %s: coalesced %s into %s", outcome.result.model_id, merged, rid)
+        await self._save(outcome.result.model_id, ledger, partition)
+
+    async def _publish(self, outcome: RetrainOutcome, rid: str) -> None:
+        mid = outcome.result.model_id
+        log.info("model %s: retrain %s %s", mid, rid, outcome.result.status)
+        await send_acked(self.w.results, mid, encode(outcome.result))
+        if outcome.deployment is not None:
+            log.info("model %s: deploying %s", mid, outcome.deployment.version)
+            await send_acked(self.w.deployments, mid, encode(outcome.deployment))
+
+
+def _expired(request_id: str) -> str:
+    return (
+        f"retrain {request_id} got no answer from its external trainer before its deadline; "
+        "a newer request replaced it — check the training pipeline"
+    )

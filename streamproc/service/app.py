@@ -82,9 +82,9 @@ def create_app(settings: Settings, bootstrap: str, store: str = "memory://") -> 
             default=None,
             beacon=app.tables.beacon,
             partitions=settings.partitions,
-            schema=faust.Schema(
-                key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"
-            ),
+            # faust derives the changelog codecs from these types: JSON keys, raw bytes values.
+            key_type=str,
+            value_type=bytes,
         )
         return app.tables.add(tbl)  # type: ignore[return-value]
 

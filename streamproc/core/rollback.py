@@ -1,0 +1,135 @@
+"""Rollback: after a promotion, is the new version significantly worse live than the old one?
+
+The baseline is the previous version's live error just before it was replaced (its most recent
+labelled examples, or those since the change that triggered the retrain). The new version's live
+errors are compared with it by a one-sided two-sample z-test on the mean error (for 0/1 errors
+this is the two-proportion test), once at least ``min_samples`` have been joined, and until
+``max_samples``; after that the new version has proven itself and the watch ends. ``z`` is high
+(default 3.7, one-sided p ~ 1e-4 per look) because the test is repeated after every sample.
+
+Examples
+--------
+>>> watch = RollbackWatch.from_errors("v1", [0.0] * 95 + [1.0] * 5, min_samples=50)
+>>> fired = [watch.update(1.0 if i % 3 == 0 else 0.0) for i in range(200)]  # 33% errors
+>>> fired.index(True) >= 49
+True
+>>> watch.evidence()["baseline_error"]
+0.05
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["RollbackWatch"]
+
+
+class RollbackWatch:
+    """Sequential test of 'new version worse than the baseline' on live errors.
+
+    Parameters
+    ----------
+    previous_version
+        The version to roll back to.
+    base_n, base_sum, base_sumsq
+        Count, sum and sum of squares of the baseline's errors.
+    min_samples, max_samples
+        Test only between these numbers of the new version's errors.
+    z
+        One-sided critical value of the test statistic.
+    """
+
+    def __init__(
+        self,
+        previous_version: str,
+        base_n: int,
+        base_sum: float,
+        base_sumsq: float,
+        min_samples: int = 200,
+        max_samples: int = 5000,
+        z: float = 3.7,
+    ) -> None:
+        self.previous_version = previous_version
+        self.base = [base_n, base_sum, base_sumsq]
+        self.new = [0, 0.0, 0.0]
+        self.min_samples = min_samples
+        self.max_samples = max_samples
+        self.z_crit = z
+        self.z = 0.0
+
+    @classmethod
+    def from_errors(
+        cls, previous_version: str, errors: Sequence[float], **kw: Any
+    ) -> RollbackWatch:
+        return cls(
+            previous_version,
+            len(errors),
+            float(sum(errors)),
+            float(sum(e * e for e in errors)),
+            **kw,
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.new[0] >= self.max_samples
+
+    def update(self, err: float) -> bool:
+        """Add one live error of the new version; True when it is significantly worse."""
+        n = self.new
+        n[0] += 1
+        n[1] += err
+        n[2] += err * err
+        if n[0] < self.min_samples or self.done:
+            return False
+        self.z = _z(self.base, n)
+        return self.z > self.z_crit
+
+    def evidence(self) -> dict[str, Any]:
+        bn, bs, _ = self.base
+        nn, ns, _ = self.new
+        return {
+            "test": "one-sided two-sample z-test on mean live error",
+            "baseline_version": self.previous_version,
+            "baseline_error": bs / bn if bn else None,
+            "baseline_n": bn,
+            "new_error": ns / nn if nn else None,
+            "new_n": nn,
+            "z": self.z,
+            "z_critical": self.z_crit,
+        }
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "prev": self.previous_version,
+            "base": self.base,
+            "new": self.new,
+            "limits": [self.min_samples, self.max_samples, self.z_crit],
+            "z": self.z,
+        }
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> RollbackWatch:
+        w = cls(s["prev"], *s["base"], *s["limits"])
+        w.new = list(s["new"])
+        w.z = s["z"]
+        return w
+
+
+def _z(base: list[Any], new: list[Any]) -> float:
+    """Welch-style z of mean(new) - mean(base); pooled variance for 0/1 errors."""
+    bn, bs, bq = base
+    nn, ns, nq = new
+    mb, mn = bs / bn, ns / nn
+    vb = max(bq / bn - mb * mb, 0.0)
+    vn = max(nq / nn - mn * mn, 0.0)
+    binary = bq == bs and nq == ns  # every error was 0 or 1
+    if binary:
+        p = (bs + ns) / (bn + nn)
+        var = p * (1.0 - p) * (1.0 / bn + 1.0 / nn)
+    else:
+        var = vb / bn + vn / nn
+    if var <= 0.0:
+        return math.inf if mn > mb else 0.0
+    return float((mn - mb) / math.sqrt(var))

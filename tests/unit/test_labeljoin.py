@@ -1,0 +1,326 @@
+"""Delayed-label join: ordering, duplicates, bounded buffers, eviction counts, state round trips."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamproc.core.labeljoin import Joined, LabelJoin
+
+
+def pred(j: LabelJoin, eid: str, ts: float, p: Any = 1, version: str = "v1") -> Joined | None:
+    return j.add_prediction(eid, ts=ts, version=version, prediction=p, features={"id": eid})
+
+
+def counts(j: LabelJoin, **expected: int) -> None:
+    want = dict.fromkeys(
+        (
+            "joined",
+            "evicted_predictions",
+            "evicted_labels",
+            "duplicate_labels",
+            "duplicate_predictions",
+        ),
+        0,
+    )
+    want.update(expected)
+    assert j.counts == want
+
+
+# --------------------------------------------------------------------------- joining
+
+
+def test_join_in_order() -> None:
+    j = LabelJoin()
+    assert pred(j, "a", 10.0, p="cat", version="v7") is None
+    assert j.pending == 1
+    got = j.add_label("a", ts=25.0, label="dog")
+    assert got == Joined("a", "v7", "cat", "dog", {"id": "a"}, 10.0, 25.0)
+    assert got.latency_s == 15.0
+    assert j.pending == 0
+    counts(j, joined=1)
+
+
+def test_many_predictions_joined_out_of_order() -> None:
+    j = LabelJoin()
+    for i in range(10):
+        pred(j, f"e{i}", float(i), p=i)
+    order = [3, 9, 0, 5, 1, 2, 8, 4, 7, 6]
+    got = [j.add_label(f"e{i}", ts=100.0 + i, label=-i) for i in order]
+    assert [(g.event_id, g.prediction, g.label) for g in got if g] == [
+        (f"e{i}", i, -i) for i in order
+    ]
+    assert j.pending == 0
+    counts(j, joined=10)
+
+
+def test_label_before_prediction_waits_then_joins() -> None:
+    j = LabelJoin()
+    assert j.add_label("a", ts=5.0, label=0) is None
+    assert j.pending == 0  # early labels are not pending predictions
+    got = pred(j, "a", 3.0, p=1)
+    assert got is not None
+    assert (got.prediction, got.label, got.prediction_ts, got.label_ts) == (1, 0, 3.0, 5.0)
+    assert got.latency_s == 2.0
+    assert j.pending == 0
+    counts(j, joined=1)
+    assert j.state()["early"] == {}
+
+
+def test_duplicate_label_after_join_is_counted_not_joined() -> None:
+    j = LabelJoin()
+    pred(j, "a", 1.0)
+    assert j.add_label("a", ts=2.0, label=1) is not None
+    assert j.add_label("a", ts=3.0, label=1) is None
+    assert j.add_label("a", ts=4.0, label=0) is None
+    counts(j, joined=1, duplicate_labels=2)
+    assert j.state()["early"] == {}  # not held as an orphan either
+
+
+def test_duplicate_early_label_is_counted_and_first_one_wins() -> None:
+    j = LabelJoin()
+    assert j.add_label("a", ts=1.0, label="first") is None
+    assert j.add_label("a", ts=2.0, label="second") is None
+    got = pred(j, "a", 0.5)
+    assert got is not None
+    assert got.label == "first"
+    counts(j, joined=1, duplicate_labels=1)
+
+
+def test_duplicate_prediction_while_pending_keeps_the_first() -> None:
+    j = LabelJoin()
+    pred(j, "a", 1.0, p="first")
+    assert pred(j, "a", 2.0, p="second") is None
+    assert j.pending == 1
+    got = j.add_label("a", ts=3.0, label="x")
+    assert got is not None
+    assert got.prediction == "first"
+    counts(j, joined=1, duplicate_predictions=1)
+
+
+def test_duplicate_prediction_after_join_is_counted() -> None:
+    j = LabelJoin()
+    pred(j, "a", 1.0)
+    j.add_label("a", ts=2.0, label=1)
+    assert pred(j, "a", 3.0) is None
+    assert j.pending == 0
+    counts(j, joined=1, duplicate_predictions=1)
+
+
+def test_duplicate_prediction_after_early_label_join_is_counted() -> None:
+    j = LabelJoin()
+    j.add_label("a", ts=1.0, label=1)
+    assert pred(j, "a", 2.0) is not None
+    assert pred(j, "a", 2.0) is None
+    assert j.pending == 0
+    counts(j, joined=1, duplicate_predictions=1)
+
+
+def test_latency_sum_accumulates() -> None:
+    j = LabelJoin()
+    pred(j, "a", 0.0)
+    pred(j, "b", 10.0)
+    j.add_label("a", ts=4.0, label=1)
+    j.add_label("b", ts=16.0, label=1)
+    j.add_label("c", ts=20.0, label=1)
+    pred(j, "c", 19.0)  # early label: latency is label_ts - prediction_ts = 1
+    assert j.latency_sum == pytest.approx(4.0 + 6.0 + 1.0)
+    assert j.counts["joined"] == 3
+
+
+# --------------------------------------------------------------------------- eviction
+
+
+def test_ttl_eviction_in_event_time() -> None:
+    j = LabelJoin(ttl_s=10.0)
+    pred(j, "a", 0.0)
+    pred(j, "b", 5.0)
+    pred(j, "c", 10.0)  # horizon 0: a (ts 0) is exactly at it and stays
+    assert j.pending == 3
+    counts(j)
+    pred(j, "d", 10.5)  # horizon 0.5: a goes
+    assert j.pending == 3
+    counts(j, evicted_predictions=1)
+    pred(j, "e", 100.0)  # horizon 90: b, c, d go
+    assert j.pending == 1
+    counts(j, evicted_predictions=4)
+    # A label for an evicted prediction cannot join: it waits as an early label.
+    assert j.add_label("a", ts=101.0, label=1) is None
+    assert "a" in j.state()["early"]
+
+
+def test_event_time_never_goes_backwards() -> None:
+    j = LabelJoin(ttl_s=10.0)
+    pred(j, "new", 100.0)
+    pred(j, "late", 50.0)  # an old, late arrival does not move the clock back
+    assert j.state()["now"] == 100.0
+    # Eviction walks arrival order, so the late one waits behind "new" and can still join.
+    assert j.pending == 2
+    pred(j, "next", 111.0)  # horizon 101: "new" goes, then "late" behind it
+    assert list(j.state()["pending"]) == ["next"]
+    counts(j, evicted_predictions=2)
+
+
+def test_max_pending_eviction_drops_the_oldest_arrival() -> None:
+    j = LabelJoin(max_pending=3, ttl_s=1e9)
+    for i, eid in enumerate("abcde"):
+        pred(j, eid, float(i))
+    assert j.pending == 3
+    counts(j, evicted_predictions=2)
+    assert list(j.state()["pending"]) == ["c", "d", "e"]
+    assert j.add_label("a", ts=10.0, label=0) is None
+    assert j.add_label("e", ts=10.0, label=0) is not None
+
+
+def test_early_label_eviction_by_count_and_ttl() -> None:
+    j = LabelJoin(max_pending=100, ttl_s=50.0, max_early=2)
+    for i, eid in enumerate("xyz"):
+        assert j.add_label(eid, ts=float(i), label=i) is None
+    counts(j, evicted_labels=1)
+    assert list(j.state()["early"]) == ["y", "z"]
+    j.add_label("w", ts=100.0, label=0)  # horizon 50: y and z go by TTL
+    counts(j, evicted_labels=3)
+    assert list(j.state()["early"]) == ["w"]
+    # The prediction of an evicted early label no longer joins; it waits instead.
+    assert pred(j, "x", 99.0) is None
+    assert j.pending == 1
+
+
+def test_everything_evicted_is_counted() -> None:
+    """Conservation: every prediction is pending, joined, evicted or a duplicate."""
+    rng = random.Random(42)
+    j = LabelJoin(max_pending=50, ttl_s=30.0, max_early=20)
+    n_pred = n_lab = 0
+    ids = [f"e{i}" for i in range(400)]
+    ts = 0.0
+    for eid in ids:
+        ts += rng.random()
+        pred(j, eid, ts)
+        n_pred += 1
+        if rng.random() < 0.7:
+            j.add_label(rng.choice(ids[: ids.index(eid) + 1]), ts=ts + rng.random() * 5, label=1)
+            n_lab += 1
+    c = j.counts
+    settled = c["joined"] + c["evicted_predictions"] + c["duplicate_predictions"]
+    assert n_pred == j.pending + settled
+    early = len(j.state()["early"])
+    assert n_lab == c["joined"] + c["duplicate_labels"] + c["evicted_labels"] + early
+    assert j.pending <= 50
+    assert early <= 20
+
+
+def test_recent_ids_are_bounded_by_max_pending() -> None:
+    j = LabelJoin(max_pending=5)
+    for i in range(50):
+        pred(j, f"e{i}", float(i))
+        j.add_label(f"e{i}", ts=float(i), label=1)
+    s = j.state()
+    assert len(s["recent"]) == 5
+    assert s["recent"] == [f"e{i}" for i in range(45, 50)]
+    assert j.add_label("e49", ts=60.0, label=1) is None
+    assert j.counts["duplicate_labels"] == 1
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _populated() -> LabelJoin:
+    j = LabelJoin(max_pending=4, ttl_s=20.0, max_early=3)
+    for i in range(6):
+        pred(j, f"p{i}", float(i), p=i % 2)
+    j.add_label("p4", ts=7.0, label=1)
+    j.add_label("q1", ts=8.0, label=0)
+    j.add_label("q2", ts=8.5, label=1)
+    j.add_label("p4", ts=9.0, label=1)  # duplicate
+    return j
+
+
+SCRIPT: list[tuple[str, str, float]] = [
+    ("label", "p5", 10.0),
+    ("pred", "q1", 10.5),
+    ("pred", "p3", 11.0),
+    ("label", "p3", 12.0),
+    ("label", "zz", 13.0),
+    ("pred", "n1", 14.0),
+    ("pred", "n2", 15.0),
+    ("pred", "n3", 16.0),
+    ("label", "p2", 17.0),
+    ("pred", "n4", 40.0),
+    ("label", "q2", 41.0),
+    ("label", "n4", 42.0),
+    ("pred", "zz", 43.0),
+]
+
+
+def _run(j: LabelJoin, script: list[tuple[str, str, float]]) -> list[Any]:
+    out = []
+    for what, eid, ts in script:
+        if what == "pred":
+            out.append(pred(j, eid, ts, p=eid))
+        else:
+            out.append(j.add_label(eid, ts=ts, label=eid.upper()))
+    return out
+
+
+def test_state_round_trip_through_bytes_behaves_the_same() -> None:
+    a = _populated()
+    b = LabelJoin.from_state(orjson.loads(orjson.dumps(a.state())))
+    assert orjson.dumps(b.state()) == orjson.dumps(a.state())
+    assert (b.max_pending, b.ttl_s, b.max_early) == (4, 20.0, 3)
+    out_a, out_b = _run(a, SCRIPT), _run(b, SCRIPT)
+    assert out_a == out_b
+    assert any(x is not None for x in out_a)
+    assert a.counts == b.counts
+    assert orjson.dumps(a.state()) == orjson.dumps(b.state())
+
+
+def test_state_round_trip_in_memory_behaves_the_same() -> None:
+    a = _populated()
+    b = LabelJoin.from_state(a.state())
+    assert _run(a, SCRIPT) == _run(b, SCRIPT)
+    assert a.counts == b.counts
+
+
+def test_state_is_a_snapshot() -> None:
+    j = LabelJoin()
+    pred(j, "a", 1.0)
+    before = orjson.dumps(j.state())
+    s = j.state()
+    j.add_label("a", ts=2.0, label=1)
+    assert orjson.dumps(s) == before
+
+
+def test_fresh_state_round_trip() -> None:
+    j = LabelJoin(max_pending=7, ttl_s=3.0, max_early=2)
+    k = LabelJoin.from_state(orjson.loads(orjson.dumps(j.state())))
+    assert k.state() == j.state()
+    assert k.pending == 0
+
+
+_events = st.lists(
+    st.tuples(
+        st.sampled_from(["pred", "label"]),
+        st.sampled_from([f"e{i}" for i in range(12)]),
+        st.floats(0, 200),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(before=_events, after=_events)
+def test_state_round_trip_property(
+    before: list[tuple[str, str, float]], after: list[tuple[str, str, float]]
+) -> None:
+    a = LabelJoin(max_pending=5, ttl_s=40.0, max_early=3)
+    _run(a, before)
+    b = LabelJoin.from_state(orjson.loads(orjson.dumps(a.state())))
+    assert _run(a, after) == _run(b, after)
+    assert orjson.dumps(a.state()) == orjson.dumps(b.state())
+    assert a.pending <= 5
+    assert len(a.state()["early"]) <= 3

@@ -2,9 +2,16 @@
 
 A :class:`ModelMonitor` holds everything one model needs to decide when it must be retrained:
 the deployed version, one detector per signal, the label join, a window of recent labelled
-examples for training, the policy's clocks, and the last offset applied from each source
-partition (so a record delivered twice is applied once). It reads no clock: time is the
-``ts`` of the events. Its whole state round-trips through :meth:`snapshot` / :meth:`restore`.
+examples for training, the trigger's clocks (:mod:`streamproc.core.trigger`), a rollback watch
+after a promotion, and the last offset applied from each source partition (so a record
+delivered twice is applied once).
+
+Signals: ``error`` (predictions joined with their labels), ``feature:<name>`` (each watched
+input's distribution, label-free), ``prediction`` and ``score`` (the model's outputs,
+label-free), and ``metric:<name>`` (reported metrics against thresholds).
+
+It reads no clock: time is the ``ts`` of the events. Its whole state round-trips through
+:meth:`snapshot` / :meth:`restore`.
 
 Examples
 --------
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections import deque
 from typing import Any, Final
 
@@ -44,6 +52,7 @@ from streamproc.core.events import (
 from streamproc.core.labeljoin import Joined, LabelJoin
 from streamproc.core.policy import DEFAULT_POLICY, Policy
 from streamproc.core.rollback import RollbackWatch
+from streamproc.core.trigger import Trigger
 
 __all__ = ["UNKNOWN_VERSION", "Example", "ModelMonitor"]
 
@@ -102,10 +111,10 @@ class ModelMonitor:
         lim = policy.join
         self.join = LabelJoin(lim.max_pending, lim.ttl_s, lim.max_early)
         self.examples: deque[Example] = deque(maxlen=policy.training_window)
-        self.pending_request: tuple[str, float] | None = None
+        self.trigger = Trigger(policy)
+        self.samples: dict[str, int] = {}  # per signal, for confirmation
         self.watch: RollbackWatch | None = None
         self.last_change_ts: float | None = None
-        self.last_request_ts: float | None = None
         self.last_deployment_id: str | None = None
         self.offsets: dict[str, int] = {}
         self.counts: dict[str, int] = {}
@@ -128,10 +137,15 @@ class ModelMonitor:
     def on_prediction(self, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
         self._seen(ev.ts, "predictions")
         self._observe_version(ev.model_version)
+        request = None
+        if ev.model_version == self.version:
+            self.trigger.events += 1
+            request = self._watch_distributions(ev, source) or self._scheduled(ev.ts, source)
         joined = self.join.add_prediction(
             ev.event_id, ev.ts, ev.model_version, ev.prediction, dict(ev.features)
         )
-        return self._on_joined(joined, source) if joined else None
+        emitted = self._on_joined(joined, source) if joined else None
+        return request or emitted
 
     def on_label(self, ev: LabelEvent, source: SourceRef | None) -> Emitted:
         self._seen(ev.ts, "labels")
@@ -147,13 +161,14 @@ class ModelMonitor:
                 # About a version that is no longer (or not yet) the deployed one.
                 self._count("stale_metrics")
                 return None
-        det = self.detectors.get(f"metric:{ev.name}")
+        signal = f"metric:{ev.name}"
+        det = self.detectors.get(signal)
         if det is None:
             return None
-        if det.update(ev.value):
-            evidence = f"metric:{ev.name}@{ev.ts!r}={ev.value!r}"
-            return self._fired(f"metric:{ev.name}", det, ev.value, ev.ts, evidence, source)
-        return None
+        if self._update(signal, det, ev.value):
+            evidence = f"{signal}@{ev.ts!r}={ev.value!r}"
+            return self._fired(signal, det, ev.value, ev.ts, evidence, source)
+        return self._scheduled(ev.ts, source)
 
     def on_deployment(self, ev: DeploymentEvent) -> None:
         """A new version is live: monitoring resumes against it with fresh detectors.
@@ -180,15 +195,13 @@ class ModelMonitor:
         self.last_deployment_id = ev.deployment_id
         self.version = ev.version
         self.version_deployed = True
-        self.pending_request = None
+        self.trigger.deployed(ev.ts)
         self._fresh_detectors()
         log.info("model %s: monitoring resumes against version %s", self.model_id, ev.version)
 
     def on_result(self, ev: RetrainResult) -> None:
         """A retrain that ended without deployment stops muting new requests."""
-        pending = self.pending_request
-        if pending and ev.request_id == pending[0] and ev.status != "succeeded":
-            self.pending_request = None
+        if ev.status != "succeeded" and self.trigger.ended_without_deployment(ev.request_id):
             self._count(f"retrain_{ev.status}")
 
     # ------------------------------------------------------------------ decisions
@@ -204,9 +217,60 @@ class ModelMonitor:
         det = self.detectors.get(ERROR_SIGNAL)
         if det is None:
             return None
-        if det.update(err):
+        if self._update(ERROR_SIGNAL, det, err):
             return self._fired(ERROR_SIGNAL, det, err, j.label_ts, f"label:{j.event_id}", source)
         return None
+
+    def _watch_distributions(self, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
+        """Label-free signals: each watched feature, the prediction and the score."""
+        rule = self.policy.drift
+        if rule is None:
+            return None
+        values: list[tuple[str, Any]] = [
+            (f"feature:{k}", v) for k, v in ev.features.items() if rule.watches(k)
+        ]
+        if rule.outputs:
+            values.append(("prediction", ev.prediction))
+            if ev.score is not None:
+                values.append(("score", ev.score))
+        fired = None
+        for signal, value in values:
+            det = self.detectors.get(signal)
+            if det is None:
+                if value is None:
+                    continue  # the kind of test is chosen on the first real value
+                det = self.detectors[signal] = rule.make(value)
+            if self._update(signal, det, value) and fired is None and self._significant(det):
+                evidence = f"{signal}@{ev.event_id}"
+                fired = self._fired(signal, det, det.statistic, ev.ts, evidence, source)
+        return fired
+
+    def _significant(self, det: Detector) -> bool:
+        """Bonferroni across the model's watched distributions: many tests, one alarm budget.
+
+        A detector that falls short keeps its state: a CUSUM goes on accumulating evidence.
+        """
+        tests = sum(1 for s in self.detectors if s.startswith("feature:")) or 1
+        p = getattr(det, "p_value", None)
+        alpha = getattr(det, "alpha", None)
+        if p is not None and alpha is not None:
+            ok = p * tests <= alpha
+        else:
+            ok = det.statistic >= det.threshold + math.log(tests)
+        if not ok:
+            self._count("not_significant_after_correction")
+        return bool(ok)
+
+    def _scheduled(self, ts: float, source: SourceRef | None) -> RetrainRequest | None:
+        reason = self.trigger.schedule_due(ts)
+        if reason is None:
+            return None
+        reasons = self.trigger.ask_scheduled(reason, ts)
+        return self._request(reasons, ts, f"schedule@{ts!r}", source) if reasons else None
+
+    def _update(self, signal: str, det: Detector, value: Any) -> bool:
+        self.samples[signal] = self.samples.get(signal, 0) + 1
+        return det.update(value)
 
     def _fired(
         self,
@@ -230,13 +294,23 @@ class ModelMonitor:
             details=details,
         )
         det.reset()
-        if not self._may_request(ts):
+        if det.n < self.policy.min_samples and reason.n < self.policy.min_samples:
             self._count("suppressed")
             return None
-        reasons = (reason,)
+        if not self.trigger.confirmed(signal, self.samples.get(signal, 0)):
+            self._count("unconfirmed")
+            return None
+        reasons = self.trigger.offer(reason, ts, signals=len(self.detectors))
+        if reasons is None:
+            self._count("suppressed")
+            return None
+        return self._request(reasons, ts, evidence, source)
+
+    def _request(
+        self, reasons: tuple[Reason, ...], ts: float, evidence: str, source: SourceRef | None
+    ) -> RetrainRequest:
         rid = request_id_for(self.model_id, self.version, evidence, reasons)
-        self.pending_request = (rid, ts)
-        self.last_request_ts = ts
+        self.trigger.requested(rid, ts)
         self._count("requests")
         return RetrainRequest(
             request_id=rid,
@@ -293,16 +367,6 @@ class ModelMonitor:
                     return float(ex[4])
         return None
 
-    def _may_request(self, ts: float) -> bool:
-        if self.pending_request is not None:
-            if ts - self.pending_request[1] < self.policy.pending_timeout_s:
-                return False
-            self.pending_request = None
-        cooled = self.last_request_ts is None or ts - self.last_request_ts >= self.policy.cooldown_s
-        return cooled
-
-    # ------------------------------------------------------------------ helpers
-
     def _fresh_detectors(self) -> None:
         dets: dict[str, Detector] = {
             f"metric:{r.name}": r.detector() for r in self.policy.metric_rules
@@ -341,10 +405,10 @@ class ModelMonitor:
                 "detectors": {k: d.state() for k, d in self.detectors.items()},
                 "join": self.join.state(),
                 "examples": [list(self.examples), self.examples.maxlen],
-                "pending": self.pending_request,
+                "trigger": self.trigger.state(),
+                "samples": self.samples,
                 "watch": self.watch.state() if self.watch else None,
                 "last_change_ts": self.last_change_ts,
-                "last_request_ts": self.last_request_ts,
                 "offsets": self.offsets,
                 "counts": self.counts,
                 "last_ts": self.last_ts,
@@ -366,9 +430,8 @@ class ModelMonitor:
         mon.detectors = {k: restore(v) for k, v in s["detectors"].items()}
         mon.join = LabelJoin.from_state(s["join"])
         mon.examples.extend(examples)
-        pending = s["pending"]
-        mon.pending_request = (pending[0], pending[1]) if pending else None
-        mon.last_request_ts = s["last_request_ts"]
+        mon.trigger = Trigger.from_state(s["trigger"], policy)
+        mon.samples = dict(s["samples"])
         mon.watch = RollbackWatch.from_state(s["watch"]) if s["watch"] else None
         mon.last_change_ts = s["last_change_ts"]
         mon.offsets = s["offsets"]

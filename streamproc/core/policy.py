@@ -46,6 +46,7 @@ from streamproc.core.detectors import Detector, make_detector
 
 __all__ = [
     "DEFAULT_POLICY",
+    "DriftRule",
     "ErrorRule",
     "JoinLimits",
     "MetricRule",
@@ -96,6 +97,42 @@ class RollbackRule:
 
 
 @dataclass(frozen=True, slots=True)
+class DriftRule:
+    """Label-free drift of inputs (each feature) and outputs (prediction, score).
+
+    Each watched value gets a detector against a reference captured after each deployment:
+    numbers the mean/variance/missing-rate CUSUMs of :mod:`streamproc.core.shift` (fast, a
+    dozen numbers of state), categories a windowed chi-square test
+    (:mod:`streamproc.core.twosample`). With many features, an alarm counts only if it
+    survives Bonferroni across the model's m watched values (``p * m <= alpha`` for tests,
+    ``statistic >= ln(arl * m)`` for CUSUMs).
+    """
+
+    numeric: tuple[tuple[str, Any], ...] = (
+        ("detector", "mean_variance_cusum"),
+        ("warmup", 1000),
+        ("arl", 1e6),
+    )
+    categorical: tuple[tuple[str, Any], ...] = (
+        ("detector", "chi2"),
+        ("reference_size", 1000),
+        ("window_size", 1000),
+        ("every", 250),
+        ("alpha", 1e-6),
+    )
+    features: tuple[str, ...] = ("*",)  # globs of feature names to watch
+    outputs: bool = True  # also watch the prediction and score distributions
+
+    def make(self, value: Any) -> Detector:
+        """A detector suited to ``value``: categorical for strings and booleans, else numeric."""
+        spec = dict(self.categorical if isinstance(value, str | bool) else self.numeric)
+        return make_detector(spec.pop("detector"), **spec)
+
+    def watches(self, feature: str) -> bool:
+        return any(fnmatch.fnmatchcase(feature, g) for g in self.features)
+
+
+@dataclass(frozen=True, slots=True)
 class JoinLimits:
     """Bounds of the delayed-label join, per model; what they evict is counted."""
 
@@ -117,6 +154,15 @@ class Policy:
     trainer: tuple[tuple[str, Any], ...] | None = None
     cooldown_s: float = 0.0
     training_window: int = 1000  # labelled examples kept per model for retraining
+    drift: DriftRule | None = field(default_factory=lambda: DriftRule())
+    confirm: tuple[int, int] = (1, 1)  # k alarms of one signal within its last n samples
+    quorum: str | int = "any"  # "any", "all", or how many signals must be active at once
+    quorum_window_s: float = 3600.0  # how long a confirmed alarm stays active for the quorum
+    warmup_events: int = 0  # predictions of a version before it may be retrained
+    min_samples: int = 0  # samples a detector must have seen for its alarm to count
+    budget: tuple[int, float] | None = None  # at most this many requests per period (s)
+    max_age_s: float = 0.0  # scheduled fallback: retrain a version this old (0: never)
+    max_events: int = 0  # scheduled fallback: retrain after this many predictions (0: never)
     join: JoinLimits = field(default_factory=lambda: JoinLimits())
     # A request that produced no deployment or result by then no longer mutes new requests.
     pending_timeout_s: float = 3600.0
@@ -151,6 +197,14 @@ _POLICY_KEYS = {
     "pending_timeout_s",
     "training_window",
     "join",
+    "drift",
+    "confirm",
+    "quorum",
+    "quorum_window_s",
+    "warmup_events",
+    "min_samples",
+    "budget",
+    "schedule",
     "match",
 }
 
@@ -225,6 +279,51 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         changes["training_window"] = _count(table["training_window"], f"{where} training_window")
     if "join" in table:
         changes["join"] = _join(table["join"], where)
+    if "drift" in table:
+        changes["drift"] = _drift(table["drift"], where)
+    if "confirm" in table:
+        c = table["confirm"]
+        if not isinstance(c, dict) or set(c) - {"k", "n"}:
+            raise PolicyError(f"{where}: 'confirm' must be a table like {{ k = 2, n = 500 }}.")
+        k, n = (
+            _count(c.get("k", 1), f"{where} confirm.k"),
+            _count(c.get("n", 1), f"{where} confirm.n"),
+        )
+        if n < k:
+            raise PolicyError(
+                f"{where}: confirm needs n >= k (k alarms within the last n samples)."
+            )
+        changes["confirm"] = (k, n)
+    if "quorum" in table:
+        q = table["quorum"]
+        if q not in ("any", "all") and not (
+            isinstance(q, int) and not isinstance(q, bool) and q >= 1
+        ):
+            raise PolicyError(f'{where}: quorum must be "any", "all" or a whole number >= 1.')
+        changes["quorum"] = q
+    if "budget" in table:
+        b = table["budget"]
+        if not isinstance(b, dict) or set(b) - {"max", "per_s"}:
+            raise PolicyError(
+                f"{where}: 'budget' must be a table like {{ max = 3, per_s = 86400 }}."
+            )
+        changes["budget"] = (
+            _count(b.get("max"), f"{where} budget.max"),
+            _non_negative(b.get("per_s"), f"{where} budget.per_s"),
+        )
+    if "schedule" in table:
+        sch = table["schedule"]
+        if not isinstance(sch, dict) or set(sch) - {"max_age_s", "max_events"}:
+            raise PolicyError(f"{where}: 'schedule' takes max_age_s and max_events.")
+        changes["max_age_s"] = _non_negative(sch.get("max_age_s", 0.0), f"{where} max_age_s")
+        changes["max_events"] = int(_non_negative(sch.get("max_events", 0), f"{where} max_events"))
+    for key in ("warmup_events", "min_samples"):
+        if key in table:
+            changes[key] = int(_non_negative(table[key], f"{where} {key}"))
+    if "quorum_window_s" in table:
+        changes["quorum_window_s"] = _non_negative(
+            table["quorum_window_s"], f"{where} quorum_window_s"
+        )
     for key in ("cooldown_s", "pending_timeout_s"):
         if key in table:
             changes[key] = _non_negative(table[key], f"{where} {key}")
@@ -302,6 +401,40 @@ def _rollback_rule(r: Any, where: str) -> RollbackRule | None:
         raise PolicyError(
             f"{where}: rollback needs min_samples >= 10, max_samples >= min_samples, z > 0."
         )
+    return rule
+
+
+def _drift(d: Any, where: str) -> DriftRule | None:
+    if d is False:
+        return None
+    if not isinstance(d, dict) or set(d) - {"numeric", "categorical", "features", "outputs"}:
+        raise PolicyError(
+            f"{where}: 'drift' must be false or a table of numeric, categorical, features, outputs."
+        )
+    base = DriftRule()
+    changes: dict[str, Any] = {}
+    for key in ("numeric", "categorical"):
+        if key in d:
+            spec = d[key]
+            if not isinstance(spec, dict) or not isinstance(spec.get("detector", "x"), str):
+                raise PolicyError(
+                    f"{where}: drift.{key} must be a table like {{ detector = 'ks' }}."
+                )
+            merged = {**dict(getattr(base, key)), **spec}
+            changes[key] = tuple(sorted(merged.items()))
+    if "features" in d:
+        f = d["features"]
+        if not isinstance(f, list) or not all(isinstance(g, str) for g in f):
+            raise PolicyError(f'{where}: drift.features must be a list of globs like ["*"].')
+        changes["features"] = tuple(f)
+    if "outputs" in d:
+        changes["outputs"] = bool(d["outputs"])
+    rule = replace(base, **changes)
+    for sample in (0.0, "a"):
+        try:
+            rule.make(sample)
+        except (TypeError, ValueError) as exc:
+            raise PolicyError(f"{where}: drift detector is not valid: {exc}") from None
     return rule
 
 

@@ -102,6 +102,7 @@ IntArray = npt.NDArray[np.int64]
 
 _TINY = 1e-300
 _MIN_VALUES = 20  # fewer non-missing values than this on either side: no distribution test
+_CLIP = 0.005  # Wasserstein compares values clipped to the reference's [0.5%, 99.5%] quantiles
 _NORMAL = NormalDist()
 
 # --------------------------------------------------------------------------- distributions
@@ -630,6 +631,7 @@ class NumericDrift(_WindowDrift):
         self._edges: FloatArray = np.empty(0, dtype=np.float64)
         self._ref_counts: FloatArray = np.empty(0, dtype=np.float64)
         self._scale = 1.0
+        self._clip = (0.0, 0.0)
 
     @property
     def _n_tests(self) -> int:
@@ -693,7 +695,9 @@ class NumericDrift(_WindowDrift):
         self._ref_counts = np.bincount(self._bin_of(ref), minlength=self._edges.size + 1).astype(
             np.float64
         )
-        sd = float(ref.std())
+        lo, hi = np.quantile(ref, [_CLIP, 1.0 - _CLIP])
+        self._clip = (float(lo), float(hi))
+        sd = float(np.clip(ref, lo, hi).std())
         self._scale = sd if sd > 0.0 else 1.0
 
     def _bin_of(self, values: FloatArray) -> IntArray:
@@ -703,7 +707,8 @@ class NumericDrift(_WindowDrift):
     def _calibrate_wasserstein(self, rng: np.random.Generator) -> None:
         ref = self._ref
         half = ref.size // 2
-        perm = rng.permuted(np.tile(ref, (self.resamples, 1)), axis=1)
+        lo, hi = self._clip
+        perm = np.clip(rng.permuted(np.tile(ref, (self.resamples, 1)), axis=1), lo, hi)
         a = np.sort(perm[:, :half], axis=1)
         b = np.sort(perm[:, half : 2 * half], axis=1)
         # Equal sizes: W1 is the mean gap between matched order statistics.
@@ -738,7 +743,10 @@ class NumericDrift(_WindowDrift):
                     thr = self._ks_critical() / lam
                     results["ks"] = [d, thr, ks_sf(lam * d)]
                 if "wasserstein" in self._cal:
-                    w = float(np.dot(gap[:-1], np.diff(both))) / self._scale
+                    # W1 of both samples clipped to the reference's central 99%.
+                    lo, hi = self._clip
+                    seg = np.minimum(both[1:], hi) - np.maximum(both[:-1], lo)
+                    w = float(np.dot(gap[:-1], np.maximum(seg, 0.0))) / self._scale
                     med, sigma = self._cal["wasserstein"]
                     t = w / math.sqrt(h) - med
                     p = normal_sf(t / sigma) if t > 0.0 else 1.0

@@ -98,6 +98,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from streamproc.record import record_to_file
+
+    settings = _settings(args)
+    n = record_to_file(
+        settings,
+        resolve_broker(settings, start=False),
+        args.out,
+        from_beginning=not args.latest,
+        idle_s=args.idle,
+        max_records=args.max,
+    )
+    print(f"recorded {n} records to {args.out}")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker", help="bootstrap servers of an existing cluster (STREAMPROC_BROKER)")
     p.add_argument("--prefix", help="topic prefix (STREAMPROC_TOPIC_PREFIX)")
@@ -137,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="write emitted events here (JSONL)")
     r.add_argument("--retrain", action="store_true", help="run the built-in trainer and gate")
     r.set_defaults(func=cmd_replay)
+
+    rec = sub.add_parser("record", help="capture live topics into replay's input format")
+    _common(rec)
+    rec.add_argument("--out", required=True, help="JSONL file to write")
+    rec.add_argument("--latest", action="store_true", help="only records from now on")
+    rec.add_argument("--idle", type=float, default=5.0, help="stop after this many quiet seconds")
+    rec.add_argument("--max", type=int, help="stop after this many records")
+    rec.set_defaults(func=cmd_record)
     return parser
 
 

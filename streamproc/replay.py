@@ -122,6 +122,12 @@ def _split(line: bytes) -> tuple[str, bytes, str | None]:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         return "", b"", f"input line is not valid JSON ({exc}); write one JSON object per line."
+    if (
+        isinstance(rec, dict)
+        and rec.get("topic") in INPUT_TOPICS
+        and isinstance(rec.get("raw"), str)
+    ):
+        return rec["topic"], rec["raw"].encode(), None  # recorded as-is: not JSON on the wire
     if not isinstance(rec, dict) or rec.get("topic") not in INPUT_TOPICS or "value" not in rec:
         return (
             "",

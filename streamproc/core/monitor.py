@@ -164,7 +164,7 @@ class ModelMonitor:
         signal = f"metric:{ev.name}"
         det = self.detectors.get(signal)
         if det is None:
-            return None
+            return self._scheduled(ev.ts, source)
         if self._update(signal, det, ev.value):
             evidence = f"{signal}@{ev.ts!r}={ev.value!r}"
             return self._fired(signal, det, ev.value, ev.ts, evidence, source)

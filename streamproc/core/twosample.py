@@ -14,7 +14,8 @@ time at n = 100 with no drift at all):
   0.11 / sqrt(ne)) * D``, ``ne = n m / (n + m)``. Conservative on discrete data (ties).
 - ``chi2``: chi-square test of homogeneity of the reference and current category counts;
   p-value from the regularized upper incomplete gamma function (series and Lentz continued
-  fraction, relative error below 1e-12 against scipy over df 1..500 and p down to 1e-300).
+  fraction; relative error below 1e-12 against scipy, checked offline, over df 1..1000 and
+  p from 0.9 down to 1e-290; scipy itself is not a dependency).
   Categories seen fewer than ``min_count`` times in the reference share one "rare" cell (which
   also takes every category first seen after the reference froze), so expected counts are
   not tiny.
@@ -26,16 +27,23 @@ time at n = 100 with no drift at all):
   variance raised by one standard error, which thickens the tail), and the test's p-value and
   threshold come from that fit: the permutation null fixes the scale and shape (ties,
   discreteness), the chi-square family extrapolates the far tail that 200 resamples cannot see.
-- ``wasserstein``: W1 distance divided by the reference standard deviation. ``W1 / sqrt(h)``
-  tends to a norm of a Gaussian process whose largest linear-functional deviation is 1 (the
-  mean difference, in reference-std units), so by Gaussian concentration ``P(W > median + t)
-  <= Phi(-t)``. The median comes from the same reference splits (plus two standard errors);
-  the deviation scale is ``max(1, sd of the null sample)``. Heavy-tailed features (no finite
-  variance) break the premise: prefer ``ks``/``psi`` for them.
+- ``wasserstein``: W1 distance between the two samples clipped to the reference's 0.5% and
+  99.5% quantiles (so a few outliers cannot dominate), divided by the clipped reference's
+  standard deviation. ``W1 / sqrt(h)`` tends to a norm of a Gaussian process whose largest
+  linear-functional deviation is 1 (the mean difference, in reference-std units), so by
+  Gaussian concentration ``P(W > median + t) <= Phi(-t)``. The median comes from the same
+  reference splits (plus two standard errors); the deviation scale is ``max(1, sd of the
+  null sample)``. This is a bound: the test is conservative.
 - missing values (None, NaN, +-inf, anything ``float()`` rejects) in a numeric feature are
   kept out of the tests above and tracked as a missing rate: a two-proportion z-test compares
   the reference and current missing rates (``missing=True``, the default). For a categorical
   feature, missing is a category of its own (``None``).
+
+Measured on 20 000 no-drift looks with a 200-value reference and 100-value window (the
+hardest case here), the fraction of p-values below 1e-3 / 1e-4 was: KS 0.0014 / 0.0001, PSI
+0.0015 / 0.0002, JS 0.0010 / 0.0002 (N(0,1)); PSI and JS similar on Poisson(3) and
+Bernoulli(0.3) data, KS far below (ties); Wasserstein at most 0.0011 / 0.00015 on normal,
+lognormal, Student-t(3) and Cauchy data.
 
 False alarms over time: each look is one family of tests and ``alpha`` is its false-alarm
 probability (Bonferroni: each test runs at ``alpha / number_of_tests``). Looks repeat every
@@ -407,9 +415,15 @@ class _WindowDrift:
         return self._streak >= self.confirm
 
     def _leading(self) -> str | None:
+        """The test with the smallest p-value (ties, e.g. p = 0: the largest stat/threshold)."""
         if not self._last:
             return None
-        return min(self._last, key=lambda t: self._last[t][2])
+
+        def key(t: str) -> tuple[float, float]:
+            stat, thr, p = self._last[t]
+            return p, -(stat / thr if thr > 0.0 else 0.0)
+
+        return min(self._last, key=key)
 
     # ---------------------------------------------------------------- protocol
 

@@ -10,6 +10,7 @@ import faust
 from streamproc.config import Settings
 from streamproc.core.router import MONITORED_TOPICS
 
+MAX_STATE_BYTES = 8 * 1024 * 1024
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
@@ -70,7 +71,10 @@ def create_app(settings: Settings, bootstrap: str, store: str = "memory://") -> 
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=10.0,
         broker_commit_interval=1.0,
-        producer_max_request_size=4 * 1024 * 1024,
+        # A busy model's snapshot (label-join buffer, training window) can pass Kafka's 1 MB
+        # default; its changelog topic and our producer allow up to MAX_STATE_BYTES.
+        producer_max_request_size=MAX_STATE_BYTES,
+        consumer_max_fetch_size=MAX_STATE_BYTES,
         table_cleanup_interval=3600.0,
     )
     t = settings.topic
@@ -85,6 +89,7 @@ def create_app(settings: Settings, bootstrap: str, store: str = "memory://") -> 
             # faust derives the changelog codecs from these types: JSON keys, raw bytes values.
             key_type=str,
             value_type=bytes,
+            extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
         )
         return app.tables.add(tbl)  # type: ignore[return-value]
 

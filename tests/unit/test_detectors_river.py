@@ -101,8 +101,9 @@ def test_parameters_are_checked_with_clear_messages() -> None:
 
 def test_stationary_streams_raise_no_alarm() -> None:
     errors = bernoulli(11, (0.1, 200_000))
-    for kind in ("hddm_a", "hddm_w", "fhddm"):
-        assert fires(make_detector(kind), errors) == [], kind
+    assert fires(make_detector("fhddm"), errors) == []
+    for kind in ("hddm_a", "hddm_w"):  # ~4 us per value: half the stream
+        assert fires(make_detector(kind), errors[:100_000]) == [], kind
     assert fires(make_detector("adwin"), gauss(12, (0.0, 1.0, 200_000))) == []
     # DDM's false alarms come right after a (re)start, while its best level rests on a few
     # errors; past its warm-up it stays quiet.

@@ -138,7 +138,7 @@ class Config:
         if quick:
             r = runs if runs is not None else 3
             return cls(True, r, horizon=5000, stationary=50_000, slow_stationary=5000, slow_runs=1)
-        return cls(False, runs if runs is not None else 20)
+        return cls(False, runs if runs is not None else 40)
 
 
 # --------------------------------------------------------------------------- streams
@@ -457,6 +457,7 @@ def measure(cfg: Config, log: Callable[[str], None]) -> tuple[list[dict[str, Any
     for m in methods():
         quiet: list[str] = []  # stationary streams with no false alarm
         early_runs: list[str] = []  # change streams with runs that alarmed before the change
+        missed_runs: list[str] = []  # change streams with runs that never alarmed
         for k_i, kind in enumerate(kinds):
             if kind not in m.kinds:
                 continue
@@ -491,7 +492,7 @@ def measure(cfg: Config, log: Callable[[str], None]) -> tuple[list[dict[str, Any
                 continue
             runs = min(cfg.runs, cfg.slow_runs) if m.slow else cfg.runs
             delays: list[int] = []
-            early = 0
+            early = missed = 0
             fired: Counter[str] = Counter()
             t0 = time.perf_counter()
             for r in range(runs):
@@ -499,6 +500,7 @@ def measure(cfg: Config, log: Callable[[str], None]) -> tuple[list[dict[str, Any
                 values = s.make(rng, cfg.pre, cfg.horizon)
                 out = run(m, s.kind, values, (1, s_i, r), stop_first=True)
                 if not out.alarms:
+                    missed += 1
                     continue
                 at = out.alarms[0]
                 if at < cfg.pre:
@@ -510,6 +512,8 @@ def measure(cfg: Config, log: Callable[[str], None]) -> tuple[list[dict[str, Any
             log(f"{m.name} {s.name}: {len(delays)}/{runs} detected, {took:.1f} s")
             if early:
                 early_runs.append(f"{s.name} {early}/{runs}")
+            if missed:
+                missed_runs.append(f"{s.name} {missed}/{runs}")
             if m.name == "default":
                 fired_change[s.name] = fired
             st = stat[m.name, s.kind]
@@ -537,6 +541,10 @@ def measure(cfg: Config, log: Callable[[str], None]) -> tuple[list[dict[str, Any
             notes.append(
                 f"{m.name}: runs that alarmed before the change (false alarms, counted as not "
                 f"detected): {', '.join(early_runs)}."
+            )
+        if missed_runs:
+            notes.append(
+                f"{m.name}: runs with no alarm within the horizon: {', '.join(missed_runs)}."
             )
 
     notes.extend(_default_notes(fired_change, stat))
@@ -594,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, help="write the rows to this file as JSON")
     ap.add_argument("--quick", action="store_true", help="small streams (a smoke test)")
-    ap.add_argument("--runs", type=int, help="runs per change stream (20; 3 with --quick)")
+    ap.add_argument("--runs", type=int, help="runs per change stream (40; 3 with --quick)")
     args = ap.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         ap.error("--runs must be >= 1")

@@ -1,9 +1,9 @@
 """``streamproc record``: capture live topics into replay's INPUT format.
 
-Reads ``predictions``, ``labels`` and ``metrics`` from the beginning (or from now) and writes one
-``{"topic": ..., "value": ...}`` line per record, in the order they were consumed: each
-partition's order is kept (and so each model's, as topics are keyed by model_id); the
-interleaving of different partitions is the consumer's. A value that is not JSON is kept as a
+Reads ``predictions``, ``labels`` and ``metrics`` from the beginning (or from now) and writes
+one ``{"topic", "value", "kafka_ts"}`` line per record (``kafka_ts``: when the broker received
+it), in the order they were consumed: each partition's order is kept (and so each model's,
+as topics are keyed by model_id); the interleaving of different partitions is the consumer's. A value that is not JSON is kept as a
 string under ``"raw"`` so the replay dead-letters it as the live worker did.
 """
 
@@ -52,7 +52,7 @@ async def record(
                 batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)
             ):
                 for m in messages:
-                    out.write(_line(logical[tp.topic], m.value) + b"\n")
+                    out.write(_line(logical[tp.topic], m.value, m.timestamp / 1000.0) + b"\n")
                     written += 1
                     if max_records is not None and written >= max_records:
                         return written
@@ -63,15 +63,15 @@ async def record(
     return written
 
 
-def _line(topic: str, value: bytes | None) -> bytes:
+def _line(topic: str, value: bytes | None, kafka_ts: float) -> bytes:
     try:
         obj = orjson.loads(value) if value is not None else None
     except orjson.JSONDecodeError:
         obj = None
     if obj is None:
         text = (value or b"").decode("utf-8", errors="backslashreplace")
-        return orjson.dumps({"topic": topic, "raw": text})
-    return orjson.dumps({"topic": topic, "value": obj})
+        return orjson.dumps({"topic": topic, "raw": text, "kafka_ts": kafka_ts})
+    return orjson.dumps({"topic": topic, "value": obj, "kafka_ts": kafka_ts})
 
 
 def record_to_file(settings: Settings, bootstrap: str, path: str | Path, **kw: object) -> int:

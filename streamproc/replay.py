@@ -77,13 +77,13 @@ def replay(
     for index, line in enumerate(lines):
         if not line.strip():
             continue
-        topic, raw, problem = _split(line)
+        topic, raw, received, problem = _split(line)
         src = SourceRef(topic if topic in offsets else "input", 0, index)
         if problem:
             yield ReplayEvent("dead-letters", _dead(src, problem, line, last_ts), index)
             continue
         offsets[topic] += 1
-        out = route(monitors, topic, raw, SourceRef(topic, 0, offsets[topic]), last_ts)
+        out = route(monitors, topic, raw, SourceRef(topic, 0, offsets[topic]), received)
         if out.dead_letter is not None:
             dl = to_dict(out.dead_letter)
             dl["source"] = to_dict(src)
@@ -117,27 +117,30 @@ def _aftermath(
     return out
 
 
-def _split(line: bytes) -> tuple[str, bytes, str | None]:
+def _split(line: bytes) -> tuple[str, bytes, float, str | None]:
+    """(topic, raw value, broker receive time or 0, problem) of one input line."""
+    shape = (
+        'input line must be {"topic": "predictions" | "labels" | "metrics", "value": {...}}; '
+        "fix the record."
+    )
     try:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return "", b"", f"input line is not valid JSON ({exc}); write one JSON object per line."
-    if (
-        isinstance(rec, dict)
-        and rec.get("topic") in INPUT_TOPICS
-        and isinstance(rec.get("raw"), str)
-    ):
-        return rec["topic"], rec["raw"].encode(), None  # recorded as-is: not JSON on the wire
-    if not isinstance(rec, dict) or rec.get("topic") not in INPUT_TOPICS or "value" not in rec:
         return (
             "",
             b"",
-            (
-                'input line must be {"topic": "predictions" | "labels" | "metrics", '
-                '"value": {...}}; fix the record.'
-            ),
+            0.0,
+            f"input line is not valid JSON ({exc}); write one JSON object per line.",
         )
-    return rec["topic"], orjson.dumps(rec["value"]), None
+    if not isinstance(rec, dict) or rec.get("topic") not in INPUT_TOPICS:
+        return "", b"", 0.0, shape
+    received = rec.get("kafka_ts", 0.0)
+    received = float(received) if isinstance(received, int | float) else 0.0
+    if isinstance(rec.get("raw"), str):
+        return rec["topic"], rec["raw"].encode(), received, None  # was not JSON on the wire
+    if "value" not in rec:
+        return "", b"", 0.0, shape
+    return rec["topic"], orjson.dumps(rec["value"]), received, None
 
 
 def _dead(src: SourceRef, problem: str, line: bytes, ts: float) -> dict[str, Any]:

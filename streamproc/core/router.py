@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from streamproc.core.events import (
     DeadLetter,
@@ -43,6 +43,11 @@ from streamproc.core.policy import PolicyBook
 __all__ = ["MONITORED_TOPICS", "Monitors", "Outcome", "route"]
 
 log = logging.getLogger(__name__)
+
+# A record bigger than this is refused: events carry features, not payloads.
+MAX_RECORD_BYTES: Final = 1024 * 1024
+# Event time may run ahead of the broker's clock by at most this (clock skew, not a bug).
+MAX_FUTURE_S: Final = 86400.0
 
 # Logical topic names (before the configured prefix) the drift agent consumes.
 MONITORED_TOPICS: Final = ("predictions", "labels", "metrics", "deployments", "retrain-results")
@@ -104,9 +109,13 @@ class Monitors:
 def route(
     monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef, received_ts: float
 ) -> Outcome:
-    """Apply one raw record of a monitored topic (logical name) to its model's monitor."""
+    """Apply one raw record of a monitored topic (logical name) to its model's monitor.
+
+    ``received_ts`` is when Kafka received the record (0 when unknown, as in a replay of a
+    file without broker times); an event time far after it is refused.
+    """
     try:
-        return _route(monitors, topic, raw, source)
+        return _route(monitors, topic, raw, source, received_ts)
     except InvalidEvent as exc:
         return Outcome(dead_letter=dead_letter(source, str(exc), raw, received_ts))
     except Exception as exc:  # a bug must cost one record, not the worker
@@ -118,35 +127,40 @@ def route(
         return Outcome(dead_letter=dead_letter(source, msg, raw, received_ts))
 
 
-def _route(monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef) -> Outcome:
+def _route(
+    monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef, received_ts: float
+) -> Outcome:
     if raw is None:
         raise InvalidEvent(f"{topic}: record has no value (a tombstone); send a JSON object.")
-    if topic == "predictions":
-        p = parse_prediction(raw)
-        mon = monitors.get(p.model_id)
-        req = mon.on_prediction(p, source) if mon.accept(source) else None
-    elif topic == "labels":
-        lab = parse_label(raw)
-        mon = monitors.get(lab.model_id)
-        req = mon.on_label(lab, source) if mon.accept(source) else None
-    elif topic == "metrics":
-        m = parse_metric(raw)
-        mon = monitors.get(m.model_id)
-        req = mon.on_metric(m, source) if mon.accept(source) else None
-    elif topic == "deployments":
-        d = parse_deployment(raw)
-        mon = monitors.get(d.model_id)
-        if mon.accept(source):
-            mon.on_deployment(d)
-        req = None
-    elif topic == "retrain-results":
-        r = parse_retrain_result(raw)
-        mon = monitors.get(r.model_id)
-        if mon.accept(source):
-            mon.on_result(r)
-        req = None
-    else:
-        raise ValueError(f"topic {topic!r} is not monitored")
-    if isinstance(req, DeploymentEvent):
-        return Outcome(model_id=mon.model_id, deployments=(req,))
-    return Outcome(model_id=mon.model_id, requests=(req,) if req else ())
+    if len(raw) > MAX_RECORD_BYTES:
+        raise InvalidEvent(
+            f"{topic}: record is {len(raw)} bytes, over the {MAX_RECORD_BYTES} byte limit; "
+            "send features and identifiers, not payloads."
+        )
+    ev = _PARSERS[topic](raw)
+    if received_ts > 0 and ev.ts > received_ts + MAX_FUTURE_S:
+        raise InvalidEvent(
+            f"{topic}: field 'ts' ({ev.ts:.0f}) is {(ev.ts - received_ts) / 86400:.1f} days after "
+            "Kafka received the record; send seconds since the Unix epoch (UTC), not milliseconds."
+        )
+    mon = monitors.get(ev.model_id)
+    emitted = _HANDLERS[topic](mon, ev, source) if mon.accept(source) else None
+    if isinstance(emitted, DeploymentEvent):
+        return Outcome(model_id=mon.model_id, deployments=(emitted,))
+    return Outcome(model_id=mon.model_id, requests=(emitted,) if emitted else ())
+
+
+_PARSERS: Final[dict[str, Callable[[bytes], Any]]] = {
+    "predictions": parse_prediction,
+    "labels": parse_label,
+    "metrics": parse_metric,
+    "deployments": parse_deployment,
+    "retrain-results": parse_retrain_result,
+}
+_HANDLERS: Final[dict[str, Callable[[ModelMonitor, Any, SourceRef], Any]]] = {
+    "predictions": lambda m, ev, src: m.on_prediction(ev, src),
+    "labels": lambda m, ev, src: m.on_label(ev, src),
+    "metrics": lambda m, ev, src: m.on_metric(ev, src),
+    "deployments": lambda m, ev, src: m.on_deployment(ev),
+    "retrain-results": lambda m, ev, src: m.on_result(ev),
+}

@@ -2,9 +2,10 @@
 
 Reads ``predictions``, ``labels`` and ``metrics`` from the beginning (or from now) and writes
 one ``{"topic", "value", "kafka_ts"}`` line per record (``kafka_ts``: when the broker received
-it), in the order they were consumed: each partition's order is kept (and so each model's,
-as topics are keyed by model_id); the interleaving of different partitions is the consumer's. A value that is not JSON is kept as a
-string under ``"raw"`` so the replay dead-letters it as the live worker did.
+it), in the order they were consumed. Each partition's order is kept, and so each model's, as
+topics are keyed by model_id; the interleaving of different partitions is the consumer's. A
+value that is not JSON is kept as a string under ``"raw"``, so the replay dead-letters it as
+the live worker did.
 """
 
 from __future__ import annotations

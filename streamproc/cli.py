@@ -86,6 +86,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args))
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from streamproc.simulate import simulate, summary_lines
+
+    settings = _settings(args)
+    run = simulate(
+        settings,
+        resolve_broker(settings, start=False),
+        stream=args.stream,
+        events=args.events,
+        lag=args.lag,
+        rate=args.rate,
+        model_id=args.model_id,
+        say=print,
+    )
+    print("\n".join(summary_lines(run)))
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from streamproc.core.policy import load_policy
     from streamproc.replay import replay_file
@@ -146,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="live demo on a local broker: drift -> retrain -> deploy")
     _common(d)
     d.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser("simulate", help="an inference server on a drifting world, live")
+    _common(sim)
+    sim.add_argument("--stream", default="stagger", help="sea, stagger, hyperplane, sea_shift")
+    sim.add_argument("--events", type=int, default=25_000)
+    sim.add_argument("--lag", type=int, default=50, help="events before a label arrives")
+    sim.add_argument("--rate", type=float, default=2000.0, help="events per second")
+    sim.add_argument("--model-id", default="sim")
+    sim.set_defaults(func=cmd_simulate)
 
     r = sub.add_parser("replay", help="backtest a policy on recorded traffic (no Kafka)")
     r.add_argument("input", help="JSONL: {topic, value} per line, in arrival order")

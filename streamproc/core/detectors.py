@@ -207,19 +207,31 @@ class Cusum:
 
     kind: ClassVar[str] = "cusum"
 
-    def __init__(self, warmup: int = 500, shift: float = 0.5, arl: float = 1e6) -> None:
+    def __init__(
+        self,
+        warmup: int = 500,
+        shift: float = 0.5,
+        arl: float = 1e6,
+        min_rise: float = 0.02,
+        reference_max: int = 5000,
+    ) -> None:
         if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 2:
             raise ValueError(f"cusum warmup must be a whole number >= 2, got {warmup!r}.")
         if not (math.isfinite(shift) and shift > 0 and math.isfinite(arl) and arl > 1):
             raise ValueError(f"cusum needs a finite shift > 0 and arl > 1, got {shift!r}, {arl!r}.")
+        if not (math.isfinite(min_rise) and min_rise >= 0):
+            raise ValueError(f"cusum min_rise must be a finite number >= 0, got {min_rise!r}.")
         self.warmup = warmup
         self.shift = shift
         self.arl = arl
+        self.min_rise = min_rise
+        self.reference_max = max(int(reference_max), warmup)
         self.reset()
 
     def reset(self) -> None:
         self._n = 0
         self._since = 0
+        self._ref = 0  # values in the reference estimate
         self._sum = 0.0
         self._sumsq = 0.0
         self._binary = True
@@ -229,7 +241,7 @@ class Cusum:
         self._b = 0.0
 
     def _calibrate(self) -> None:
-        n = self.warmup
+        n = self._ref
         mean = self._sum / n
         if self._binary:
             # Posterior mean with a uniform prior keeps p0 away from 0 on a model that never errs.
@@ -238,7 +250,8 @@ class Cusum:
             mean_p = (self._sum + 1.0) / (n + 2.0)
             sd_p = math.sqrt(mean_p * (1.0 - mean_p) / (n + 3.0))
             p0 = min(max(mean_p + 0.5 * sd_p, 1e-4), 0.9)
-            p1 = min(p0 * (1.0 + self.shift), 0.999)
+            # A relative rise of a tiny error rate is noise: ask for at least min_rise more.
+            p1 = min(max(p0 * (1.0 + self.shift), p0 + self.min_rise), 0.999)
             self._a = math.log((1.0 - p1) / (1.0 - p0))
             self._b = math.log(p1 / p0)
         else:
@@ -246,11 +259,15 @@ class Cusum:
             self._a = mean
             self._b = max(math.sqrt(var), 1e-9)
 
+    def _learn(self, x: float) -> None:
+        self._ref += 1
+        self._sum += x
+        self._sumsq += x * x
+
     def update(self, x: float) -> bool:
         self._n += 1
         if self._n <= self.warmup:
-            self._sum += x
-            self._sumsq += x * x
+            self._learn(x)
             self._binary = self._binary and (x == 0.0 or x == 1.0)
             if self._n == self.warmup:
                 self._calibrate()
@@ -260,6 +277,13 @@ class Cusum:
         else:
             z = (x - self._a) / self._b
             llr = self.shift * z - 0.5 * self.shift * self.shift
+        # While there is no evidence of change, the reference keeps learning (up to
+        # reference_max): a better estimate of the in-control level needs less slack. The
+        # choice depends on the statistic before this value, never on the value: no bias.
+        if self._s == 0.0 and self._ref < self.reference_max:
+            self._learn(x)
+            if self._ref % 100 == 0:
+                self._calibrate()
         self._s = max(0.0, self._s + llr)
         # Samples since the statistic last left zero: the likeliest change point.
         self._since = self._since + 1 if self._s > 0.0 else 0
@@ -280,13 +304,13 @@ class Cusum:
     def details(self) -> dict[str, Any]:
         ready = self._n >= self.warmup
         if self._binary:
-            level = (self._sum + 1.0) / (min(self._n, self.warmup) + 2.0)
+            level = (self._sum + 1.0) / (max(self._ref, 0) + 2.0)
         else:
             level = self._a if ready else self._sum / max(self._n, 1)
         return {
             "model": "bernoulli" if self._binary else "gaussian",
             "reference_level": level,
-            "reference_n": min(self._n, self.warmup),
+            "reference_n": self._ref,
             "current_n": max(self._n - self.warmup, 0),
             "since_change": self._since,
             "shift": self.shift,
@@ -295,11 +319,10 @@ class Cusum:
     def state(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "warmup": self.warmup,
-            "shift": self.shift,
-            "arl": self.arl,
+            "params": [self.warmup, self.shift, self.arl, self.min_rise, self.reference_max],
             "s": [
                 self._n,
+                self._ref,
                 self._sum,
                 self._sumsq,
                 self._binary,
@@ -312,8 +335,9 @@ class Cusum:
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> Cusum:
-        d = cls(warmup=s["warmup"], shift=s["shift"], arl=s["arl"])
-        d._n, d._sum, d._sumsq, d._binary, d._s, d._a, d._b, d._since = s["s"]
+        w, shift, arl, min_rise, ref_max = s["params"]
+        d = cls(warmup=w, shift=shift, arl=arl, min_rise=min_rise, reference_max=ref_max)
+        d._n, d._ref, d._sum, d._sumsq, d._binary, d._s, d._a, d._b, d._since = s["s"]
         return d
 
 

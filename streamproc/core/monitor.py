@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_FORMAT: Final = 1
 UNKNOWN_VERSION: Final = "unknown"
 ERROR_SIGNAL: Final = "error"
+_OUTPUTS: Final = frozenset({"prediction", "score"})
 
 # A labelled example as kept for training: [features, label, prediction, version, ts].
 Example = list[Any]
@@ -114,6 +115,9 @@ class ModelMonitor:
         self.trigger = Trigger(policy)
         self.samples: dict[str, int] = {}  # per signal, for confirmation
         self.watch: RollbackWatch | None = None
+        self.refit_due = 0  # labelled examples after which the current version is refit
+        self.last_refit_id: str | None = None
+        self.own_examples = 0  # labelled examples the current version answered
         self.last_change_ts: float | None = None
         self.last_deployment_id: str | None = None
         self.offsets: dict[str, int] = {}
@@ -192,6 +196,13 @@ class ModelMonitor:
                     max_samples=rule.max_samples,
                     z=rule.z,
                 )
+        # A model retrained after an alarm learned from the little data since the change (or a
+        # mix across it): refit it once it has answered enough labels of its own. A refit's
+        # own deployment is not refit again.
+        retrained = isinstance(ev.metrics.get("train"), int)
+        refit = retrained and ev.action == "promote" and ev.request_id != self.last_refit_id
+        self.refit_due = self.policy.refit_examples if refit else 0
+        self.own_examples = 0
         self.last_deployment_id = ev.deployment_id
         self.version = ev.version
         self.version_deployed = True
@@ -214,6 +225,9 @@ class ModelMonitor:
         err = error_of(j.prediction, j.label)
         if self.watch is not None and self.watch.update(err):
             return self._rollback(j)
+        self.own_examples += 1
+        if self.refit_due and self.own_examples >= self.refit_due:
+            return self._refit(j, source)
         det = self.detectors.get(ERROR_SIGNAL)
         if det is None:
             return None
@@ -239,7 +253,7 @@ class ModelMonitor:
             if det is None:
                 if value is None:
                     continue  # the kind of test is chosen on the first real value
-                det = self.detectors[signal] = rule.make(value)
+                det = self.detectors[signal] = rule.make(value, output=signal in _OUTPUTS)
             if self._update(signal, det, value) and fired is None and self._significant(det):
                 evidence = f"{signal}@{ev.event_id}"
                 fired = self._fired(signal, det, det.statistic, ev.ts, evidence, source)
@@ -260,6 +274,19 @@ class ModelMonitor:
         if not ok:
             self._count("not_significant_after_correction")
         return bool(ok)
+
+    def _refit(self, j: Joined, source: SourceRef | None) -> RetrainRequest | None:
+        """Retrain once a version retrained after an alarm has answered enough labels itself."""
+        self.refit_due = 0
+        details = {"change_ts": self.last_change_ts} if self.last_change_ts is not None else {}
+        n = self.own_examples
+        reason = Reason("refit", "examples", n, self.policy.refit_examples, n, details)
+        reasons = self.trigger.ask_scheduled(reason, j.label_ts)
+        if not reasons:
+            return None
+        req = self._request(reasons, j.label_ts, f"refit@{j.event_id}", source)
+        self.last_refit_id = req.request_id
+        return req
 
     def _scheduled(self, ts: float, source: SourceRef | None) -> RetrainRequest | None:
         reason = self.trigger.schedule_due(ts)
@@ -284,6 +311,10 @@ class ModelMonitor:
         details = det.details()
         if signal == ERROR_SIGNAL and details.get("since_change"):
             details["change_ts"] = self._change_ts(int(details["since_change"]))
+            if self._examples_since(details["change_ts"]) < self.policy.min_train_examples:
+                # Keep the alarm (no reset): ask once the new concept has enough examples.
+                self._count("waiting_for_examples")
+                return None
             self.last_change_ts = details["change_ts"]
         reason = Reason(
             signal=signal,
@@ -357,6 +388,11 @@ class ModelMonitor:
             metrics=evidence,
         )
 
+    def _examples_since(self, ts: float | None) -> int:
+        if ts is None:
+            return len(self.examples)
+        return sum(1 for ex in reversed(self.examples) if ex[4] >= ts)
+
     def _change_ts(self, since: int) -> float | None:
         """Label time of the first of the last ``since`` examples of the current version."""
         seen = 0
@@ -408,6 +444,7 @@ class ModelMonitor:
                 "trigger": self.trigger.state(),
                 "samples": self.samples,
                 "watch": self.watch.state() if self.watch else None,
+                "refit": [self.refit_due, self.own_examples, self.last_refit_id],
                 "last_change_ts": self.last_change_ts,
                 "offsets": self.offsets,
                 "counts": self.counts,
@@ -433,6 +470,7 @@ class ModelMonitor:
         mon.trigger = Trigger.from_state(s["trigger"], policy)
         mon.samples = dict(s["samples"])
         mon.watch = RollbackWatch.from_state(s["watch"]) if s["watch"] else None
+        mon.refit_due, mon.own_examples, mon.last_refit_id = s["refit"]
         mon.last_change_ts = s["last_change_ts"]
         mon.offsets = s["offsets"]
         mon.counts = s["counts"]

@@ -123,9 +123,13 @@ class DriftRule:
     features: tuple[str, ...] = ("*",)  # globs of feature names to watch
     outputs: bool = True  # also watch the prediction and score distributions
 
-    def make(self, value: Any) -> Detector:
-        """A detector suited to ``value``: categorical for strings and booleans, else numeric."""
-        spec = dict(self.categorical if isinstance(value, str | bool) else self.numeric)
+    def make(self, value: Any, output: bool = False) -> Detector:
+        """A detector suited to ``value``: categorical for strings and booleans, else numeric.
+
+        An integer *output* is a class label (categorical); an integer *feature* is a count.
+        """
+        categorical = isinstance(value, str | bool) or (output and isinstance(value, int))
+        spec = dict(self.categorical if categorical else self.numeric)
         return make_detector(spec.pop("detector"), **spec)
 
     def watches(self, feature: str) -> bool:
@@ -163,6 +167,12 @@ class Policy:
     budget: tuple[int, float] | None = None  # at most this many requests per period (s)
     max_age_s: float = 0.0  # scheduled fallback: retrain a version this old (0: never)
     max_events: int = 0  # scheduled fallback: retrain after this many predictions (0: never)
+    # A version trained on fewer labelled examples than this is retrained once it has answered
+    # that many itself (0: never): the first model after a change learns from little data.
+    refit_examples: int = 500
+    # An error alarm waits until this many labelled examples exist since the estimated change,
+    # so the retrain learns the new concept rather than the old one.
+    min_train_examples: int = 50
     join: JoinLimits = field(default_factory=lambda: JoinLimits())
     # A request that produced no deployment or result by then no longer mutes new requests.
     pending_timeout_s: float = 3600.0
@@ -205,6 +215,7 @@ _POLICY_KEYS = {
     "min_samples",
     "budget",
     "schedule",
+    "refit_examples",
     "match",
 }
 
@@ -317,7 +328,7 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
             raise PolicyError(f"{where}: 'schedule' takes max_age_s and max_events.")
         changes["max_age_s"] = _non_negative(sch.get("max_age_s", 0.0), f"{where} max_age_s")
         changes["max_events"] = int(_non_negative(sch.get("max_events", 0), f"{where} max_events"))
-    for key in ("warmup_events", "min_samples"):
+    for key in ("warmup_events", "min_samples", "refit_examples"):
         if key in table:
             changes[key] = int(_non_negative(table[key], f"{where} {key}"))
     if "quorum_window_s" in table:

@@ -3,7 +3,8 @@
 Features arrive as JSON (numbers, strings, booleans, nulls); :func:`vectorize` turns them into
 what river's linear models take (strings one-hot, booleans 0/1, nulls left out). Classification
 uses one-vs-rest logistic regression, regression a linear regression, both behind a standard
-scaler; several passes over the (small) window make up for online learning's single look.
+scaling fitted on the window; several passes over the (small) window make up for online
+learning's single look.
 
 Examples
 --------
@@ -17,11 +18,12 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from river import compose, linear_model, multiclass, optim, preprocessing
+from river import linear_model, multiclass, optim
 
 __all__ = ["TrainedModel", "infer_task", "train", "vectorize"]
 
@@ -51,15 +53,52 @@ def infer_task(labels: Sequence[Any]) -> str:
     return "classification"
 
 
+@dataclass(frozen=True)
+class Scaling:
+    """Per-feature mean and deviation of the numeric inputs, fitted on the training window.
+
+    One-hot columns (``name=value``) stay 0/1: scaling them by their presence alone, as an
+    online scaler does with sparse rows, would give absent and present categories
+    inconsistent values.
+    """
+
+    means: dict[str, float]
+    stds: dict[str, float]
+
+    @classmethod
+    def fit(cls, rows: Sequence[Mapping[str, float]]) -> Scaling:
+        sums: dict[str, list[float]] = {}
+        for x in rows:
+            for k, v in x.items():
+                if "=" not in k:
+                    acc = sums.setdefault(k, [0.0, 0.0, 0.0])
+                    acc[0] += 1
+                    acc[1] += v
+                    acc[2] += v * v
+        means, stds = {}, {}
+        for k, (n, s1, s2) in sums.items():
+            mean = s1 / n
+            means[k] = mean
+            stds[k] = math.sqrt(max(s2 / n - mean * mean, 0.0)) or 1.0
+        return cls(means, stds)
+
+    def apply(self, x: Mapping[str, float]) -> dict[str, float]:
+        m, s = self.means, self.stds
+        return {k: (v - m[k]) / s[k] if k in m else v for k, v in x.items()}
+
+
 @dataclass
 class TrainedModel:
     """A fitted model that predicts from raw JSON features; pickled as the registry artifact."""
 
     task: str
     pipeline: Any
+    scaling: Scaling | None = None
 
     def predict(self, features: Mapping[str, Any]) -> Any:
         x = vectorize(features)
+        if self.scaling is not None:
+            x = self.scaling.apply(x)
         y = self.pipeline.predict_one(x)
         return float(y) if self.task == "regression" else y
 
@@ -77,18 +116,15 @@ class TrainedModel:
         return total / len(examples)
 
 
-def _pipeline(task: str) -> Any:
+def _model(task: str) -> Any:
     if task == "regression":
-        return compose.Pipeline(
-            preprocessing.StandardScaler(), linear_model.LinearRegression(optimizer=optim.SGD(0.01))
-        )
-    return compose.Pipeline(
-        preprocessing.StandardScaler(),
-        multiclass.OneVsRestClassifier(linear_model.LogisticRegression(optimizer=optim.SGD(0.1))),
+        return linear_model.LinearRegression(optimizer=optim.SGD(0.01), intercept_lr=0.01)
+    return multiclass.OneVsRestClassifier(
+        linear_model.LogisticRegression(optimizer=optim.SGD(0.1), intercept_lr=0.1)
     )
 
 
-def train(examples: Sequence[Sequence[Any]], task: str = "auto", epochs: int = 3) -> TrainedModel:
+def train(examples: Sequence[Sequence[Any]], task: str = "auto", epochs: int = 5) -> TrainedModel:
     """Fit a fresh model on examples ``[features, label, ...]``, oldest first.
 
     The last pass runs in arrival order, so the most recent concept weighs most.
@@ -97,9 +133,11 @@ def train(examples: Sequence[Sequence[Any]], task: str = "auto", epochs: int = 3
         raise ValueError("no labelled examples to train on; wait until labels have been joined.")
     if task == "auto":
         task = infer_task([ex[1] for ex in examples])
-    pipe = _pipeline(task)
-    rows = [(vectorize(ex[0]), ex[1]) for ex in examples]
+    raw = [vectorize(ex[0]) for ex in examples]
+    scaling = Scaling.fit(raw)
+    rows = [(scaling.apply(x), ex[1]) for x, ex in zip(raw, examples, strict=True)]
+    model = _model(task)
     for _ in range(epochs):
         for x, y in rows:
-            pipe.learn_one(x, float(y) if task == "regression" else y)
-    return TrainedModel(task=task, pipeline=pipe)
+            model.learn_one(x, float(y) if task == "regression" else y)
+    return TrainedModel(task=task, pipeline=model, scaling=scaling)

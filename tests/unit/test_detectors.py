@@ -280,7 +280,7 @@ def test_cusum_state_is_json_primitives() -> None:
     s = det.state()
     assert orjson.loads(orjson.dumps(s)) == s
     assert s["kind"] == "cusum"
-    assert (s["warmup"], s["shift"], s["arl"]) == (5, 0.25, 500)
+    assert s["params"][:3] == [5, 0.25, 500]
 
 
 def test_restore_unknown_kind_raises() -> None:

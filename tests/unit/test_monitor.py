@@ -109,7 +109,8 @@ def test_request_ids_are_deterministic_for_the_same_evidence() -> None:
     assert [r.request_id for r in a] == [r.request_id for r in b]
     assert len(a) == 1
     details = a[0].reasons[0].details
-    assert details["reference_n"] == 500 and 800 <= a[0].ts - 1_767_225_600 < 1000
+    # The reference starts with the 500-event warm-up and keeps learning while in control.
+    assert details["reference_n"] >= 500 and 800 <= a[0].ts - 1_767_225_600 < 1000
     assert details["change_ts"] <= a[0].ts
 
 

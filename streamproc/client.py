@@ -1,0 +1,930 @@
+"""Client SDK for inference servers: stream events into Kafka, hot-swap deployed models.
+
+Two halves, both safe to put on the inference path:
+
+- **Loggers** (:class:`PredictionLogger`, :class:`LabelLogger`, :class:`MetricLogger`, and their
+  ``Async*`` twins) validate an event with the core's contracts *in the caller* (a caller bug,
+  such as a NaN feature, raises :class:`ValueError` before anything leaves the process), then
+  append it to a bounded in-memory buffer and return. A background task drains the buffer in
+  batches to an aiokafka producer, keyed by ``model_id``. Kafka being slow or down never blocks
+  or raises in ``log()``: the buffer fills, the **oldest** events are dropped first (the newest
+  describe the model as it is now), every loss is counted in ``dropped``, and a rate-limited
+  warning is logged.
+- :class:`DeploymentWatcher` follows the ``deployments`` topic for chosen models, loads each
+  deployed artifact (from the registry, checksum verified, or with your own loader) and swaps the
+  served model atomically. A version that fails to load is never served; the old one stays.
+
+The wire format is plain JSON (``shared/design.md``), so a server in another language can do the
+same with any Kafka client.
+
+Examples
+--------
+>>> import pickle, tempfile
+>>> from streamproc.core.events import DeploymentEvent
+>>> from streamproc.core.registry import FileRegistry
+>>> from streamproc.core.training import train
+>>> reg = FileRegistry(tempfile.mkdtemp())
+>>> model = train([[{"x": float(i % 10)}, i % 10 >= 5] for i in range(200)])
+>>> _ = reg.register("m", "v2", pickle.dumps(model), created_ts=0.0)
+>>> watcher = DeploymentWatcher("127.0.0.1:9092", "", ["m"], registry_root=reg.root)
+>>> watcher.handle(DeploymentEvent("dep-1", "m", "v2", "promote", ts=1.0))
+True
+>>> watcher.current("m").version, watcher.predict("m", {"x": 9.0})
+('v2', True)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import numbers
+import pickle
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, NamedTuple, Self
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+
+from streamproc.core.events import (
+    DeploymentEvent,
+    InvalidEvent,
+    parse_deployment,
+    parse_label,
+    parse_metric,
+    parse_prediction,
+)
+from streamproc.core.registry import FileRegistry
+
+__all__ = [
+    "AsyncLabelLogger",
+    "AsyncMetricLogger",
+    "AsyncPredictionLogger",
+    "DeploymentWatcher",
+    "LabelLogger",
+    "MetricLogger",
+    "PredictionLogger",
+    "Served",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PRODUCER_CONFIG: Mapping[str, Any] = {"linger_ms": 10, "client_id": "streamproc-client"}
+
+
+class _RateLimited:
+    """Log a warning of each kind at most once per ``every_s`` seconds."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def warn(self, kind: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is None or now - last >= self.every_s:
+            self._last[kind] = now
+            log.warning(msg, *args)
+
+
+# --------------------------------------------------------------------------- event building
+
+
+def _check_finite(kind: str, name: str, v: object) -> None:
+    """Reject NaN and infinities anywhere: orjson would silently turn them into null."""
+    if isinstance(v, bool | str) or v is None:
+        return
+    if isinstance(v, numbers.Real):
+        if not math.isfinite(v):
+            raise ValueError(f"{kind}: field '{name}' is not finite ({v}); send a finite number.")
+    elif isinstance(v, Mapping):
+        for k, x in v.items():
+            _check_finite(kind, f"{name}.{k}", x)
+    elif isinstance(v, list | tuple):
+        for i, x in enumerate(v):
+            _check_finite(kind, f"{name}[{i}]", x)
+
+
+def _record(
+    kind: str,
+    parse: Callable[[bytes], Any],
+    fields: dict[str, Any],
+    extra: Mapping[str, Any] | None,
+) -> bytes:
+    """Validate ``fields`` (plus ``extra``) against the core contract; return the JSON value."""
+    obj = {k: v for k, v in fields.items() if v is not None}
+    if extra:
+        clash = sorted(set(extra) & set(fields))
+        if clash:
+            raise ValueError(f"{kind}: extra fields {clash} would replace the event's own fields.")
+        obj = {**extra, **obj}
+    for name, v in obj.items():
+        _check_finite(kind, name, v)
+    try:
+        raw = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError as exc:  # orjson.JSONEncodeError: a value JSON has no type for
+        raise ValueError(f"{kind}: cannot be sent as JSON ({exc}).") from None
+    parse(raw)  # InvalidEvent (a ValueError) names the field and says what to do
+    return raw
+
+
+# --------------------------------------------------------------------------- loggers
+
+
+class _BufferedLogger:
+    """Bounded buffer plus the coroutine that drains it to Kafka; shared by sync and async."""
+
+    _logical: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic_prefix: str = "",
+        *,
+        buffer_size: int = 10_000,
+        batch_size: int = 500,
+        producer_config: Mapping[str, Any] | None = None,
+        warn_every_s: float = 30.0,
+    ) -> None:
+        if buffer_size < 1 or batch_size < 1:
+            raise ValueError("buffer_size and batch_size must be at least 1.")
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = f"{topic_prefix}{self._logical}"
+        self.buffer_size = buffer_size
+        self.batch_size = batch_size
+        self.producer_config = {**DEFAULT_PRODUCER_CONFIG, **(producer_config or {})}
+        #: Events lost: pushed out of the full buffer (oldest first) or still buffered when
+        #: ``close()`` gave up, plus those logged after ``close()``.
+        self.dropped = 0
+        #: Events Kafka acknowledged.
+        self.sent = 0
+        #: Events handed to the producer that it failed to deliver (after its own retries).
+        self.failed = 0
+        self._buf: deque[tuple[bytes, bytes]] = deque(maxlen=buffer_size)
+        self._lock = threading.Lock()
+        self._unacked = 0  # taken from the buffer, not yet acked or failed
+        self._warn = _RateLimited(warn_every_s)
+        self._closed = False
+        self._notified = False
+        self._wake: Callable[[], object] | None = None
+        self._stopping: asyncio.Event | None = None
+        self._has_data: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._producer: Any = None
+
+    # -- caller side (any thread, never blocks on Kafka) ------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Events waiting in the buffer."""
+        return len(self._buf)
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        with self._lock:
+            if self._closed:
+                self.dropped += 1
+                self._warn.warn("closed", "%s logger is closed; event dropped.", self.topic)
+                return
+            if len(self._buf) == self.buffer_size:
+                self.dropped += 1  # append() below pushes out the oldest
+                self._warn.warn(
+                    "full",
+                    "%s buffer full (%d events): Kafka at %s is slow or unreachable; dropping "
+                    "the oldest events (%d dropped so far).",
+                    self.topic,
+                    self.buffer_size,
+                    self.bootstrap_servers,
+                    self.dropped,
+                )
+            self._buf.append((key, value))
+            wake = None if self._notified else self._wake
+            if wake is not None:
+                self._notified = True
+        if wake is not None:
+            wake()
+
+    def _idle(self) -> bool:
+        with self._lock:
+            return not self._buf and self._unacked == 0
+
+    # -- loop side ---------------------------------------------------------------------------
+
+    def _bind(self) -> None:
+        """Attach to the running loop: the drain task and the wake-up hook."""
+        loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        has_data = self._has_data = asyncio.Event()
+        self._wake = lambda: loop.call_soon_threadsafe(has_data.set)
+        self._task = loop.create_task(self._run(), name=f"streamproc-{self._logical}-logger")
+
+    async def _connect(self) -> Any:
+        """A started producer, retrying with backoff until it connects or close() is called."""
+        assert self._stopping is not None
+        delay = 0.5
+        while not self._stopping.is_set():
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap_servers, **self.producer_config
+            )
+            try:
+                await producer.start()
+                return producer
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                self._warn.warn(
+                    "connect",
+                    "%s logger cannot reach Kafka at %s (%s); buffering up to %d events and "
+                    "retrying.",
+                    self.topic,
+                    self.bootstrap_servers,
+                    exc,
+                    self.buffer_size,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, 10.0)
+        return None
+
+    def _take(self) -> list[tuple[bytes, bytes]]:
+        with self._lock:
+            n = min(self.batch_size, len(self._buf))
+            batch = [self._buf.popleft() for _ in range(n)]
+            self._unacked += n
+        return batch
+
+    def _done(self, fut: asyncio.Future[Any]) -> None:
+        self._unacked -= 1
+        if fut.cancelled() or fut.exception() is not None:
+            self.failed += 1
+            err = "cancelled" if fut.cancelled() else fut.exception()
+            self._warn.warn("failed", "%s: Kafka did not take an event (%s).", self.topic, err)
+        else:
+            self.sent += 1
+
+    async def _run(self) -> None:
+        assert self._stopping is not None and self._has_data is not None
+        self._producer = producer = await self._connect()
+        if producer is None:
+            return
+        while True:
+            batch = self._take()
+            if batch:
+                for i, (key, value) in enumerate(batch):
+                    try:
+                        fut = await producer.send(self.topic, value=value, key=key)
+                    except asyncio.CancelledError:
+                        self._unacked -= len(batch) - i
+                        self.failed += len(batch) - i
+                        raise
+                    except Exception as exc:
+                        self._unacked -= 1
+                        self.failed += 1
+                        self._warn.warn("send", "%s: send failed (%s).", self.topic, exc)
+                        continue
+                    fut.add_done_callback(self._done)
+                continue
+            if self._stopping.is_set():
+                return
+            self._notified = False
+            if self._buf:
+                continue
+            await self._has_data.wait()
+            self._has_data.clear()
+
+    async def _aflush(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._idle():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def _aclose(self, timeout: float) -> None:
+        if self._task is None or self._stopping is None or self._has_data is None:
+            self._finish_close()
+            return
+        deadline = time.monotonic() + timeout
+        self._stopping.set()  # stops connect retries; the drain task ends once the buffer is
+        self._has_data.set()  # empty
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        except Exception:
+            log.exception("%s logger's drain task failed", self.topic)
+        if self._producer is not None:
+            remaining = max(deadline - time.monotonic(), 0.05)
+            try:  # flushes what the producer holds, waiting for acks
+                await asyncio.wait_for(self._producer.stop(), remaining)
+            except Exception as exc:
+                self._warn.warn("stop", "%s: producer did not stop cleanly (%s).", self.topic, exc)
+        self._finish_close()
+
+    def _finish_close(self) -> None:
+        with self._lock:
+            self._closed = True
+            lost = len(self._buf)
+            self._buf.clear()
+            self.dropped += lost
+        if lost:
+            log.warning(
+                "%s logger closed with %d undelivered events (dropped: %d in all).",
+                self.topic,
+                lost,
+                self.dropped,
+            )
+
+
+class _AsyncLogger(_BufferedLogger):
+    """Async lifecycle: ``await start()`` on your loop, plain ``log()``, ``await close()``."""
+
+    async def start(self) -> None:
+        """Start draining on the running loop. Events logged before are kept."""
+        if self._task is None:
+            self._bind()
+
+    async def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every buffered event is acked or failed; False if ``timeout`` passed."""
+        return await self._aflush(timeout)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is buffered for up to ``timeout`` seconds, then stop; never raises."""
+        await self._aclose(timeout)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class _SyncLogger(_BufferedLogger):
+    """Sync lifecycle: its own event loop in a daemon thread, started by the constructor."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic_prefix: str = "",
+        *,
+        buffer_size: int = 10_000,
+        batch_size: int = 500,
+        producer_config: Mapping[str, Any] | None = None,
+        warn_every_s: float = 30.0,
+    ) -> None:
+        super().__init__(
+            bootstrap_servers,
+            topic_prefix,
+            buffer_size=buffer_size,
+            batch_size=batch_size,
+            producer_config=producer_config,
+            warn_every_s=warn_every_s,
+        )
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def main() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.call_soon(self._bind)
+            self._loop.call_soon(started.set)
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(
+            target=main, name=f"streamproc-{self._logical}-logger", daemon=True
+        )
+        self._thread.start()
+        started.wait(5.0)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every buffered event is acked or failed; False if ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while not self._idle():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is buffered for up to ``timeout`` seconds, then stop; never raises."""
+        if self._closed or not self._thread.is_alive():
+            self._finish_close()
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._aclose(timeout), self._loop)
+        try:
+            fut.result(timeout + 0.5)
+        except Exception as exc:  # a timeout here means the loop itself is stuck
+            log.warning("%s logger did not close in %.1fs (%s).", self.topic, timeout, exc)
+            self._finish_close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(0.5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _PredictionLog(_BufferedLogger):
+    _logical = "predictions"
+
+    def log(
+        self,
+        model_id: str,
+        model_version: str,
+        features: Mapping[str, Any] | None,
+        prediction: Any,
+        *,
+        score: float | None = None,
+        event_id: str | None = None,
+        ts: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Queue one prediction; return its ``event_id`` (send it with the label later).
+
+        Raises ValueError if the event breaks the contract; never because of Kafka.
+        """
+        if prediction is None:
+            raise ValueError("prediction: field 'prediction' is missing; send the model's output.")
+        eid = event_id if event_id is not None else uuid.uuid4().hex
+        fields = {
+            "event_id": eid,
+            "model_id": model_id,
+            "model_version": model_version,
+            "ts": time.time() if ts is None else ts,
+            "features": None if features is None else dict(features),
+            "prediction": prediction,
+            "score": score,
+        }
+        raw = _record("prediction", parse_prediction, fields, extra)
+        self._put(model_id.encode(), raw)
+        return eid
+
+
+class _LabelLog(_BufferedLogger):
+    _logical = "labels"
+
+    def log(
+        self,
+        model_id: str,
+        event_id: str,
+        label: Any,
+        *,
+        ts: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue the ground truth for the prediction ``event_id``.
+
+        Raises ValueError if the event breaks the contract; never because of Kafka.
+        """
+        if label is None:
+            raise ValueError("label: field 'label' is missing; send the observed outcome.")
+        fields = {
+            "event_id": event_id,
+            "model_id": model_id,
+            "ts": time.time() if ts is None else ts,
+            "label": label,
+        }
+        raw = _record("label", parse_label, fields, extra)
+        self._put(model_id.encode(), raw)
+
+
+class _MetricLog(_BufferedLogger):
+    _logical = "metrics"
+
+    def log(
+        self,
+        model_id: str,
+        name: str,
+        value: float,
+        *,
+        model_version: str | None = None,
+        ts: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue one metric value (e.g. ``drift``, ``accuracy``, ``latency_ms``).
+
+        Raises ValueError if the event breaks the contract; never because of Kafka.
+        """
+        if value is None:
+            raise ValueError("metric: field 'value' is missing; send a finite number.")
+        fields = {
+            "model_id": model_id,
+            "ts": time.time() if ts is None else ts,
+            "name": name,
+            "value": value,
+            "model_version": model_version,
+        }
+        raw = _record("metric", parse_metric, fields, extra)
+        self._put(model_id.encode(), raw)
+
+
+class PredictionLogger(_PredictionLog, _SyncLogger):
+    """Stream predictions to ``<prefix>predictions`` from sync code (any thread).
+
+    Parameters
+    ----------
+    bootstrap_servers : str
+        Kafka bootstrap servers, ``"host:port[,host:port]"``.
+    topic_prefix : str
+        Prepended to the topic name (``STREAMPROC_TOPIC_PREFIX`` of the workers).
+    buffer_size : int
+        Events held while Kafka is slow or down; beyond it the oldest are dropped and counted
+        in ``dropped``.
+    batch_size : int
+        Events handed to the producer per drain step.
+    producer_config : mapping, optional
+        Extra ``AIOKafkaProducer`` keyword arguments: ``security_protocol``, ``ssl_context``,
+        ``sasl_*``, ``acks``, ``linger_ms``, ``compression_type``...
+    warn_every_s : float
+        At most one warning of each kind (buffer full, broker unreachable) per this many seconds.
+
+    Examples
+    --------
+    >>> preds = PredictionLogger("127.0.0.1:9092", "")  # doctest: +SKIP
+    >>> eid = preds.log("fraud-eu", "v3", {"amount": 12.5}, True, score=0.91)  # doctest: +SKIP
+    >>> preds.close(timeout=5)  # doctest: +SKIP
+    """
+
+
+class LabelLogger(_LabelLog, _SyncLogger):
+    """Stream labels (delayed ground truth) to ``<prefix>labels`` from sync code.
+
+    Parameters are those of :class:`PredictionLogger`.
+
+    Examples
+    --------
+    >>> labels = LabelLogger("127.0.0.1:9092")  # doctest: +SKIP
+    >>> labels.log("fraud-eu", eid, False)  # doctest: +SKIP
+    """
+
+
+class MetricLogger(_MetricLog, _SyncLogger):
+    """Stream metrics to ``<prefix>metrics`` from sync code.
+
+    Parameters are those of :class:`PredictionLogger`.
+
+    Examples
+    --------
+    >>> metrics = MetricLogger("127.0.0.1:9092")  # doctest: +SKIP
+    >>> metrics.log("fraud-eu", "drift", 0.12, model_version="v3")  # doctest: +SKIP
+    """
+
+
+class AsyncPredictionLogger(_PredictionLog, _AsyncLogger):
+    """:class:`PredictionLogger` for asyncio servers: drains on your event loop.
+
+    ``log()`` is a plain (non-async) call that only validates and buffers; ``start()``,
+    ``flush()`` and ``close()`` are coroutines. Parameters are those of
+    :class:`PredictionLogger`.
+
+    Examples
+    --------
+    >>> async def serve():  # doctest: +SKIP
+    ...     async with AsyncPredictionLogger("127.0.0.1:9092") as preds:
+    ...         preds.log("fraud-eu", "v3", {"amount": 12.5}, True)
+    """
+
+
+class AsyncLabelLogger(_LabelLog, _AsyncLogger):
+    """:class:`LabelLogger` for asyncio servers (see :class:`AsyncPredictionLogger`)."""
+
+
+class AsyncMetricLogger(_MetricLog, _AsyncLogger):
+    """:class:`MetricLogger` for asyncio servers (see :class:`AsyncPredictionLogger`)."""
+
+
+# --------------------------------------------------------------------------- hot swap
+
+
+class Served(NamedTuple):
+    """The version a server serves for a model and the loaded model: swapped as one value."""
+
+    version: str
+    model: Any
+
+
+Loader = Callable[[DeploymentEvent], Any]
+OnSwap = Callable[[DeploymentEvent, Any], None]
+
+
+class DeploymentWatcher:
+    """Follow ``<prefix>deployments`` and hot-swap the served model of each watched model id.
+
+    Every promote or rollback event for a watched model loads that version's artifact and then
+    replaces the served ``(version, model)`` pair with one attribute assignment, so a request
+    sees either the old pair or the new one, never a mix. A version that fails to load (bad
+    checksum, missing version, not a model) is logged, counted in ``failures``, and the old
+    model keeps serving. A repeated ``deployment_id`` is ignored once applied.
+
+    Parameters
+    ----------
+    bootstrap_servers : str
+        Kafka bootstrap servers.
+    topic_prefix : str
+        The workers' topic prefix.
+    model_ids : iterable of str
+        The models this server serves; other models' deployments are ignored.
+    registry_root : path, optional
+        The workers' registry folder (``<STREAMPROC_DATA_DIR>/registry``, a shared mount across
+        hosts). The default loader reads the version from it (sha256 verified) and unpickles it.
+        Built-in artifacts are pickles: point this only at a registry you trust.
+    loader : callable, optional
+        ``loader(event) -> model`` replaces the default loader, e.g. to fetch from S3 or MLflow
+        using ``event.artifact_uri``. It runs in the watcher's thread.
+    on_swap : callable, optional
+        ``on_swap(event, model)``, called after each swap; its exceptions are logged.
+    from_beginning : bool
+        True (default): on start, read the topic from the beginning and load only each model's
+        latest deployment, so a restarted server serves what is deployed now. False: only
+        deployments published after start.
+    consumer_config : mapping, optional
+        Extra ``AIOKafkaConsumer`` keyword arguments (security settings).
+
+    Examples
+    --------
+    >>> watcher = DeploymentWatcher(  # doctest: +SKIP
+    ...     "127.0.0.1:9092", "", ["fraud-eu"], registry_root="/data/streamproc/registry"
+    ... ).start()
+    >>> watcher.serve("fraud-eu", "v1", initial_model)  # doctest: +SKIP
+    >>> watcher.predict("fraud-eu", {"amount": 12.5})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic_prefix: str,
+        model_ids: Iterable[str],
+        registry_root: str | Path | None = None,
+        loader: Loader | None = None,
+        on_swap: OnSwap | None = None,
+        *,
+        from_beginning: bool = True,
+        consumer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        if loader is None and registry_root is None:
+            raise ValueError("DeploymentWatcher needs registry_root or a loader(event) callback.")
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = f"{topic_prefix}deployments"
+        self.model_ids = frozenset([model_ids] if isinstance(model_ids, str) else model_ids)
+        self._keys = frozenset(m.encode() for m in self.model_ids)
+        self._registry = FileRegistry(registry_root) if registry_root is not None else None
+        self._loader: Loader = loader if loader is not None else self._load_from_registry
+        self.on_swap = on_swap
+        self.from_beginning = from_beginning
+        self.consumer_config = dict(consumer_config or {})
+        #: Deployments that could not be loaded (the old model kept serving).
+        self.failures = 0
+        #: Swaps done.
+        self.swaps = 0
+        self._served: Mapping[str, Served] = {}  # replaced whole, never mutated
+        self._previous: dict[str, Served] = {}  # the pair each swap replaced, for rollbacks
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._warn = _RateLimited(30.0)
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def current(self, model_id: str) -> Served | None:
+        """The ``(version, model)`` pair served for ``model_id``, or None before any."""
+        return self._served.get(model_id)
+
+    def predict(self, model_id: str, features: Mapping[str, Any]) -> Any:
+        """``current(model_id).model.predict(features)``; LookupError if nothing is served."""
+        served = self._served.get(model_id)
+        if served is None:
+            raise LookupError(f"no model served for {model_id!r} yet; serve() one or deploy one.")
+        return served.model.predict(features)
+
+    def serve(self, model_id: str, version: str, model: Any) -> None:
+        """Serve a model you loaded yourself (e.g. the one the server boots with)."""
+        with self._lock:
+            self._swap(model_id, Served(version, model))
+
+    def _swap(self, model_id: str, new: Served) -> None:
+        old = self._served.get(model_id)
+        if old is not None:
+            self._previous[model_id] = old
+        self._served = {**self._served, model_id: new}  # the one atomic step
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for_version(self, model_id: str, version: str, timeout: float = 30.0) -> bool:
+        """Block until ``version`` is served for ``model_id``; False if ``timeout`` passed."""
+
+        def serving() -> bool:
+            s = self._served.get(model_id)
+            return s is not None and s.version == version
+
+        with self._changed:
+            return self._changed.wait_for(serving, timeout)
+
+    # -- deployments -------------------------------------------------------------------------
+
+    def _load_from_registry(self, event: DeploymentEvent) -> Any:
+        assert self._registry is not None
+        return pickle.loads(self._registry.load(event.model_id, event.version))
+
+    def handle(self, event: DeploymentEvent) -> bool:
+        """Apply one deployment event; True if the served model was swapped.
+
+        Ignored: other models, an already applied ``deployment_id``, the version already
+        served. A rollback to the version the last swap replaced reuses that model. A load
+        failure keeps the old model and counts in ``failures``; the same id may be retried.
+        """
+        mid = event.model_id
+        if mid not in self.model_ids:
+            return False
+        with self._lock:
+            if event.deployment_id in self._seen:
+                log.debug("deployment %s already applied; ignored", event.deployment_id)
+                return False
+            cur = self._served.get(mid)
+            if cur is not None and cur.version == event.version:
+                self._seen.add(event.deployment_id)
+                return False
+            prev = self._previous.get(mid)
+            if prev is not None and prev.version == event.version:
+                model = prev.model
+            else:
+                try:
+                    model = self._loader(event)
+                    if not callable(getattr(model, "predict", None)):
+                        raise TypeError(f"loaded a {type(model).__name__}, which has no predict()")
+                except Exception as exc:
+                    self.failures += 1
+                    log.error(
+                        "model %s: cannot load %s version %s (%s); still serving %s.",
+                        mid,
+                        event.action,
+                        event.version,
+                        exc,
+                        cur.version if cur else "nothing",
+                    )
+                    return False
+            self._swap(mid, Served(event.version, model))
+            self._seen.add(event.deployment_id)
+            self.swaps += 1
+        log.info(
+            "model %s: now serving %s (%s, was %s)",
+            mid,
+            event.version,
+            event.action,
+            cur.version if cur else None,
+        )
+        if self.on_swap is not None:
+            try:
+                self.on_swap(event, model)
+            except Exception:
+                log.exception("on_swap callback failed for %s %s", mid, event.version)
+        return True
+
+    def _parse(self, key: bytes | None, value: bytes | None) -> DeploymentEvent | None:
+        if key is not None and key not in self._keys:
+            return None
+        if value is None:
+            return None
+        try:
+            event = parse_deployment(value)
+        except InvalidEvent as exc:
+            self._warn.warn("invalid", "%s: ignoring an invalid deployment: %s", self.topic, exc)
+            return None
+        return event if event.model_id in self.model_ids else None
+
+    def _on_record(self, key: bytes | None, value: bytes | None) -> None:
+        event = self._parse(key, value)
+        if event is not None:
+            self.handle(event)
+
+    # -- background thread -------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start following deployments in a daemon thread; returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=lambda: asyncio.run(self._consume()),
+                name="streamproc-deployment-watcher",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Block until the start-up read of the topic is done; False if ``timeout`` passed."""
+        return self._ready.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread (waits up to ``timeout`` seconds)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def _pause(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._stop.is_set() and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+
+    async def _consume(self) -> None:
+        delay = 0.5
+        consumer: Any = None
+        while not self._stop.is_set():
+            consumer = AIOKafkaConsumer(
+                self.topic,
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest" if self.from_beginning else "latest",
+                **self.consumer_config,
+            )
+            try:
+                await consumer.start()
+                break
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                consumer = None
+                self._warn.warn(
+                    "connect",
+                    "deployment watcher cannot reach Kafka at %s (%s); retrying.",
+                    self.bootstrap_servers,
+                    exc,
+                )
+                await self._pause(delay)
+                delay = min(delay * 2, 10.0)
+        if consumer is None:
+            return
+        try:
+            if self.from_beginning:
+                await self._catch_up(consumer)
+            else:
+                while not self._stop.is_set() and not consumer.assignment():
+                    await self._poll(consumer)
+                for tp in consumer.assignment():
+                    await consumer.position(tp)  # pin "latest" now, not at the first fetch
+            self._ready.set()
+            while not self._stop.is_set():
+                await self._poll(consumer)
+        except Exception:
+            log.exception("deployment watcher stopped on an error")
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), 5.0)
+
+    async def _poll(self, consumer: Any) -> None:
+        batches = await consumer.getmany(timeout_ms=200)
+        for msgs in batches.values():
+            for m in msgs:
+                self._on_record(m.key, m.value)
+
+    async def _catch_up(self, consumer: Any) -> None:
+        """Read to the end offsets seen at start; apply only each model's latest deployment."""
+        while not self._stop.is_set() and not consumer.assignment():
+            await consumer.getmany(timeout_ms=200)
+        parts = list(consumer.assignment())
+        if not parts:
+            return
+        ends = await consumer.end_offsets(parts)
+        latest: dict[str, DeploymentEvent] = {}
+        ids: set[str] = set()
+        while not self._stop.is_set():
+            positions = [await consumer.position(tp) for tp in parts]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, parts, strict=True)):
+                break
+            batches = await consumer.getmany(timeout_ms=200)
+            for msgs in batches.values():
+                for m in msgs:
+                    event = self._parse(m.key, m.value)
+                    if event is not None:
+                        latest[event.model_id] = event
+                        ids.add(event.deployment_id)
+        for event in latest.values():
+            self.handle(event)
+        with self._lock:  # superseded deployments must not be applied if redelivered later
+            self._seen |= ids - {e.deployment_id for e in latest.values()}

@@ -187,28 +187,31 @@ class _BufferedLogger:
         return len(self._buf)
 
     def _put(self, key: bytes, value: bytes) -> None:
+        wake = None
         with self._lock:
-            if self._closed:
-                self.dropped += 1
-                self._warn.warn("closed", "%s logger is closed; event dropped.", self.topic)
-                return
-            if len(self._buf) == self.buffer_size:
-                self.dropped += 1  # append() below pushes out the oldest
-                self._warn.warn(
-                    "full",
-                    "%s buffer full (%d events): Kafka at %s is slow or unreachable; dropping "
-                    "the oldest events (%d dropped so far).",
-                    self.topic,
-                    self.buffer_size,
-                    self.bootstrap_servers,
-                    self.dropped,
-                )
-            self._buf.append((key, value))
-            wake = None if self._notified else self._wake
-            if wake is not None:
-                self._notified = True
+            closed = self._closed
+            full = not closed and len(self._buf) == self.buffer_size
+            if closed or full:
+                self.dropped += 1  # when full, append() below pushes out the oldest
+            if not closed:
+                self._buf.append((key, value))
+                wake = None if self._notified else self._wake
+                if wake is not None:
+                    self._notified = True
         if wake is not None:
             wake()
+        if closed:
+            self._warn.warn("closed", "%s logger is closed; event dropped.", self.topic)
+        elif full:
+            self._warn.warn(
+                "full",
+                "%s buffer full (%d events): Kafka at %s is slow or unreachable; dropping "
+                "the oldest events (%d dropped so far).",
+                self.topic,
+                self.buffer_size,
+                self.bootstrap_servers,
+                self.dropped,
+            )
 
     def _idle(self) -> bool:
         with self._lock:
@@ -229,9 +232,18 @@ class _BufferedLogger:
         assert self._stopping is not None
         delay = 0.5
         while not self._stopping.is_set():
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap_servers, **self.producer_config
-            )
+            try:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers, **self.producer_config
+                )
+            except (TypeError, ValueError) as exc:  # a bad producer_config: retrying won't help
+                log.error(
+                    "%s logger cannot create its Kafka producer (%s); fix producer_config. "
+                    "Events will be dropped.",
+                    self.topic,
+                    exc,
+                )
+                return None
             try:
                 await producer.start()
                 return producer

@@ -182,6 +182,20 @@ def test_async_logger_buffers_and_drops_on_its_loop(closed: str) -> None:
     assert log_s < 0.1 and close_s < 1.0
 
 
+def test_bad_producer_config_is_logged_once_and_events_are_dropped_not_raised(
+    closed: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="streamproc.client")
+    metrics = MetricLogger(closed, buffer_size=3, producer_config={"no_such_option": 1})
+    for i in range(5):
+        metrics.log(MODEL, "latency_ms", float(i))
+    assert metrics.dropped == 2
+    t = time.monotonic()
+    metrics.close(timeout=1.0)
+    assert time.monotonic() - t < 1.5 and metrics.dropped == 5
+    assert [r for r in caplog.records if "fix producer_config" in r.getMessage()]
+
+
 def test_buffer_and_batch_sizes_must_be_positive(closed: str) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         AsyncPredictionLogger(closed, buffer_size=0)

@@ -38,7 +38,7 @@ def test_default_book_is_the_seed_rule_plus_cusum_on_errors() -> None:
     assert pol is DEFAULT_POLICY
     assert pol.name == "default"
     assert pol.metric_rules == (MetricRule("drift", above=0.1, below=None),)
-    assert pol.error == ErrorRule("cusum", (("warmup", 500), ("shift", 0.5), ("arl", 1e6)))
+    assert pol.error == ErrorRule("cusum", (("warmup", 1000), ("shift", 0.5), ("arl", 1e6)))
     assert pol.cooldown_s == 0.0
     assert pol.pending_timeout_s == 3600.0
 
@@ -50,7 +50,7 @@ def test_default_rules_build_working_detectors() -> None:
     assert DEFAULT_POLICY.error is not None
     det = DEFAULT_POLICY.error.make()
     assert isinstance(det, Cusum)
-    assert (det.warmup, det.shift, det.arl) == (500, 0.5, 1e6)
+    assert (det.warmup, det.shift, det.arl) == (1000, 0.5, 1e6)
 
 
 @pytest.mark.parametrize("text", ["", "# just a comment\n", "[default]\n"])

@@ -46,7 +46,9 @@ class Record:
 async def produce_async(
     bootstrap: str, records: Iterable[tuple[str, str | bytes | None, bytes]]
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, max_request_size=16 * 1024 * 1024
+    )
     await producer.start()
     try:
         futs = []

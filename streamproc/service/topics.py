@@ -30,7 +30,14 @@ async def ensure_topics(settings: Settings, bootstrap: str) -> None:
             try:
                 await admin.create_topics(
                     [
-                        NewTopic(n, num_partitions=settings.partitions, replication_factor=1)
+                        NewTopic(
+                            n,
+                            num_partitions=settings.partitions,
+                            replication_factor=1,
+                            # Oversized records reach the worker and become dead letters with
+                            # a reason, instead of vanishing into a producer-side error.
+                            topic_configs={"max.message.bytes": str(8 * 1024 * 1024)},
+                        )
                         for n in missing
                     ]
                 )

@@ -1,0 +1,135 @@
+"""Crashed workers and a restarted broker: no lost event, no lost state, no double retrain."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streamproc.config import Settings
+from streamproc.testing import (
+    TopicReader,
+    WorkerProcess,
+    as_json,
+    free_port,
+    produce,
+    wait_caught_up,
+)
+
+pytestmark = pytest.mark.integration
+
+MODELS = [f"model-{i}" for i in range(8)]
+
+
+def traffic(prefix: str) -> list[list[tuple[str, str, bytes]]]:
+    """Four rounds: labelled examples for every model, then metrics that trigger retrains."""
+    rng = random.Random(11)
+    rounds: list[list[tuple[str, str, bytes]]] = [[], [], [], []]
+    for r in range(4):
+        for m in MODELS:
+            for i in range(100):
+                n = r * 100 + i
+                x1, x2 = rng.random(), rng.random()
+                pred = {"event_id": f"{m}-{n}", "model_id": m, "model_version": "v1",
+                        "ts": 1e9 + n, "features": {"x1": x1, "x2": x2},
+                        "prediction": (x1 > x2) != (rng.random() < 0.2)}  # fmt: skip
+                label = {"event_id": f"{m}-{n}", "model_id": m, "ts": 1e9 + n, "label": x1 > x2}
+                rounds[r].append((f"{prefix}predictions", m, as_json(pred)))
+                rounds[r].append((f"{prefix}labels", m, as_json(label)))
+            # Rounds 2 and 3 end with a drift metric over the threshold: a retrain each.
+            if r >= 2:
+                metric = {"model_id": m, "ts": 1e9 + r * 100 + 99, "name": "drift", "value": 0.5}
+                rounds[r].append((f"{prefix}metrics", m, as_json(metric)))
+    return rounds
+
+
+def run_stack(kafka: str, tmp: Path, prefix: str, kill_after_round: int | None) -> dict[str, Any]:
+    settings = Settings(broker=kafka, topic_prefix=prefix, partitions=4, data_dir=tmp, app_id="sp")
+    group = prefix + "sp"
+    workers = []
+    n_workers = 2 if kill_after_round is not None else 1
+    for k in range(n_workers):
+        s = settings.with_(web_port=free_port())
+        workers.append(WorkerProcess(s, kafka, tmp / f"w{k}.log").start())
+    for w in workers:
+        w.wait_assigned(90)
+    inputs = [f"{prefix}{t}" for t in ("predictions", "labels", "metrics")]
+    reader = TopicReader(kafka, [f"{prefix}retrain-requests", f"{prefix}deployments"])
+    sent = 0
+    try:
+        for r, records in enumerate(traffic(prefix)):
+            produce(kafka, records)
+            sent += len(records)
+            if r == kill_after_round:
+                time.sleep(0.3)  # mid-stream: the worker is busy with this round
+                workers[0].kill()
+            if r == 2:  # as in the seed loop, the next step comes after the retrain ended
+                reader.wait_for(lambda rd: len(rd.of(f"{prefix}deployments")) >= len(MODELS),
+                                150, "the first deployments")  # fmt: skip
+        wait_caught_up(kafka, group, inputs, timeout=150)
+        reader.wait_for(
+            lambda rd: len(rd.of(f"{prefix}deployments")) >= 2 * len(MODELS), 120, "deployments"
+        )
+        reader.settle(quiet_s=2.0)
+        requests = {r.json()["request_id"] for r in reader.of(f"{prefix}retrain-requests")}
+        deployments = [r.json() for r in reader.of(f"{prefix}deployments")]
+        snaps = TopicReader(kafka, [f"{group}-monitors-changelog"])
+        snaps.settle(quiet_s=1.0)
+        latest = {r.key: orjson.loads(r.value) for r in snaps.records}
+        snaps.close()
+    finally:
+        reader.close()
+        for w in workers:
+            w.stop()
+    applied = {t: sum(s["counts"].get(t, 0) for s in latest.values())
+               for t in ("predictions", "labels", "metrics")}  # fmt: skip
+    return {"requests": requests, "deployments": deployments, "applied": applied, "sent": sent}
+
+
+def test_killing_one_of_two_workers_changes_nothing(kafka: str, tmp_path: Path) -> None:
+    calm = run_stack(kafka, tmp_path / "calm", "calm-", kill_after_round=None)
+    crash = run_stack(kafka, tmp_path / "crash", "crash-", kill_after_round=1)
+    # Same decisions as the uninterrupted single worker (ids carry no offsets or prefixes).
+    assert crash["requests"] == calm["requests"]
+    assert len(crash["requests"]) == 2 * len(MODELS)
+    # No version deployed twice, and every model's two retrains deployed.
+    versions = [d["version"] for d in crash["deployments"]]
+    assert len(versions) == len(set(versions)) == 2 * len(MODELS)
+    # Every input record accounted for: applied exactly once to its model's state.
+    per_topic = 4 * len(MODELS) * 100
+    expected = {"predictions": per_topic, "labels": per_topic, "metrics": 2 * len(MODELS)}
+    assert crash["applied"] == expected == calm["applied"]
+
+
+def test_workers_ride_out_a_broker_restart(tmp_path: Path) -> None:
+    from streamproc.localkafka import LocalKafka
+
+    broker = LocalKafka()
+    kafka = broker.start(data_dir=tmp_path / "kafka")
+    port = int(kafka.rsplit(":", 1)[1])
+    settings = Settings(broker=kafka, topic_prefix="br-", partitions=2, data_dir=tmp_path,
+                        app_id="sp", web_port=free_port())  # fmt: skip
+    worker = WorkerProcess(settings, kafka, tmp_path / "w.log").start()
+    try:
+        worker.wait_assigned(90)
+        rounds = traffic("br-")
+        produce(kafka, rounds[0] + rounds[1])
+        broker.stop()
+        time.sleep(2.0)
+        kafka = broker.start(port=port, data_dir=tmp_path / "kafka")
+        produce(kafka, rounds[2])
+        reader = TopicReader(kafka, ["br-deployments"])
+        reader.wait_for(lambda r: len(r.records) >= len(MODELS), 150, "the first deployments")
+        produce(kafka, rounds[3])
+        wait_caught_up(kafka, "br-sp", [f"br-{t}" for t in ("predictions", "labels", "metrics")],
+                       timeout=180)  # fmt: skip
+        reader.wait_for(lambda r: len(r.records) >= 2 * len(MODELS), 120, "deployments")
+        reader.close()
+        assert worker.proc is not None and worker.proc.poll() is None, worker.tail()
+    finally:
+        worker.stop()
+        broker.stop()

@@ -105,6 +105,20 @@ def test_killing_one_of_two_workers_changes_nothing(kafka: str, tmp_path: Path) 
     assert crash["applied"] == expected == calm["applied"]
 
 
+def restart_on_same_port(broker: Any, port: int, data_dir: Path) -> str:
+    """Start the broker again where it was; the old socket may linger for a moment."""
+    from streamproc.localkafka import BrokerError
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return str(broker.start(port=port, data_dir=data_dir))
+        except BrokerError as exc:
+            if "already in use" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def test_workers_ride_out_a_broker_restart(tmp_path: Path) -> None:
     from streamproc.localkafka import LocalKafka
 
@@ -119,8 +133,7 @@ def test_workers_ride_out_a_broker_restart(tmp_path: Path) -> None:
         rounds = traffic("br-")
         produce(kafka, rounds[0] + rounds[1])
         broker.stop()
-        time.sleep(2.0)
-        kafka = broker.start(port=port, data_dir=tmp_path / "kafka")
+        kafka = restart_on_same_port(broker, port, tmp_path / "kafka")
         produce(kafka, rounds[2])
         reader = TopicReader(kafka, ["br-deployments"])
         reader.wait_for(lambda r: len(r.records) >= len(MODELS), 150, "the first deployments")

@@ -66,6 +66,12 @@ def command(mode: str, *extra: str) -> str:
     return json.dumps(argv)
 
 
+def worker_with_trainer(stack: Any, tmp_path: Path, match: str, argv_toml: str) -> Any:
+    """A worker whose policy trains models matching ``match`` with a command trainer."""
+    toml = f'[[model]]\nmatch = "{match}"\ntrainer = {{ kind = "command", argv = {argv_toml} }}\n'
+    return stack.start_worker(policy_file=policy(tmp_path, toml))
+
+
 def latest_monitor(stack: Any, model: str) -> dict[str, Any]:
     """The model's monitor snapshot as the worker last wrote it to its changelog topic."""
     changelog = f"{stack.group_id}-monitors-changelog"
@@ -110,16 +116,7 @@ def test_late_and_out_of_order_labels_join_and_orphans_are_counted(stack: Any) -
 def test_bad_candidate_is_rejected_by_the_gate_and_nothing_is_deployed(
     stack: Any, tmp_path: Path
 ) -> None:
-    stack.start_worker(
-        policy_file=policy(
-            tmp_path,
-            f"""
-[[model]]
-match = "gated"
-trainer = {{ kind = "command", argv = {command("bad")} }}
-""",
-        )
-    )
+    worker_with_trainer(stack, tmp_path, "gated", command("bad"))
     reader = stack.reader("retrain-results", "deployments")
     send_traffic(stack, "gated", 400, flip=0.05)
     stack.wait_processed()
@@ -140,16 +137,7 @@ trainer = {{ kind = "command", argv = {command("bad")} }}
 def test_failing_command_trainer_gives_failed_result_and_worker_goes_on(
     stack: Any, tmp_path: Path
 ) -> None:
-    stack.start_worker(
-        policy_file=policy(
-            tmp_path,
-            f"""
-[[model]]
-match = "broken-*"
-trainer = {{ kind = "command", argv = {command("fail")} }}
-""",
-        )
-    )
+    worker_with_trainer(stack, tmp_path, "broken-*", command("fail"))
     reader = stack.reader("retrain-results", "deployments")
     send_traffic(stack, "broken-1", 300, flip=0.3)
     send_traffic(stack, "fine-1", 300, flip=0.3)
@@ -280,16 +268,7 @@ def test_worker_killed_mid_retrain_neither_loses_the_request_nor_deploys_twice(
     stack: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "trainer-started"
-    worker = stack.start_worker(
-        policy_file=policy(
-            tmp_path,
-            f"""
-[[model]]
-match = "crashy"
-trainer = {{ kind = "command", argv = {command("good", "4", str(marker))} }}
-""",
-        )
-    )
+    worker = worker_with_trainer(stack, tmp_path, "crashy", command("good", "4", str(marker)))
     reader = stack.reader("retrain-results", "deployments")
     send_traffic(stack, "crashy", 400, flip=0.3)
     stack.wait_processed()

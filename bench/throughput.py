@@ -1,0 +1,393 @@
+"""Throughput benchmark: a worker against the raw client stack on the same topics.
+
+    python bench/throughput.py [--events N] [--json FILE] [--quick]
+
+One fresh local Kafka broker (temp dir, removed at the end) and one topic set (prefix ``tp-``,
+4 partitions). N prediction events (default 500k, ``--quick`` 50k) with 10 numeric features over
+100 models, keyed by ``model_id``, plus a label for every second prediction on the labels topic.
+**Events counted = prediction records + label records** (1.5 N).
+
+- (a) raw: one plain ``AIOKafkaConsumer`` (no group, earliest) reads predictions + labels and
+  decodes every value with ``orjson.loads``: the client stack's limit on this machine.
+- (b) one ``streamproc worker`` process (default policy, own app id) started after producing;
+  processing time = (group lag on predictions + labels reaches 0) - (worker ready). The lag is
+  polled every 0.5 s, so figures are within about a second.
+- (c) two worker processes in one new group, measured the same way.
+- ratio = b / a.
+- state per model: offline (no Kafka), one monitor per model fed 2000 predictions and 1000
+  labels through ``route``; the mean snapshot size, split into label-join buffer, training
+  window and detectors.
+- 10k models: in a fresh subprocess, 10k monitors each fed 50 predictions and 25 labels;
+  peak RSS (``ru_maxrss``) and the total snapshot size.
+
+JSON keys: ``raw_events_per_s``, ``worker_events_per_s``, ``two_workers_events_per_s``,
+``ratio``, ``state_bytes_per_model``, ``rss_bytes_10k_models``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from streamproc.config import Settings
+
+PREFIX = "tp-"
+PARTITIONS = 4
+MODELS = 100
+FEATURES = 10
+SOURCE_TOPICS = (PREFIX + "predictions", PREFIX + "labels")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prediction(i: int, model: int, ts: float, rng: random.Random) -> dict:
+    return {
+        "event_id": f"e{i}",
+        "model_id": f"m{model:03d}",
+        "model_version": "v1",
+        "ts": ts,
+        "prediction": rng.randint(0, 1),
+        "features": {f"f{k}": round(rng.gauss(0.0, 1.0), 4) for k in range(FEATURES)},
+    }
+
+
+def label(i: int, model: int, ts: float, rng: random.Random) -> dict:
+    return {"event_id": f"e{i}", "model_id": f"m{model:03d}", "ts": ts, "label": rng.randint(0, 1)}
+
+
+async def produce_all(bootstrap: str, n: int) -> tuple[int, int]:
+    """N predictions over MODELS models, a label for every even one; returns the record counts."""
+    from aiokafka import AIOKafkaProducer
+
+    rng = random.Random(7)
+    t0 = time.time() - 3 * 86400  # event time in the past, one event per 10 ms
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=1024 * 1024, acks=1
+    )
+    await producer.start()
+    preds = labels = 0
+    try:
+        futs = []
+        for i in range(n):
+            model = i % MODELS
+            key = f"m{model:03d}".encode()
+            ts = t0 + i * 0.01
+            futs.append(
+                await producer.send(
+                    SOURCE_TOPICS[0], orjson.dumps(prediction(i, model, ts, rng)), key=key
+                )
+            )
+            preds += 1
+            if i % 2 == 0:
+                lab = orjson.dumps(label(i, model, ts + 1.0, rng))
+                futs.append(await producer.send(SOURCE_TOPICS[1], lab, key=key))
+                labels += 1
+            if len(futs) >= 20000:
+                await asyncio.gather(*futs)
+                futs = []
+        await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+    return preds, labels
+
+
+# --------------------------------------------------------------------------- (a) raw
+
+
+async def raw_read(bootstrap: str, total: int) -> tuple[float, int]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        *SOURCE_TOPICS,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        t0 = time.perf_counter()
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10000)
+            for msgs in batches.values():
+                for m in msgs:
+                    orjson.loads(m.value)
+                seen += len(msgs)
+        return time.perf_counter() - t0, seen
+    finally:
+        await consumer.stop()
+
+
+# --------------------------------------------------------------------------- (b), (c) workers
+
+
+def run_workers(bootstrap: str, work: Path, app_id: str, count: int, total: int, timeout: float):
+    """Start ``count`` workers in group ``app_id``; returns (ready_s, caught_up_s)."""
+    from streamproc.testing import WorkerProcess, free_port, group_lag
+
+    workers = []
+    try:
+        t0 = time.perf_counter()
+        for k in range(count):
+            s = Settings(
+                broker=bootstrap,
+                topic_prefix=PREFIX,
+                partitions=PARTITIONS,
+                data_dir=work / f"{app_id}-{k}",
+                app_id=app_id,
+                web_port=free_port(),
+            )
+            workers.append(WorkerProcess(s, bootstrap, work / f"{app_id}-{k}.log").start())
+        for w in workers:
+            w.wait_assigned(120)
+        ready = time.perf_counter() - t0
+        group = PREFIX + app_id  # the app prefixes its consumer group as it prefixes topics
+        deadline = time.perf_counter() + timeout
+        while True:
+            lag = asyncio.run(group_lag(bootstrap, group, SOURCE_TOPICS))
+            if lag == 0:
+                break
+            for w in workers:
+                if w.proc is not None and w.proc.poll() is not None:
+                    raise RuntimeError(f"worker exited early:\n{w.tail()}")
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{app_id}: still {lag} of {total} records behind")
+            time.sleep(0.5)
+        return ready, time.perf_counter() - t0
+    finally:
+        for w in workers:
+            w.stop()
+
+
+async def topic_count(bootstrap: str, topic: str) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await c.start()
+    try:
+        parts = c.partitions_for_topic(topic) or set()
+        ends = await c.end_offsets([TopicPartition(topic, p) for p in parts])
+        return sum(ends.values())
+    finally:
+        await c.stop()
+
+
+# --------------------------------------------------------------------------- state size
+
+
+def state_per_model(models: int, preds: int) -> dict:
+    """Offline monitors fed ``preds`` predictions and preds/2 labels each; snapshot sizes."""
+    from streamproc.core.events import SourceRef
+    from streamproc.core.router import Monitors, route
+
+    rng = random.Random(11)
+    monitors = Monitors()
+    t0 = time.time() - 3 * 86400
+    offs = {"predictions": 0, "labels": 0}
+
+    def feed(topic: str, obj: dict) -> None:
+        src = SourceRef(topic, 0, offs[topic])
+        offs[topic] += 1
+        out = route(monitors, topic, orjson.dumps(obj), src, 0.0)
+        assert out.dead_letter is None, out.dead_letter
+
+    for j in range(preds):
+        for m in range(models):
+            i = j * models + m
+            ts = t0 + i * 0.01
+            feed("predictions", prediction(i, m, ts, rng))
+            if j % 2 == 0:
+                feed("labels", label(i, m, ts + 1.0, rng))
+    total = join = examples = detectors = 0
+    for mon in monitors.live.values():
+        total += len(mon.snapshot())
+        join += len(orjson.dumps(mon.join.state()))
+        examples += len(orjson.dumps(list(mon.examples)))
+        detectors += len(orjson.dumps({k: d.state() for k, d in mon.detectors.items()}))
+        n_det = len(mon.detectors)
+    return {
+        "snapshot": total / models,
+        "join": join / models,
+        "examples": examples / models,
+        "detectors": detectors / models,
+        "n_detectors": n_det,
+    }
+
+
+RSS_CODE = r"""
+import json, random, resource, sys, time
+import orjson
+sys.path.insert(0, sys.argv[1])
+from streamproc.core.events import SourceRef
+from streamproc.core.router import Monitors, route
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+models, preds = int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(5)
+mons = Monitors()
+t0 = time.time() - 3 * 86400
+offs = {"predictions": 0, "labels": 0}
+for j in range(preds):
+    for m in range(models):
+        i = j * models + m
+        mid = f"m{m:05d}"
+        ts = t0 + i * 0.01
+        feats = {f"f{k}": round(rng.gauss(0, 1), 4) for k in range(10)}
+        p = {"event_id": f"e{i}", "model_id": mid, "model_version": "v1", "ts": ts,
+             "prediction": rng.randint(0, 1), "features": feats}
+        src = SourceRef("predictions", 0, offs["predictions"])
+        route(mons, "predictions", orjson.dumps(p), src, 0.0)
+        offs["predictions"] += 1
+        if j % 2 == 0:
+            lab = {"event_id": f"e{i}", "model_id": mid, "ts": ts + 1, "label": rng.randint(0, 1)}
+            route(mons, "labels", orjson.dumps(lab), SourceRef("labels", 0, offs["labels"]), 0.0)
+            offs["labels"] += 1
+mons.dirty.clear()
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+snap = sum(len(m.snapshot()) for m in mons.live.values())
+dets = sum(len(m.detectors) for m in mons.live.values()) / len(mons.live)
+print(json.dumps({"rss": rss, "base": base, "snapshots": snap, "detectors": dets}))
+"""
+
+
+def rss_run(models: int, preds: int) -> dict:
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_CODE, root, str(models), str(preds)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--events", type=int, help="prediction events (default 500000; quick 50000)")
+    ap.add_argument("--json", type=Path, help="write the figures to this JSON file")
+    ap.add_argument("--quick", action="store_true", help="50k predictions")
+    args = ap.parse_args()
+    n = args.events or (50_000 if args.quick else 500_000)
+
+    # SIGTERM cleans up like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    started = time.perf_counter()
+    print(f"parameters: {n} predictions ({FEATURES} numeric features, {MODELS} models, keyed by "
+          f"model_id), labels for every second one; topics {PREFIX}*, {PARTITIONS} partitions; "
+          "events = prediction + label records")  # fmt: skip
+
+    from streamproc.localkafka import LocalKafka
+    from streamproc.service.topics import ensure_topics
+
+    work = Path(tempfile.mkdtemp(prefix="streamproc-throughput-"))
+    broker = LocalKafka()
+    try:
+        t = time.perf_counter()
+        bootstrap = broker.start(data_dir=work / "kafka")
+        print(f"broker {bootstrap} up in {time.perf_counter() - t:.1f}s (data in {work})")
+        settings = Settings(broker=bootstrap, topic_prefix=PREFIX, partitions=PARTITIONS)
+        asyncio.run(ensure_topics(settings, bootstrap))
+
+        t = time.perf_counter()
+        preds, labels = asyncio.run(produce_all(bootstrap, n))
+        total = preds + labels
+        dt = time.perf_counter() - t
+        print(f"produced {preds} predictions + {labels} labels = {total} records in {dt:.1f}s "
+              f"({total / dt:,.0f}/s)")  # fmt: skip
+
+        raw_s, seen = asyncio.run(raw_read(bootstrap, total))
+        raw_rate = seen / raw_s
+        print(f"(a) raw aiokafka + orjson: {seen} records in {raw_s:.2f}s")
+
+        timeout = max(120.0, total / 2000)
+        ready1, done1 = run_workers(bootstrap, work, "bench-one", 1, total, timeout)
+        proc1 = done1 - ready1
+        print(f"(b) one worker: ready after {ready1:.1f}s, caught up at {done1:.1f}s")
+        ready2, done2 = run_workers(bootstrap, work, "bench-two", 2, total, timeout)
+        proc2 = done2 - ready2
+        print(f"(c) two workers: ready after {ready2:.1f}s, caught up at {done2:.1f}s")
+        requests = asyncio.run(topic_count(bootstrap, PREFIX + "retrain-requests"))
+        dead = asyncio.run(topic_count(bootstrap, PREFIX + "dead-letters"))
+    finally:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    t = time.perf_counter()
+    st = state_per_model(MODELS, 2000)
+    print(f"state per model computed in {time.perf_counter() - t:.1f}s")
+    t = time.perf_counter()
+    rss = rss_run(10_000, 50)
+    print(f"10k-model run in {time.perf_counter() - t:.1f}s")
+
+    w1, w2 = total / proc1, total / proc2
+    figures = {
+        "raw_events_per_s": round(raw_rate, 1),
+        "worker_events_per_s": round(w1, 1),
+        "two_workers_events_per_s": round(w2, 1),
+        "ratio": round(w1 / raw_rate, 4),
+        "state_bytes_per_model": round(st["snapshot"]),
+        "rss_bytes_10k_models": int(rss["rss"]),
+    }
+
+    print()
+    print(f"{'measure':<46} {'value':>16}")
+    rows = [
+        ("(a) raw aiokafka + orjson, events/s", f"{raw_rate:,.0f}"),
+        ("(b) one worker, events/s", f"{w1:,.0f}"),
+        ("    ready / processing time, s", f"{ready1:.1f} / {proc1:.1f}"),
+        ("(c) two workers, events/s", f"{w2:,.0f}"),
+        ("    ready / processing time, s", f"{ready2:.1f} / {proc2:.1f}"),
+        ("ratio b/a", f"{w1 / raw_rate:.3f}"),
+        ("two workers / one worker", f"{w2 / w1:.2f}"),
+        ("retrain requests / dead letters (all runs)", f"{requests} / {dead}"),
+        ("state bytes per model (2000 preds, 1000 labels)", f"{st['snapshot']:,.0f}"),
+        ("    of which label-join buffer", f"{st['join']:,.0f}"),
+        ("    of which training window", f"{st['examples']:,.0f}"),
+        (f"    of which detectors ({st['n_detectors']})", f"{st['detectors']:,.0f}"),
+        ("RSS, 10k models (50 preds, 25 labels each), B", f"{rss['rss']:,}"),
+        ("    interpreter + imports baseline, B", f"{rss['base']:,}"),
+        ("    per model above baseline, B", f"{(rss['rss'] - rss['base']) / 10_000:,.0f}"),
+        ("    snapshots total, B", f"{rss['snapshots']:,}"),
+        ("    detectors per model", f"{rss['detectors']:.1f}"),
+    ]
+    for name, value in rows:
+        print(f"{name:<46} {value:>16}")
+    print()
+    print("targets: b/a >= 0.5 -> " + ("met" if w1 / raw_rate >= 0.5 else "NOT met")
+          + "; two workers faster than one -> " + ("yes" if w2 > w1 else "NO")
+          + "; 10k models under 2 GiB -> " + ("yes" if rss["rss"] < 2**31 else "NO"))  # fmt: skip
+    print("notes: events = prediction + label records; worker times exclude start-up until "
+          "'Worker ready' and are measured by polling committed offsets every 0.5 s; the broker, "
+          "the workers and this script share the machine's cores.")  # fmt: skip
+    print(f"total runtime {time.perf_counter() - started:.0f}s")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted; broker and workers stopped", file=sys.stderr)
+        sys.exit(130)

@@ -153,6 +153,7 @@ def run_workers(bootstrap: str, work: Path, app_id: str, count: int, total: int,
                 app_id=app_id,
                 web_port=free_port(),
             )
+            s.data_dir.mkdir(parents=True, exist_ok=True)
             workers.append(WorkerProcess(s, bootstrap, work / f"{app_id}-{k}.log").start())
         for w in workers:
             w.wait_assigned(120)
@@ -175,17 +176,11 @@ def run_workers(bootstrap: str, work: Path, app_id: str, count: int, total: int,
             w.stop()
 
 
-async def topic_count(bootstrap: str, topic: str) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+def topic_count(bootstrap: str, topic: str) -> int:
+    """Records in ``topic``: the lag of a group that never committed."""
+    from streamproc.testing import group_lag
 
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await c.start()
-    try:
-        parts = c.partitions_for_topic(topic) or set()
-        ends = await c.end_offsets([TopicPartition(topic, p) for p in parts])
-        return sum(ends.values())
-    finally:
-        await c.stop()
+    return asyncio.run(group_lag(bootstrap, "bench-nobody", [topic]))
 
 
 # --------------------------------------------------------------------------- state size
@@ -319,15 +314,15 @@ def main() -> None:
         raw_rate = seen / raw_s
         print(f"(a) raw aiokafka + orjson: {seen} records in {raw_s:.2f}s")
 
-        timeout = max(120.0, total / 2000)
+        timeout = max(120.0, total / 500)
         ready1, done1 = run_workers(bootstrap, work, "bench-one", 1, total, timeout)
         proc1 = done1 - ready1
         print(f"(b) one worker: ready after {ready1:.1f}s, caught up at {done1:.1f}s")
         ready2, done2 = run_workers(bootstrap, work, "bench-two", 2, total, timeout)
         proc2 = done2 - ready2
         print(f"(c) two workers: ready after {ready2:.1f}s, caught up at {done2:.1f}s")
-        requests = asyncio.run(topic_count(bootstrap, PREFIX + "retrain-requests"))
-        dead = asyncio.run(topic_count(bootstrap, PREFIX + "dead-letters"))
+        requests = topic_count(bootstrap, PREFIX + "retrain-requests")
+        dead = topic_count(bootstrap, PREFIX + "dead-letters")
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -374,6 +374,9 @@ def _free_ports(count: int) -> list[int]:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the broker's own listener does: connections of a stopped broker lingering in
+        # TIME_WAIT must not make its port look taken when it restarts.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:

@@ -105,6 +105,9 @@ def install(w: Wiring) -> None:
                     await send_acked(w.deployments, dep.model_id, encode(dep))
             for model_id, snapshot in monitors.drain_dirty().items():
                 w.monitors.put(model_id, snapshot, partition_of[model_id])
+            # The batch is acked (and its offsets become committable) after this body: the
+            # state that applied it must be in Kafka first, or a crash would lose it.
+            await w.app.producer.flush()
 
     @w.app.agent(w.requests, name="retrainer")
     async def retrainer(stream: Any) -> None:

@@ -62,7 +62,14 @@ def run_stack(kafka: str, tmp: Path, prefix: str, kill_after_round: int | None) 
     sent = 0
     try:
         for r, records in enumerate(traffic(prefix)):
-            produce(kafka, records)
+            labelled = [rec for rec in records if not rec[0].endswith("metrics")]
+            metrics = [rec for rec in records if rec[0].endswith("metrics")]
+            produce(kafka, labelled)
+            if metrics:
+                # Topics are read in no fixed order: let the model's predictions (and so its
+                # version) be seen before the version-less metric that asks for a retrain.
+                wait_caught_up(kafka, group, inputs, timeout=150)
+                produce(kafka, metrics)
             sent += len(records)
             if r == kill_after_round:
                 time.sleep(0.3)  # mid-stream: the worker is busy with this round
@@ -70,6 +77,8 @@ def run_stack(kafka: str, tmp: Path, prefix: str, kill_after_round: int | None) 
             if r == 2:  # as in the seed loop, the next step comes after the retrain ended
                 reader.wait_for(lambda rd: len(rd.of(f"{prefix}deployments")) >= len(MODELS),
                                 150, "the first deployments")  # fmt: skip
+                # ...and after the monitors applied it (it comes back on another topic).
+                wait_caught_up(kafka, group, [f"{prefix}deployments"], timeout=60)
         wait_caught_up(kafka, group, inputs, timeout=150)
         reader.wait_for(
             lambda rd: len(rd.of(f"{prefix}deployments")) >= 2 * len(MODELS), 120, "deployments"
@@ -134,12 +143,17 @@ def test_workers_ride_out_a_broker_restart(tmp_path: Path) -> None:
         produce(kafka, rounds[0] + rounds[1])
         broker.stop()
         kafka = restart_on_same_port(broker, port, tmp_path / "kafka")
-        produce(kafka, rounds[2])
+        inputs = [f"br-{t}" for t in ("predictions", "labels", "metrics")]
+        produce(kafka, [rec for rec in rounds[2] if not rec[0].endswith("metrics")])
+        wait_caught_up(kafka, "br-sp", inputs, timeout=180)
+        produce(kafka, [rec for rec in rounds[2] if rec[0].endswith("metrics")])
         reader = TopicReader(kafka, ["br-deployments"])
         reader.wait_for(lambda r: len(r.records) >= len(MODELS), 150, "the first deployments")
-        produce(kafka, rounds[3])
-        wait_caught_up(kafka, "br-sp", [f"br-{t}" for t in ("predictions", "labels", "metrics")],
-                       timeout=180)  # fmt: skip
+        wait_caught_up(kafka, "br-sp", ["br-deployments"], timeout=60)
+        produce(kafka, [rec for rec in rounds[3] if not rec[0].endswith("metrics")])
+        wait_caught_up(kafka, "br-sp", inputs, timeout=180)
+        produce(kafka, [rec for rec in rounds[3] if rec[0].endswith("metrics")])
+        wait_caught_up(kafka, "br-sp", inputs, timeout=180)
         reader.wait_for(lambda r: len(r.records) >= 2 * len(MODELS), 120, "deployments")
         reader.close()
         assert worker.proc is not None and worker.proc.poll() is None, worker.tail()

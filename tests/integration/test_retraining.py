@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streamproc.scenarios import interactions, rule_model
+from streamproc.scenarios import T0, interactions, rule_model
 from streamproc.testing import TopicReader, as_json, free_port, produce
 
 pytestmark = pytest.mark.integration
@@ -97,7 +97,7 @@ def test_late_and_out_of_order_labels_join_and_orphans_are_counted(stack: Any) -
         (
             stack.topic("labels"),
             "late",
-            as_json({"event_id": f"ghost-{i}", "model_id": "late", "ts": 1e9, "label": True}),
+            as_json({"event_id": f"ghost-{i}", "model_id": "late", "ts": T0 + 300, "label": True}),
         )
         for i in range(20)
     ]

@@ -1,6 +1,8 @@
 """The pure core: no Kafka, no faust, no asyncio, no clock reads. Time comes in with the events.
 
 Modules in the order data flows through them: ``events`` (contracts) -> ``labeljoin`` (predictions
-meet their delayed labels) -> ``detectors`` -> ``policy`` -> ``monitor`` (per-model decisions) ->
-``training`` -> ``registry`` -> ``gate`` -> ``retrain`` (one retrain in flight per model).
+meet their delayed labels) -> ``detectors`` (with ``shift`` and ``twosample``) -> ``policy`` ->
+``trigger`` (alarms to decisions) -> ``rollback`` -> ``monitor`` (per-model decisions) -> ``router``
+(raw records in) -> ``training`` -> ``registry`` -> ``gate`` -> ``retrain`` (one retrain in flight
+per model).
 """

@@ -186,6 +186,25 @@ class _BufferedLogger:
         """Events waiting in the buffer."""
         return len(self._buf)
 
+    def _queue(
+        self,
+        kind: str,
+        parse: Callable[[bytes], Any],
+        fields: dict[str, Any],
+        ts: float | None,
+        extra: Mapping[str, Any] | None,
+        fix: str,
+    ) -> None:
+        """Validate one event in the caller, then buffer it keyed by its model.
+
+        The event's payload field is checked first, so a missing one says what to send.
+        """
+        payload = {"prediction": "prediction", "label": "label", "metric": "value"}[kind]
+        if fields[payload] is None:
+            raise ValueError(f"{kind}: field '{payload}' is missing; {fix}.")
+        fields["ts"] = time.time() if ts is None else ts
+        self._put(str(fields["model_id"]).encode(), _record(kind, parse, fields, extra))
+
     def _put(self, key: bytes, value: bytes) -> None:
         wake = None
         with self._lock:
@@ -471,20 +490,16 @@ class _PredictionLog(_BufferedLogger):
 
         Raises ValueError if the event breaks the contract; never because of Kafka.
         """
-        if prediction is None:
-            raise ValueError("prediction: field 'prediction' is missing; send the model's output.")
         eid = event_id if event_id is not None else uuid.uuid4().hex
         fields = {
             "event_id": eid,
             "model_id": model_id,
             "model_version": model_version,
-            "ts": time.time() if ts is None else ts,
             "features": None if features is None else dict(features),
             "prediction": prediction,
             "score": score,
         }
-        raw = _record("prediction", parse_prediction, fields, extra)
-        self._put(model_id.encode(), raw)
+        self._queue("prediction", parse_prediction, fields, ts, extra, "send the model's output")
         return eid
 
 
@@ -504,16 +519,8 @@ class _LabelLog(_BufferedLogger):
 
         Raises ValueError if the event breaks the contract; never because of Kafka.
         """
-        if label is None:
-            raise ValueError("label: field 'label' is missing; send the observed outcome.")
-        fields = {
-            "event_id": event_id,
-            "model_id": model_id,
-            "ts": time.time() if ts is None else ts,
-            "label": label,
-        }
-        raw = _record("label", parse_label, fields, extra)
-        self._put(model_id.encode(), raw)
+        fields = {"event_id": event_id, "model_id": model_id, "label": label}
+        self._queue("label", parse_label, fields, ts, extra, "send the observed outcome")
 
 
 class _MetricLog(_BufferedLogger):
@@ -533,17 +540,13 @@ class _MetricLog(_BufferedLogger):
 
         Raises ValueError if the event breaks the contract; never because of Kafka.
         """
-        if value is None:
-            raise ValueError("metric: field 'value' is missing; send a finite number.")
         fields = {
             "model_id": model_id,
-            "ts": time.time() if ts is None else ts,
             "name": name,
             "value": value,
             "model_version": model_version,
         }
-        raw = _record("metric", parse_metric, fields, extra)
-        self._put(model_id.encode(), raw)
+        self._queue("metric", parse_metric, fields, ts, extra, "send a finite number")
 
 
 class PredictionLogger(_PredictionLog, _SyncLogger):

@@ -335,6 +335,44 @@ class _WindowDrift:
     _ALLOWED: ClassVar[tuple[str, ...]]
     _DEFAULT_TESTS: ClassVar[tuple[str, ...]]
     _FIXED: ClassVar[bool] = False  # single-test kinds ("ks", "chi2", ...) fix ``tests``
+    # Buffers and cursors each kind sets in reset(): values (numeric) or category codes.
+    _refbuf: npt.NDArray[Any]
+    _ring: npt.NDArray[Any]
+    _pos: int
+    _fill: int
+    _countdown: int
+
+    def _freeze(self) -> None:
+        raise NotImplementedError
+
+    def _look(self) -> bool:
+        raise NotImplementedError
+
+    def _store(self, v: float) -> bool:
+        """Fill the reference, then the ring; every ``every`` values once frozen, look."""
+        if self._frozen:
+            self._ring[self._pos] = v
+            self._pos += 1
+            if self._pos == self.window_size:
+                self._pos = 0
+            self._countdown -= 1
+            if self._countdown:
+                return False
+            self._countdown = self.every
+            return self._look()
+        self._refbuf[self._fill] = v
+        self._fill += 1
+        if self._fill == self.reference_size:
+            self._freeze()
+        return False
+
+    def __init_subclass__(cls, test: str | None = None, **kwargs: Any) -> None:
+        """``class KSDrift(NumericDrift, test="ks")``: a kind that runs that one test only."""
+        super().__init_subclass__(**kwargs)
+        if test is not None:
+            cls.kind = test
+            cls._DEFAULT_TESTS = (test,)
+            cls._FIXED = True
 
     def __init__(
         self,
@@ -660,21 +698,7 @@ class NumericDrift(_WindowDrift):
             v = math.nan
         if v - v != 0.0:  # NaN or +-inf
             v = math.nan
-        if self._frozen:
-            self._ring[self._pos] = v
-            self._pos += 1
-            if self._pos == self.window_size:
-                self._pos = 0
-            self._countdown -= 1
-            if self._countdown:
-                return False
-            self._countdown = self.every
-            return self._look()
-        self._refbuf[self._fill] = v
-        self._fill += 1
-        if self._fill == self.reference_size:
-            self._freeze()
-        return False
+        return self._store(v)
 
     # ---------------------------------------------------------------- freeze and look
 
@@ -833,28 +857,16 @@ class NumericDrift(_WindowDrift):
         return det
 
 
-class KSDrift(NumericDrift):
+class KSDrift(NumericDrift, test="ks"):
     """``numeric_drift`` with the Kolmogorov-Smirnov test only (kind ``ks``)."""
 
-    kind: ClassVar[str] = "ks"
-    _DEFAULT_TESTS: ClassVar[tuple[str, ...]] = ("ks",)
-    _FIXED: ClassVar[bool] = True
 
-
-class PSIDrift(NumericDrift):
+class PSIDrift(NumericDrift, test="psi"):
     """``numeric_drift`` with the calibrated population stability index only (kind ``psi``)."""
 
-    kind: ClassVar[str] = "psi"
-    _DEFAULT_TESTS: ClassVar[tuple[str, ...]] = ("psi",)
-    _FIXED: ClassVar[bool] = True
 
-
-class WassersteinDrift(NumericDrift):
+class WassersteinDrift(NumericDrift, test="wasserstein"):
     """``numeric_drift`` with the calibrated Wasserstein distance only (kind ``wasserstein``)."""
-
-    kind: ClassVar[str] = "wasserstein"
-    _DEFAULT_TESTS: ClassVar[tuple[str, ...]] = ("wasserstein",)
-    _FIXED: ClassVar[bool] = True
 
 
 # --------------------------------------------------------------------------- categorical
@@ -970,21 +982,7 @@ class CategoricalDrift(_WindowDrift):
             code = None
         if code is None:
             code = self._code(x)
-        if self._frozen:
-            self._ring[self._pos] = code
-            self._pos += 1
-            if self._pos == self.window_size:
-                self._pos = 0
-            self._countdown -= 1
-            if self._countdown:
-                return False
-            self._countdown = self.every
-            return self._look()
-        self._refbuf[self._fill] = code
-        self._fill += 1
-        if self._fill == self.reference_size:
-            self._freeze()
-        return False
+        return self._store(code)
 
     def _cells(self) -> int:
         return int(self._ref_counts.size)
@@ -1094,20 +1092,12 @@ class CategoricalDrift(_WindowDrift):
         return det
 
 
-class Chi2Drift(CategoricalDrift):
+class Chi2Drift(CategoricalDrift, test="chi2"):
     """``categorical_drift`` with the chi-square test only (kind ``chi2``)."""
 
-    kind: ClassVar[str] = "chi2"
-    _DEFAULT_TESTS: ClassVar[tuple[str, ...]] = ("chi2",)
-    _FIXED: ClassVar[bool] = True
 
-
-class JSDrift(CategoricalDrift):
+class JSDrift(CategoricalDrift, test="js"):
     """``categorical_drift`` with the calibrated Jensen-Shannon divergence only (kind ``js``)."""
-
-    kind: ClassVar[str] = "js"
-    _DEFAULT_TESTS: ClassVar[tuple[str, ...]] = ("js",)
-    _FIXED: ClassVar[bool] = True
 
 
 TWOSAMPLE_KINDS: dict[str, Any] = {

@@ -51,6 +51,22 @@ def manual_request(model: str, rid: str, version: str = "v1") -> dict[str, Any]:
     }
 
 
+def ask_retrain(stack: Any, *models_and_ids: tuple[str, str]) -> None:
+    """Publish manual retrain requests, as an operator or a pipeline would."""
+    produce(
+        stack.bootstrap,
+        [(stack.topic("retrain-requests"), m, as_json(manual_request(m, rid)))
+         for m, rid in models_and_ids],
+    )  # fmt: skip
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert check(), f"timed out after {timeout}s: {what}"
+
+
 def of(reader: TopicReader, stack: Any, topic: str, model: str) -> list[dict[str, Any]]:
     return [r.json() for r in reader.of(stack.topic(topic)) if r.key == model.encode()]
 
@@ -120,10 +136,7 @@ def test_bad_candidate_is_rejected_by_the_gate_and_nothing_is_deployed(
     reader = stack.reader("retrain-results", "deployments")
     send_traffic(stack, "gated", 400, flip=0.05)
     stack.wait_processed()
-    produce(
-        stack.bootstrap,
-        [(stack.topic("retrain-requests"), "gated", as_json(manual_request("gated", "rq-bad")))],
-    )
+    ask_retrain(stack, ("gated", "rq-bad"))
     reader.wait_for(lambda r: of(r, stack, "retrain-results", "gated"), 60, "the gate's verdict")
     stack.wait_processed("retrain-requests")
     reader.settle(quiet_s=1.0)
@@ -142,17 +155,7 @@ def test_failing_command_trainer_gives_failed_result_and_worker_goes_on(
     send_traffic(stack, "broken-1", 300, flip=0.3)
     send_traffic(stack, "fine-1", 300, flip=0.3)
     stack.wait_processed()
-    produce(
-        stack.bootstrap,
-        [
-            (
-                stack.topic("retrain-requests"),
-                "broken-1",
-                as_json(manual_request("broken-1", "rq-f")),
-            ),
-            (stack.topic("retrain-requests"), "fine-1", as_json(manual_request("fine-1", "rq-ok"))),
-        ],
-    )
+    ask_retrain(stack, ("broken-1", "rq-f"), ("fine-1", "rq-ok"))
     reader.wait_for(lambda r: of(r, stack, "deployments", "fine-1"), 60, "fine-1 deployed")
     reader.wait_for(lambda r: of(r, stack, "retrain-results", "broken-1"), 30, "broken-1 result")
     (result,) = of(reader, stack, "retrain-results", "broken-1")
@@ -197,20 +200,8 @@ trainer = {{ kind = "webhook", url = "http://127.0.0.1:{port}/train", token_env 
         reader = stack.reader("retrain-results", "deployments")
         send_traffic(stack, "hooked", 400, flip=0.3)
         stack.wait_processed()
-        produce(
-            stack.bootstrap,
-            [
-                (
-                    stack.topic("retrain-requests"),
-                    "hooked",
-                    as_json(manual_request("hooked", "rq-hook")),
-                )
-            ],
-        )
-        deadline = time.monotonic() + 30
-        while not Pipeline.received and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert Pipeline.received, "the webhook was never called"
+        ask_retrain(stack, ("hooked", "rq-hook"))
+        wait_until(lambda: Pipeline.received, 30, "the webhook was never called")
         call = Pipeline.received[0]
         assert call["auth"] == "Bearer s3cret"
         job = call["body"]
@@ -272,20 +263,8 @@ def test_worker_killed_mid_retrain_neither_loses_the_request_nor_deploys_twice(
     reader = stack.reader("retrain-results", "deployments")
     send_traffic(stack, "crashy", 400, flip=0.3)
     stack.wait_processed()
-    produce(
-        stack.bootstrap,
-        [
-            (
-                stack.topic("retrain-requests"),
-                "crashy",
-                as_json(manual_request("crashy", "rq-crash")),
-            )
-        ],
-    )
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert marker.exists(), "the trainer never started"
+    ask_retrain(stack, ("crashy", "rq-crash"))
+    wait_until(marker.exists, 30, "the trainer never started")
     worker.kill()  # SIGKILL mid-training: no clean shutdown, no commit
     stack.start_worker(policy_file=worker.settings.policy_file)
     reader.wait_for(lambda r: of(r, stack, "deployments", "crashy"), 90, "the deployment")

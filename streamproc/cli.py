@@ -132,6 +132,18 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from streamproc.status import format_table, gather
+
+    urls = args.web or [f"http://127.0.0.1:{_settings(args).web_port}"]
+    models, errors = gather(urls)
+    for err in errors:
+        print(f"streamproc: {err}", file=sys.stderr)
+    if models or not errors:
+        print(format_table(models))
+    return 1 if errors else 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker", help="bootstrap servers of an existing cluster (STREAMPROC_BROKER)")
     p.add_argument("--prefix", help="topic prefix (STREAMPROC_TOPIC_PREFIX)")
@@ -174,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--model-id", default="sim")
     sim.set_defaults(func=cmd_simulate)
 
+    st = sub.add_parser("status", help="each model's version, signals and retrains, as a table")
+    _common(st)
+    st.add_argument("--web", action="append", help="a worker's web address (repeat for each)")
+    st.set_defaults(func=cmd_status)
+
     r = sub.add_parser("replay", help="backtest a policy on recorded traffic (no Kafka)")
     r.add_argument("input", help="JSONL: {topic, value} per line, in arrival order")
     r.add_argument("--policy", help="trigger policy TOML file")
@@ -200,10 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     from streamproc.core.policy import PolicyError
     from streamproc.localkafka import BrokerError
+    from streamproc.security import SecurityConfigError
 
     try:
         return int(args.func(args) or 0)
-    except (BrokerError, PolicyError) as exc:
+    except (BrokerError, PolicyError, SecurityConfigError, ConnectionError) as exc:
         print(f"streamproc: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

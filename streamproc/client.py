@@ -62,6 +62,7 @@ from streamproc.core.events import (
     parse_prediction,
 )
 from streamproc.core.registry import FileRegistry
+from streamproc.security import KafkaSecurity
 
 __all__ = [
     "AsyncLabelLogger",
@@ -86,12 +87,35 @@ class _RateLimited:
         self.every_s = every_s
         self._last: dict[str, float] = {}
 
-    def warn(self, kind: str, msg: str, *args: object) -> None:
+    def due(self, kind: str) -> bool:
+        """Whether a message of this kind may be logged now; if so, the clock restarts."""
         now = time.monotonic()
         last = self._last.get(kind)
         if last is None or now - last >= self.every_s:
             self._last[kind] = now
+            return True
+        return False
+
+    def warn(self, kind: str, msg: str, *args: object) -> None:
+        if self.due(kind):
             log.warning(msg, *args)
+
+    async def cannot_connect(
+        self, who: str, bootstrap: str, security: KafkaSecurity, exc: Exception, then: str
+    ) -> None:
+        """Say why a client could not connect: refused credentials are an error, not a glitch."""
+        if not self.due("connect"):
+            return
+        reason = await security.explain(bootstrap, exc)
+        refused = reason != str(exc)
+        log.log(
+            logging.ERROR if refused else logging.WARNING,
+            "%s cannot connect to Kafka at %s (%s); %s.",
+            who,
+            bootstrap,
+            reason,
+            then,
+        )
 
 
 # --------------------------------------------------------------------------- event building
@@ -152,6 +176,7 @@ class _BufferedLogger:
         batch_size: int = 500,
         producer_config: Mapping[str, Any] | None = None,
         warn_every_s: float = 30.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
         if buffer_size < 1 or batch_size < 1:
             raise ValueError("buffer_size and batch_size must be at least 1.")
@@ -160,6 +185,9 @@ class _BufferedLogger:
         self.buffer_size = buffer_size
         self.batch_size = batch_size
         self.producer_config = {**DEFAULT_PRODUCER_CONFIG, **(producer_config or {})}
+        #: TLS / SASL settings; ``producer_config`` overrides any of them.
+        self.security = security if security is not None else KafkaSecurity.from_env()
+        self._security_kwargs = self.security.aiokafka_kwargs()  # bad TLS files fail here
         #: Events lost: pushed out of the full buffer (oldest first) or still buffered when
         #: ``close()`` gave up, plus those logged after ``close()``.
         self.dropped = 0
@@ -253,7 +281,8 @@ class _BufferedLogger:
         while not self._stopping.is_set():
             try:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap_servers, **self.producer_config
+                    bootstrap_servers=self.bootstrap_servers,
+                    **{**self._security_kwargs, **self.producer_config},
                 )
             except (TypeError, ValueError) as exc:  # a bad producer_config: retrying won't help
                 log.error(
@@ -269,14 +298,12 @@ class _BufferedLogger:
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     await producer.stop()
-                self._warn.warn(
-                    "connect",
-                    "%s logger cannot reach Kafka at %s (%s); buffering up to %d events and "
-                    "retrying.",
-                    self.topic,
+                await self._warn.cannot_connect(
+                    f"{self.topic} logger",
                     self.bootstrap_servers,
+                    self.security,
                     exc,
-                    self.buffer_size,
+                    f"buffering up to {self.buffer_size} events and retrying",
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
@@ -413,6 +440,7 @@ class _SyncLogger(_BufferedLogger):
         batch_size: int = 500,
         producer_config: Mapping[str, Any] | None = None,
         warn_every_s: float = 30.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
         super().__init__(
             bootstrap_servers,
@@ -421,6 +449,7 @@ class _SyncLogger(_BufferedLogger):
             batch_size=batch_size,
             producer_config=producer_config,
             warn_every_s=warn_every_s,
+            security=security,
         )
         self._loop = asyncio.new_event_loop()
         started = threading.Event()
@@ -564,10 +593,14 @@ class PredictionLogger(_PredictionLog, _SyncLogger):
     batch_size : int
         Events handed to the producer per drain step.
     producer_config : mapping, optional
-        Extra ``AIOKafkaProducer`` keyword arguments: ``security_protocol``, ``ssl_context``,
-        ``sasl_*``, ``acks``, ``linger_ms``, ``compression_type``...
+        Extra ``AIOKafkaProducer`` keyword arguments (``acks``, ``linger_ms``,
+        ``compression_type``...); they override ``security``.
     warn_every_s : float
         At most one warning of each kind (buffer full, broker unreachable) per this many seconds.
+    security : KafkaSecurity, optional
+        TLS / SASL settings; by default :meth:`KafkaSecurity.from_env`
+        (``STREAMPROC_SECURITY_PROTOCOL``, ``STREAMPROC_SASL_*``, ``STREAMPROC_SSL_*``).
+        Refused credentials are logged as an error naming the variables to check.
 
     Examples
     --------
@@ -669,7 +702,9 @@ class DeploymentWatcher:
         latest deployment, so a restarted server serves what is deployed now. False: only
         deployments published after start.
     consumer_config : mapping, optional
-        Extra ``AIOKafkaConsumer`` keyword arguments (security settings).
+        Extra ``AIOKafkaConsumer`` keyword arguments; they override ``security``.
+    security : KafkaSecurity, optional
+        TLS / SASL settings; by default :meth:`KafkaSecurity.from_env`.
 
     Examples
     --------
@@ -691,6 +726,7 @@ class DeploymentWatcher:
         *,
         from_beginning: bool = True,
         consumer_config: Mapping[str, Any] | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
         if loader is None and registry_root is None:
             raise ValueError("DeploymentWatcher needs registry_root or a loader(event) callback.")
@@ -703,6 +739,8 @@ class DeploymentWatcher:
         self.on_swap = on_swap
         self.from_beginning = from_beginning
         self.consumer_config = dict(consumer_config or {})
+        self.security = security if security is not None else KafkaSecurity.from_env()
+        self._security_kwargs = self.security.aiokafka_kwargs()
         #: Deployments that could not be loaded (the old model kept serving).
         self.failures = 0
         #: Swaps done.
@@ -876,7 +914,7 @@ class DeploymentWatcher:
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest" if self.from_beginning else "latest",
-                **self.consumer_config,
+                **{**self._security_kwargs, **self.consumer_config},
             )
             try:
                 await consumer.start()
@@ -885,11 +923,8 @@ class DeploymentWatcher:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
                 consumer = None
-                self._warn.warn(
-                    "connect",
-                    "deployment watcher cannot reach Kafka at %s (%s); retrying.",
-                    self.bootstrap_servers,
-                    exc,
+                await self._warn.cannot_connect(
+                    "deployment watcher", self.bootstrap_servers, self.security, exc, "retrying"
                 )
                 await self._pause(delay)
                 delay = min(delay * 2, 10.0)

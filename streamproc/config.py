@@ -8,15 +8,31 @@
 | STREAMPROC_POLICY | (default policy) | trigger policy TOML file |
 | STREAMPROC_DATA_DIR | ~/.cache/streamproc/run | worker state, model registry, local broker data |
 | STREAMPROC_APP_ID | streamproc | consumer group and changelog prefix |
-| STREAMPROC_WEB_PORT | 6066 | the worker's web port (bound to 127.0.0.1) |
+| STREAMPROC_WEB_HOST | 127.0.0.1 | address the worker's web server binds (0.0.0.0: all) |
+| STREAMPROC_WEB_PORT | 6066 | the worker's web port |
+| STREAMPROC_METRICS_MODELS | 100 | models that get their own label in /metrics |
+| STREAMPROC_ADMIN_TOKEN | (none: refused) | token for manual retrain / rollback on the web API |
+| STREAMPROC_ADMIN_TOKEN_FILE | | file holding that token; wins over the variable |
+| STREAMPROC_SECURITY_PROTOCOL | PLAINTEXT | PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL |
+| STREAMPROC_SASL_MECHANISM | PLAIN | PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 |
+| STREAMPROC_SASL_USERNAME | | SASL user name |
+| STREAMPROC_SASL_PASSWORD | | SASL password (never logged) |
+| STREAMPROC_SASL_PASSWORD_FILE | | file holding the SASL password; wins over the variable |
+| STREAMPROC_SSL_CAFILE | (system CAs) | PEM CA file that verifies the brokers |
+| STREAMPROC_SSL_CERTFILE, STREAMPROC_SSL_KEYFILE | | PEM client certificate and key (mutual TLS) |
+
+The security variables fill ``Settings.security``, a :class:`~streamproc.security.KafkaSecurity`;
+see :mod:`streamproc.security`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from streamproc.security import KafkaSecurity
 
 __all__ = ["TOPICS", "Settings"]
 
@@ -46,6 +62,10 @@ class Settings:
     app_id: str = "streamproc"
     web_port: int = 6066
     gate_margin: float = 0.0
+    web_host: str = "127.0.0.1"
+    metrics_models: int = 100
+    admin_token_file: str | None = None
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -60,12 +80,29 @@ class Settings:
             else _default_data_dir(),
             app_id=env.get("STREAMPROC_APP_ID", "streamproc"),
             web_port=int(env.get("STREAMPROC_WEB_PORT", "6066")),
+            web_host=env.get("STREAMPROC_WEB_HOST") or "127.0.0.1",
+            metrics_models=int(env.get("STREAMPROC_METRICS_MODELS", "100")),
+            admin_token_file=env.get("STREAMPROC_ADMIN_TOKEN_FILE") or None,
+            security=KafkaSecurity.from_env(env),
         )
         return s.with_(**overrides)
 
     def with_(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values leave a field as it is."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def admin_token(self) -> str | None:
+        """The token manual actions need: ``STREAMPROC_ADMIN_TOKEN_FILE``'s content, or
+        ``STREAMPROC_ADMIN_TOKEN``; None (actions refused) when neither is set."""
+        if self.admin_token_file:
+            try:
+                return Path(self.admin_token_file).read_text().strip() or None
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot read STREAMPROC_ADMIN_TOKEN_FILE {self.admin_token_file!r} "
+                    f"({exc.strerror}); point it at a readable file or unset it."
+                ) from None
+        return os.environ.get("STREAMPROC_ADMIN_TOKEN") or None
 
     def topic(self, logical: str) -> str:
         return f"{self.topic_prefix}{logical}"

@@ -42,6 +42,7 @@ async def record(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        **settings.security.aiokafka_kwargs(),
     )
     await consumer.start()
     written = 0

@@ -23,6 +23,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streamproc.config import Settings
+from streamproc.security import KafkaSecurity
+
+
+def _secured(security: KafkaSecurity | None) -> dict[str, Any]:
+    """aiokafka keyword arguments of ``security``, or of the environment's settings."""
+    return (security if security is not None else KafkaSecurity.from_env()).aiokafka_kwargs()
 
 
 def free_port() -> int:
@@ -44,10 +50,15 @@ class Record:
 
 
 async def produce_async(
-    bootstrap: str, records: Iterable[tuple[str, str | bytes | None, bytes]]
+    bootstrap: str,
+    records: Iterable[tuple[str, str | bytes | None, bytes]],
+    security: KafkaSecurity | None = None,
 ) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_request_size=16 * 1024 * 1024
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        max_request_size=16 * 1024 * 1024,
+        **_secured(security),
     )
     await producer.start()
     try:
@@ -60,19 +71,32 @@ async def produce_async(
         await producer.stop()
 
 
-def produce(bootstrap: str, records: Iterable[tuple[str, str | bytes | None, bytes]]) -> None:
-    """Send ``(topic, key, value)`` records in order and wait for every ack."""
-    asyncio.run(produce_async(bootstrap, list(records)))
+def produce(
+    bootstrap: str,
+    records: Iterable[tuple[str, str | bytes | None, bytes]],
+    security: KafkaSecurity | None = None,
+) -> None:
+    """Send ``(topic, key, value)`` records in order and wait for every ack.
+
+    ``security`` defaults to the environment's (``KafkaSecurity.from_env``), as everywhere here.
+    """
+    asyncio.run(produce_async(bootstrap, list(records), security))
 
 
 def as_json(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-async def group_lag(bootstrap: str, group_id: str, topics: Sequence[str]) -> int:
+async def group_lag(
+    bootstrap: str,
+    group_id: str,
+    topics: Sequence[str],
+    security: KafkaSecurity | None = None,
+) -> int:
     """Records in ``topics`` not yet committed by consumer group ``group_id``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    secured = _secured(security)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **secured)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **secured)
     await consumer.start()
     await admin.start()
     try:
@@ -96,13 +120,17 @@ async def group_lag(bootstrap: str, group_id: str, topics: Sequence[str]) -> int
 
 
 def wait_caught_up(
-    bootstrap: str, group_id: str, topics: Sequence[str], timeout: float = 60.0
+    bootstrap: str,
+    group_id: str,
+    topics: Sequence[str],
+    timeout: float = 60.0,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Block until the group has committed every record now in ``topics``."""
     deadline = time.monotonic() + timeout
     lag = -1
     while time.monotonic() < deadline:
-        lag = asyncio.run(group_lag(bootstrap, group_id, topics))
+        lag = asyncio.run(group_lag(bootstrap, group_id, topics, security))
         if lag == 0:
             return
         time.sleep(0.5)
@@ -112,9 +140,12 @@ def wait_caught_up(
 class TopicReader:
     """Reads topics from the beginning, keeping everything seen, for polling from sync code."""
 
-    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Sequence[str], security: KafkaSecurity | None = None
+    ) -> None:
         self.bootstrap = bootstrap
         self.topics = list(topics)
+        self._secured = _secured(security)
         self.records: list[Record] = []
         self._loop = asyncio.new_event_loop()
         self._consumer: AIOKafkaConsumer | None = None
@@ -127,6 +158,7 @@ class TopicReader:
                 auto_offset_reset="earliest",
                 enable_auto_commit=False,
                 group_id=None,
+                **self._secured,
             )
             await c.start()
             return c
@@ -181,7 +213,12 @@ class TopicReader:
 
 @dataclass
 class WorkerProcess:
-    """A ``streamproc worker`` running as a separate OS process, as in production."""
+    """A ``streamproc worker`` running as a separate OS process, as in production.
+
+    The child inherits the environment, then gets ``settings.security`` (unless plaintext) as
+    ``STREAMPROC_SECURITY_PROTOCOL`` / ``STREAMPROC_SASL_*`` / ``STREAMPROC_SSL_*`` and
+    ``settings.web_host`` as ``STREAMPROC_WEB_HOST``, then ``extra_env``, which wins.
+    """
 
     settings: Settings
     bootstrap: str
@@ -204,7 +241,13 @@ class WorkerProcess:
             cmd += ["--policy", s.policy_file]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on
-        env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **({} if s.security.plaintext else s.security.to_env()),
+            "STREAMPROC_WEB_HOST": s.web_host,  # the CLI has no flag for it
+            **self.extra_env,
+            "PYTHONUNBUFFERED": "1",
+        }
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         return self
@@ -235,6 +278,13 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(5)
+
+    def dump_tasks(self) -> str:
+        """Have the worker log every asyncio task's stack (SIGUSR1); return its log's tail."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+        return self.tail(200)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

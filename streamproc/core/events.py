@@ -56,7 +56,27 @@ DEPLOY_ACTIONS: Final = frozenset({"promote", "rollback"})
 
 
 class InvalidEvent(ValueError):
-    """A record that breaks its contract; the message says what is wrong and how to fix it."""
+    """A record that breaks its contract; the message says what is wrong and how to fix it.
+
+    ``reason`` is a short code from :data:`DEAD_LETTER_REASONS` (a bounded label for metrics).
+    """
+
+    def __init__(self, message: str, reason: str = "invalid_field") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# Dead-letter reason codes: few and fixed, so a metric labelled by them stays small.
+DEAD_LETTER_REASONS: Final = (
+    "not_json",
+    "not_object",
+    "missing_field",
+    "invalid_field",
+    "no_value",
+    "too_large",
+    "future_timestamp",
+    "internal_error",
+)
 
 
 # --------------------------------------------------------------------------- dataclasses
@@ -158,6 +178,7 @@ class DeadLetter:
     error: str
     raw: str
     ts: float
+    reason: str = "invalid_field"
 
 
 # --------------------------------------------------------------------------- field checks
@@ -362,10 +383,13 @@ def decode_object(raw: bytes | str, kind: str) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(
             f"{kind}: value is not valid UTF-8 JSON ({exc}); send one JSON object per record "
-            "(NaN and Infinity are not JSON: send null or leave the field out)."
+            "(NaN and Infinity are not JSON: send null or leave the field out).",
+            "not_json",
         ) from None
     if not isinstance(obj, dict):
-        raise InvalidEvent(f"{kind}: value is {_typename(obj)}, not a JSON object; send an object.")
+        raise InvalidEvent(
+            f"{kind}: value is {_typename(obj)}, not a JSON object; send an object.", "not_object"
+        )
     return obj
 
 
@@ -376,7 +400,10 @@ def _build(cls: Callable[..., E], spec: _Spec, kind: str, obj: Mapping[str, Any]
         if v is None:
             if required:
                 hint = _HINTS.get(name, "a non-empty string")
-                raise InvalidEvent(f"{kind}: required field '{name}' is missing; add it ({hint}).")
+                raise InvalidEvent(
+                    f"{kind}: required field '{name}' is missing; add it ({hint}).",
+                    "missing_field",
+                )
             continue
         kwargs[name] = check(kind, name, v)
     if len(obj) > len(kwargs):
@@ -435,13 +462,19 @@ def encode(event: Any) -> bytes:
     return orjson.dumps(to_dict(event), option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def dead_letter(source: SourceRef, error: str, raw: bytes | str | None, ts: float) -> DeadLetter:
+def dead_letter(
+    source: SourceRef,
+    error: str,
+    raw: bytes | str | None,
+    ts: float,
+    reason: str = "invalid_field",
+) -> DeadLetter:
     """A dead letter for ``raw``, its text truncated so one bad giant record stays small."""
     if raw is None:
-        return DeadLetter(source=source, error=error, raw="", ts=ts)
+        return DeadLetter(source=source, error=error, raw="", ts=ts, reason=reason)
     data = raw.encode("utf-8", errors="surrogatepass") if isinstance(raw, str) else raw
     # Decode only a prefix: a 50 MB record must not cost 50 MB of text.
     text = data[: MAX_RAW_CHARS * 4].decode("utf-8", errors="backslashreplace")
     if len(text) > MAX_RAW_CHARS or len(data) > MAX_RAW_CHARS * 4:
         text = text[:MAX_RAW_CHARS] + f"... [truncated, {len(data)} bytes in all]"
-    return DeadLetter(source=source, error=error, raw=text, ts=ts)
+    return DeadLetter(source=source, error=error, raw=text, ts=ts, reason=reason)

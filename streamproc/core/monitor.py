@@ -52,6 +52,7 @@ from streamproc.core.events import (
 from streamproc.core.labeljoin import Joined, LabelJoin
 from streamproc.core.policy import DEFAULT_POLICY, Policy
 from streamproc.core.rollback import RollbackWatch
+from streamproc.core.timeline import SignalStatus
 from streamproc.core.trigger import Trigger
 
 __all__ = ["UNKNOWN_VERSION", "Example", "ModelMonitor"]
@@ -92,6 +93,9 @@ def request_id_for(model_id: str, version: str, evidence: str, reasons: tuple[Re
     return f"rr-{digest[:24]}"
 
 
+MAX_LATENCIES: Final = 10_000
+
+
 class ModelMonitor:
     """Signals, detectors and trigger policy for one model.
 
@@ -123,6 +127,8 @@ class ModelMonitor:
         self.offsets: dict[str, int] = {}
         self.counts: dict[str, int] = {}
         self.last_ts = 0.0
+        # Label delays since the worker last read them (for its metrics); not part of the state.
+        self.join_latencies: list[float] = []
         self._fresh_detectors()
 
     # ------------------------------------------------------------------ intake
@@ -218,6 +224,8 @@ class ModelMonitor:
     # ------------------------------------------------------------------ decisions
 
     def _on_joined(self, j: Joined, source: SourceRef | None) -> Emitted:
+        if len(self.join_latencies) < MAX_LATENCIES:
+            self.join_latencies.append(j.latency_s)
         self.examples.append([j.features, j.label, j.prediction, j.version, j.label_ts])
         if j.version != self.version:
             self._count("stale_joins")  # answered a prediction by another version
@@ -316,6 +324,7 @@ class ModelMonitor:
                 self._count("waiting_for_examples")
                 return None
             self.last_change_ts = details["change_ts"]
+        self._count(f"fired:{signal}")
         reason = Reason(
             signal=signal,
             detector=det.kind,
@@ -425,6 +434,15 @@ class ModelMonitor:
 
     def _count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
+
+    def signal_status(self) -> list[SignalStatus]:
+        """Each signal's detector now: statistic, threshold, samples, times fired."""
+        return [
+            SignalStatus(
+                name, d.kind, d.statistic, d.threshold, d.n, self.counts.get(f"fired:{name}", 0)
+            )
+            for name, d in sorted(self.detectors.items())
+        ]
 
     def training_examples(self) -> list[Example]:
         """The recent labelled examples, oldest first."""

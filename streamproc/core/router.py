@@ -117,31 +117,35 @@ def route(
     try:
         return _route(monitors, topic, raw, source, received_ts)
     except InvalidEvent as exc:
-        return Outcome(dead_letter=dead_letter(source, str(exc), raw, received_ts))
+        return Outcome(dead_letter=dead_letter(source, str(exc), raw, received_ts, exc.reason))
     except Exception as exc:  # a bug must cost one record, not the worker
         log.exception("unexpected error on %s", source)
         msg = (
             f"internal error while processing this {topic} record ({type(exc).__name__}: {exc}); "
             "the worker skipped it — please report it with this record."
         )
-        return Outcome(dead_letter=dead_letter(source, msg, raw, received_ts))
+        return Outcome(dead_letter=dead_letter(source, msg, raw, received_ts, "internal_error"))
 
 
 def _route(
     monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef, received_ts: float
 ) -> Outcome:
     if raw is None:
-        raise InvalidEvent(f"{topic}: record has no value (a tombstone); send a JSON object.")
+        raise InvalidEvent(
+            f"{topic}: record has no value (a tombstone); send a JSON object.", "no_value"
+        )
     if len(raw) > MAX_RECORD_BYTES:
         raise InvalidEvent(
             f"{topic}: record is {len(raw)} bytes, over the {MAX_RECORD_BYTES} byte limit; "
-            "send features and identifiers, not payloads."
+            "send features and identifiers, not payloads.",
+            "too_large",
         )
     ev = _PARSERS[topic](raw)
     if received_ts > 0 and ev.ts > received_ts + MAX_FUTURE_S:
         raise InvalidEvent(
             f"{topic}: field 'ts' ({ev.ts:.0f}) is {(ev.ts - received_ts) / 86400:.1f} days after "
-            "Kafka received the record; send seconds since the Unix epoch (UTC), not milliseconds."
+            "Kafka received the record; send seconds since the Unix epoch (UTC), not milliseconds.",
+            "future_timestamp",
         )
     mon = monitors.get(ev.model_id)
     emitted = _HANDLERS[topic](mon, ev, source) if mon.accept(source) else None

@@ -22,7 +22,8 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ _LOGS_DIR = "logs"
 _DATA_SUBDIR = "kraft-data"
 _LOCK_FILE = ".lock"
 _COMPLETE_MARKER = "libs.complete"
+_SASL_USERS_FILE = "sasl-users.sha256"
+_SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+# Names and passwords go into a JAAS line and the StorageTool's SCRAM syntax unquoted.
+_SASL_TOKEN = re.compile(r"[A-Za-z0-9._~@+-]+")
 
 _MVN_TIMEOUT = 1800.0
 _TOOL_TIMEOUT = 120.0
@@ -467,12 +472,65 @@ def _previous_ports(data_dir: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     match = re.search(
-        r"^listeners=PLAINTEXT://[^:,]+:(\d+),CONTROLLER://[^:,]+:(\d+)$", text, re.MULTILINE
+        r"^listeners=PLAINTEXT://[^:,]+:(\d+),CONTROLLER://[^:,]+:(\d+)"
+        r"(?:,SASL_PLAINTEXT://\S+)?$",
+        text,
+        re.MULTILINE,
     )
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+@dataclass(frozen=True)
+class _SaslListener:
+    """A SASL_PLAINTEXT client listener: its port and its users (name -> password)."""
+
+    port: int
+    users: Mapping[str, str]
+
+    def __repr__(self) -> str:  # never the passwords
+        return f"_SaslListener(port={self.port}, users={sorted(self.users)})"
+
+    @staticmethod
+    def check(users: Mapping[str, str]) -> None:
+        if not users:
+            raise ValueError("sasl_users is empty: give at least one {name: password}.")
+        for name, password in users.items():
+            for what, value in (("user name", name), ("password", password)):
+                if not isinstance(value, str) or not _SASL_TOKEN.fullmatch(value):
+                    shown = repr(value) if what == "user name" else "of user " + repr(name)
+                    raise ValueError(
+                        f"SASL {what} {shown} must be letters, digits and ._~@+- only "
+                        "(the local broker writes it unquoted)."
+                    )
+
+    def properties(self) -> dict[str, str]:
+        """The broker settings of this listener: PLAIN users in JAAS, SCRAM from the metadata."""
+        prefix = "listener.name.sasl_plaintext"
+        plain = " ".join(f'user_{name}="{password}"' for name, password in self.users.items())
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return {
+            f"{prefix}.sasl.enabled.mechanisms": ",".join(("PLAIN", *_SCRAM_MECHANISMS)),
+            f"{prefix}.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain};"
+            ),
+            **{f"{prefix}.{m.lower()}.sasl.jaas.config": scram for m in _SCRAM_MECHANISMS},
+        }
+
+    def scram_args(self) -> list[str]:
+        """``kafka-storage format`` arguments that create every user for both SCRAM mechanisms."""
+        return [
+            f"--add-scram={m}=[name={name},password={password}]"
+            for name, password in self.users.items()
+            for m in _SCRAM_MECHANISMS
+        ]
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(sorted(self.users.items())).encode()).hexdigest()
+
+
+def _server_properties(
+    data_dir: Path, port: int, controller_port: int, sasl: _SaslListener | None = None
+) -> str:
     settings = {
         # One combined KRaft node with static voters.
         "process.roles": "broker,controller",
@@ -506,6 +564,12 @@ def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
         "num.network.threads": "2",
         "num.io.threads": "4",
     }
+    if sasl is not None:
+        # Clients may also log in on a SASL listener; the broker and controller keep PLAINTEXT.
+        settings["listeners"] += f",SASL_PLAINTEXT://{HOST}:{sasl.port}"
+        settings["advertised.listeners"] += f",SASL_PLAINTEXT://{HOST}:{sasl.port}"
+        settings["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+        settings.update(sasl.properties())
     lines = [f"# Written by streamproc.localkafka for Kafka {KAFKA_VERSION}; rewritten on start."]
     lines += [f"{key}={value}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
@@ -537,6 +601,7 @@ class LocalKafka:
         self.data_dir: Path | None = None
         self.port: int | None = None
         self.controller_port: int | None = None
+        self.sasl_port: int | None = None
         self.pid: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -545,8 +610,17 @@ class LocalKafka:
         """``127.0.0.1:PORT`` once started, else None."""
         return f"{HOST}:{self.port}" if self.port is not None else None
 
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        """``127.0.0.1:PORT`` of the SASL_PLAINTEXT listener when started with ``sasl_users``."""
+        return f"{HOST}:{self.sasl_port}" if self.sasl_port is not None else None
+
     def start(
-        self, port: int | None = None, data_dir: Path | None = None, timeout: float = 90
+        self,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        timeout: float = 90,
+        sasl_users: Mapping[str, str] | None = None,
     ) -> str:
         """Start the broker and wait until it serves requests.
 
@@ -560,11 +634,17 @@ class LocalKafka:
             directory keeps its topics and cluster id.
         timeout
             Seconds to wait for readiness.
+        sasl_users
+            ``{name: password}``: also open a SASL_PLAINTEXT listener on a free port
+            (:attr:`sasl_bootstrap`) that accepts these users with PLAIN, SCRAM-SHA-256 and
+            SCRAM-SHA-512. The PLAINTEXT listener stays, for the broker itself and for tools.
+            SCRAM users are stored when the data dir is formatted, so a reused data dir must
+            be given the same users.
 
         Returns
         -------
         str
-            The bootstrap address ``127.0.0.1:PORT``.
+            The bootstrap address ``127.0.0.1:PORT`` of the PLAINTEXT listener.
 
         Raises
         ------
@@ -574,6 +654,8 @@ class LocalKafka:
         """
         if self._proc is not None and self._proc.poll() is None:
             raise BrokerError(f"This LocalKafka already runs a broker at {self.bootstrap}.")
+        if sasl_users is not None:
+            _SaslListener.check(sasl_users)
         java = check_java()
         libs = ensure_kafka(self.cache_dir)
         data_dir = (data_dir or default_data_dir()).expanduser().resolve()
@@ -587,7 +669,11 @@ class LocalKafka:
                     f"(pid {previous['pid']}); stop it first."
                 )
             port, controller_port = self._choose_ports(port, _previous_ports(data_dir))
-            return self._launch(java, libs, data_dir, port, controller_port, timeout)
+            sasl = None
+            if sasl_users is not None:
+                sasl_port = next(p for p in _free_ports(3) if p not in (port, controller_port))
+                sasl = _SaslListener(sasl_port, dict(sasl_users))
+            return self._launch(java, libs, data_dir, port, controller_port, timeout, sasl)
 
     @staticmethod
     def _choose_ports(port: int | None, previous: tuple[int, int] | None) -> tuple[int, int]:
@@ -662,13 +748,18 @@ class LocalKafka:
         port: int,
         controller_port: int,
         timeout: float,
+        sasl: _SaslListener | None = None,
     ) -> str:
         started = time.monotonic()
         properties = data_dir / _PROPERTIES_FILE
-        properties.write_text(_server_properties(data_dir, port, controller_port))
+        if sasl is not None:  # PLAIN passwords go in there
+            properties.touch(mode=0o600)
+            properties.chmod(0o600)
+        properties.write_text(_server_properties(data_dir, port, controller_port, sasl))
         (data_dir / _LOGS_DIR).mkdir(exist_ok=True)
         base = self._java_base(java, libs, data_dir)
         cluster_id = self._cluster_id(base, data_dir)
+        users_file = data_dir / _SASL_USERS_FILE
         # meta.properties means already formatted; skipping saves a JVM start on every restart.
         if not (data_dir / _DATA_SUBDIR / "meta.properties").is_file():
             self._run_tool(
@@ -679,8 +770,19 @@ class LocalKafka:
                     "--config",
                     str(properties),
                     "--ignore-formatted",
+                    *(sasl.scram_args() if sasl is not None else []),
                 ],
                 data_dir,
+            )
+            users_file.unlink(missing_ok=True)
+            if sasl is not None:
+                users_file.write_text(sasl.digest() + "\n")
+        elif sasl is not None and (
+            not users_file.is_file() or users_file.read_text().strip() != sasl.digest()
+        ):
+            raise BrokerError(
+                f"{data_dir} was formatted with other SASL users; SCRAM users are stored when a "
+                "data dir is formatted: start with the same sasl_users, or a fresh data dir."
             )
         out_path = data_dir / _OUT_FILE
         with out_path.open("wb") as out:
@@ -695,8 +797,10 @@ class LocalKafka:
                 start_new_session=True,
             )
         self.data_dir, self.port, self.controller_port = data_dir, port, controller_port
+        self.sasl_port = sasl.port if sasl is not None else None
         self.pid = self._proc.pid
         bootstrap = f"{HOST}:{port}"
+        listeners = [bootstrap] if sasl is None else [bootstrap, f"{HOST}:{sasl.port}"]
         # Written before the wait so another process can already stop a broker that hangs.
         _write_state(
             data_dir,
@@ -709,17 +813,24 @@ class LocalKafka:
                 "data_dir": str(data_dir),
                 "kafka_version": KAFKA_VERSION,
                 "started_at": time.time(),
+                **(
+                    {"sasl_port": sasl.port, "sasl_bootstrap": listeners[1]}
+                    if sasl is not None
+                    else {}
+                ),
             },
         )
         logger.info(
             "Starting Kafka %s (pid %d) at %s in %s", KAFKA_VERSION, self.pid, bootstrap, data_dir
         )
+        ready_by = time.monotonic() + timeout
         try:
-            wait_ready(
-                bootstrap,
-                timeout=timeout,
-                alive=lambda: self._proc is not None and self._proc.poll() is None,
-            )
+            for listener in listeners:  # ApiVersions is answered before SASL authentication
+                wait_ready(
+                    listener,
+                    timeout=max(1.0, ready_by - time.monotonic()),
+                    alive=lambda: self._proc is not None and self._proc.poll() is None,
+                )
         except BrokerError as exc:
             code = self._proc.poll()
             tail = _tail_file(out_path) or _tail_file(data_dir / _LOGS_DIR / "server.log")

@@ -27,6 +27,7 @@ from streamproc.core.events import (
     SourceRef,
     dead_letter,
     encode,
+    parse_deployment,
     parse_retrain_request,
     parse_retrain_result,
 )
@@ -46,6 +47,7 @@ from streamproc.core.retrain import (
 )
 from streamproc.core.router import Monitors, route
 from streamproc.service.app import Wiring
+from streamproc.service.board import StatusBoard
 from streamproc.trainers import (
     WebhookTrainer,
     candidate_from_result,
@@ -67,24 +69,34 @@ async def send_acked(topic: Any, key: str | bytes | None, value: bytes) -> None:
     await fut
 
 
-def install(w: Wiring) -> None:
-    """Attach the agents to the app."""
+def install(w: Wiring, board: StatusBoard) -> None:
+    """Attach the agents to the app; they report what they do to ``board``."""
     settings = w.settings
     book = load_policy(settings.policy_file)
     check_trainers(book, w.results.get_topic_name())
-    retrains = Retrains(w, book, FileRegistry(settings.registry_dir))
+    retrains = Retrains(w, book, FileRegistry(settings.registry_dir), board)
     prefix = settings.topic_prefix
     logical_of = {
         settings.topic(n): n
         for n in ("predictions", "labels", "metrics", "deployments", "retrain-results")
     }
     monitors = Monitors(book, load=w.monitors.get)
+    metrics = board.metrics
+    rebalanced = [True]
+
+    @w.app.on_partitions_revoked.connect
+    async def on_revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
+        rebalanced[0] = True
+        board.forget_partitions({tp.partition for tp in revoked})
 
     @w.app.agent(w.monitored, name="drift")
     async def drift(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            # State lives in the table between batches; a rebalance may have moved it.
-            monitors.forget()
+            if rebalanced[0]:
+                # Cached monitors are the table's state; after a rebalance the table may have
+                # moved on (partitions gone and back), so reload them from it.
+                rebalanced[0] = False
+                monitors.forget()
             partition_of: dict[str, int] = {}
             for event in events:
                 msg = event.message
@@ -93,18 +105,28 @@ def install(w: Wiring) -> None:
                 out = route(monitors, logical, event.value, src, msg.timestamp)
                 if out.dead_letter is not None:
                     log.warning("dead letter from %s: %s", src, out.dead_letter.error)
+                    metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
                     await w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
                     continue
                 if out.model_id is not None:
                     partition_of[out.model_id] = msg.partition
+                    metrics.events.labels(logical, metrics.model(out.model_id)).inc()
+                    _report(board, logical, event.value)
                 for req in out.requests:
                     log.info("model %s: retrain requested: %s", req.model_id, _why(req))
                     await send_acked(w.requests, req.model_id, encode(req))
+                    board.requested(req)
                 for dep in out.deployments:
                     log.warning("model %s: rollback to %s", dep.model_id, dep.version)
                     await send_acked(w.deployments, dep.model_id, encode(dep))
+            if events:
+                last = events[-1].message
+                metrics.lag.labels(logical_of.get(last.topic, last.topic)).set(
+                    max(time.time() - last.timestamp, 0.0)
+                )
             for model_id, snapshot in monitors.drain_dirty().items():
                 w.monitors.put(model_id, snapshot, partition_of[model_id])
+                board.applied(monitors.live[model_id], partition_of[model_id])
             # The batch is acked (and its offsets become committable) after this body: the
             # state that applied it must be in Kafka first, or a crash would lose it.
             await w.app.producer.flush()
@@ -143,6 +165,14 @@ def check_trainers(book: PolicyBook, results_topic: str) -> None:
                 raise PolicyError(f"policy {where}: trainer is not usable: {exc}") from None
 
 
+def _report(board: StatusBoard, logical: str, raw: bytes) -> None:
+    """Results and deployments also go on the board (parsed again: they are rare)."""
+    if logical == "retrain-results":
+        board.result(parse_retrain_result(raw))
+    elif logical == "deployments":
+        board.deployed(parse_deployment(raw))
+
+
 def _why(req: RetrainRequest) -> str:
     return ", ".join(
         f"{r.signal} {r.value:.4g} vs {r.threshold:.4g} (n={r.n})" for r in req.reasons
@@ -152,10 +182,13 @@ def _why(req: RetrainRequest) -> str:
 class Retrains:
     """The retrain agent's work: ledger bookkeeping around prepare -> train -> judge -> publish."""
 
-    def __init__(self, w: Wiring, book: PolicyBook, registry: FileRegistry) -> None:
+    def __init__(
+        self, w: Wiring, book: PolicyBook, registry: FileRegistry, board: StatusBoard
+    ) -> None:
         self.w = w
         self.book = book
         self.registry = registry
+        self.board = board
 
     def _ledger(self, model_id: str) -> RetrainLedger:
         saved = self.w.retrains.get(model_id)
@@ -191,6 +224,7 @@ class Retrains:
         if admission == "resume" and ledger.waiting is not None:
             return  # an external trainer has it; its result completes the job
         await self._save(mid, ledger, partition)  # in flight before the work: never lost
+        self.board.retrain_started(req)
         mon_bytes = self.w.monitors.get(mid)
         mon = ModelMonitor.restore(mon_bytes) if mon_bytes else None
         examples: Sequence[Any] = mon.training_examples() if mon else []
@@ -273,6 +307,7 @@ class Retrains:
     async def _finish(self, outcome: RetrainOutcome, ledger: RetrainLedger, partition: int) -> None:
         rid = outcome.result.request_id
         await self._publish(outcome, rid)
+        self.board.retrain_ended(outcome.result.model_id, rid)
         merged = ledger.finish(rid)
         if merged:
             log.info("model %s: coalesced %s into %s", outcome.result.model_id, merged, rid)

@@ -56,12 +56,14 @@ def create_app(settings: Settings, bootstrap: str, store: str = "memory://") -> 
         # The prefix isolates changelog topics and the consumer group as it isolates topics.
         settings.topic_prefix + settings.app_id,
         broker=f"kafka://{bootstrap}",
+        # TLS / SASL from STREAMPROC_SECURITY_PROTOCOL etc.; None (plaintext) is faust's default.
+        broker_credentials=settings.security.faust_credentials(),
         store=store,
         datadir=str(settings.data_dir / "worker"),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
-        web_host="127.0.0.1",
+        web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
         stream_wait_empty=False,

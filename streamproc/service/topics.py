@@ -20,8 +20,16 @@ async def ensure_topics(settings: Settings, bootstrap: str) -> None:
     RuntimeError
         When an existing topic has another partition count: co-partitioned joins would break.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{settings.app_id}-admin")
-    await admin.start()
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id=f"{settings.app_id}-admin",
+        **settings.security.aiokafka_kwargs(),
+    )
+    try:
+        await admin.start()
+    except Exception as exc:
+        # aiokafka says only "Unable to bootstrap"; say why (refused password, TLS, protocol).
+        raise ConnectionError(await settings.security.explain(bootstrap, exc)) from None
     try:
         names = [settings.topic(t) for t in TOPICS]
         existing = set(await admin.list_topics())

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import io
 import logging
+import signal
 
 import faust
 
 from streamproc.config import Settings
+from streamproc.core.registry import FileRegistry
 from streamproc.service.agents import install
 from streamproc.service.app import create_app
+from streamproc.service.board import StatusBoard
 from streamproc.service.topics import ensure_topics
+from streamproc.service.web import install_web
 
 log = logging.getLogger(__name__)
 
@@ -19,17 +25,34 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     """Block running one worker; SIGTERM or SIGINT stops it cleanly."""
     asyncio.run(ensure_topics(settings, bootstrap))
     wiring = create_app(settings, bootstrap)
-    install(wiring)
+    board = StatusBoard(settings.metrics_models)
+    install(wiring, board)
+    install_web(wiring, board, FileRegistry(settings.registry_dir), settings.admin_token())
     log.info(
-        "worker %s on %s (prefix %r, %d partitions, web 127.0.0.1:%d)",
+        "worker %s on %s (prefix %r, %d partitions, web http://%s:%d/dashboard)",
         settings.app_id,
         bootstrap,
         settings.topic_prefix,
         settings.partitions,
+        settings.web_host,
         settings.web_port,
     )
+    dump_tasks_on_signal(wiring.app)
     # Keep the logging the CLI configured: faust would otherwise disable our loggers.
     worker = faust.Worker(
         wiring.app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False
     )
     worker.execute_from_commandline()
+
+
+def dump_tasks_on_signal(app: faust.App, signum: int = signal.SIGUSR1) -> None:
+    """``kill -USR1 <pid>`` logs every asyncio task's stack: how to see where a worker waits."""
+    faulthandler.register(signal.SIGUSR2, all_threads=True)  # thread stacks to stderr
+
+    def dump(*_: object) -> None:
+        for task in asyncio.all_tasks(app.loop):
+            out = io.StringIO()
+            task.print_stack(file=out)
+            log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+
+    signal.signal(signum, dump)

@@ -90,6 +90,10 @@ def run_stack(kafka: str, tmp: Path, prefix: str, kill_after_round: int | None) 
         snaps.settle(quiet_s=1.0)
         latest = {r.key: orjson.loads(r.value) for r in snaps.records}
         snaps.close()
+    except TimeoutError as exc:
+        # Say where each live worker waits: a hang in CI is otherwise a bare number.
+        stacks = "\n\n".join(f"--- worker {k}:\n{w.dump_tasks()}" for k, w in enumerate(workers))
+        raise TimeoutError(f"{exc}\n{stacks}") from None
     finally:
         reader.close()
         for w in workers:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from streamproc.core import events as ev
 from streamproc.core.events import (
+    DEAD_LETTER_REASONS,
     DEPLOYMENT_SPEC,
     LABEL_SPEC,
     MAX_RAW_CHARS,
@@ -704,7 +705,24 @@ def test_dead_letter_keeps_small_raw_text() -> None:
         "error": "prediction: field 'ts' is negative",
         "raw": '{"ts": -1}',
         "ts": 5.0,
+        "reason": "invalid_field",
     }
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\xfe", "not_json"),
+        (b"[1, 2]", "not_object"),
+        (b'{"model_id": "m"}', "missing_field"),
+        (b'{"model_id": 5, "event_id": "e", "ts": 1, "prediction": 1}', "invalid_field"),
+    ],
+)
+def test_invalid_events_carry_a_bounded_reason_code(raw: bytes, reason: str) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        parse_prediction(raw)
+    assert info.value.reason == reason
+    assert reason in DEAD_LETTER_REASONS
 
 
 @pytest.mark.parametrize("raw", ["x" * 100_000, b"y" * 100_000, b"z" * (MAX_RAW_CHARS + 1)])

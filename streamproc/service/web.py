@@ -1,0 +1,156 @@
+"""The worker's web port: ``/metrics``, the status API, manual actions, and the dashboard.
+
+==========================================  =========================================
+``GET /metrics``                            Prometheus exposition (:mod:`.metrics`)
+``GET /health``                             ``{"ok": true}`` once the worker serves
+``GET /api/status``                         every model this worker serves, one line each
+``GET /api/models/{model_id}``              signals, series, decisions, results of one model
+``POST /api/models/{model_id}/retrain``     ask for a retrain now (token required)
+``POST /api/models/{model_id}/rollback``    deploy an earlier version (token required)
+``GET /dashboard``                          the live page (:file:`dashboard.html`)
+==========================================  =========================================
+
+Each worker serves the models of its own partitions; ``streamproc status`` and the dashboard's
+``workers`` setting gather several. Manual actions need ``Authorization: Bearer <token>`` with
+the token of ``STREAMPROC_ADMIN_TOKEN`` (or the file named by ``STREAMPROC_ADMIN_TOKEN_FILE``);
+with no token configured they are refused.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from importlib import resources
+from typing import Any
+
+import orjson
+from faust.web import Request, Response, View
+
+from streamproc.core.events import DeploymentEvent, Reason, RetrainRequest, encode
+from streamproc.core.registry import FileRegistry
+from streamproc.service.app import Wiring
+from streamproc.service.board import StatusBoard
+from streamproc.service.metrics import CONTENT_TYPE
+
+log = logging.getLogger(__name__)
+
+__all__ = ["install_web"]
+
+
+def install_web(w: Wiring, board: StatusBoard, registry: FileRegistry, token: str | None) -> None:
+    """Add the views to the app's web server."""
+    app = w.app
+    page = resources.files("streamproc.service").joinpath("dashboard.html").read_text()
+
+    def refuse(view: View, request: Request) -> Response | None:
+        """None if the request carries the admin token, else the error response to send."""
+        if not token:
+            return view.json(
+                {"error": "manual actions are disabled on this worker: start it with "
+                          "STREAMPROC_ADMIN_TOKEN (or STREAMPROC_ADMIN_TOKEN_FILE) set."},
+                status=403,
+            )  # fmt: skip
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return view.json(
+                {"error": "missing or wrong token: send 'Authorization: Bearer <token>' with "
+                          "the worker's STREAMPROC_ADMIN_TOKEN."},
+                status=401,
+            )  # fmt: skip
+        return None
+
+    @app.page("/metrics")
+    async def metrics(view: View, request: Request) -> Response:
+        return view.bytes(board.metrics.exposition(), content_type=CONTENT_TYPE)
+
+    @app.page("/health")
+    async def health(view: View, request: Request) -> Response:
+        return view.json({"ok": True, "models": len(board.models)})
+
+    @app.page("/dashboard")
+    async def dashboard(view: View, request: Request) -> Response:
+        return view.html(page)
+
+    @app.page("/api/status")
+    async def status(view: View, request: Request) -> Response:
+        return _json(view, {"worker": w.settings.app_id, **board.status()})
+
+    @app.page("/api/models/{model_id}")
+    class ModelStatus(View):
+        async def get(self, request: Request, model_id: str) -> Response:
+            detail = board.model(model_id)
+            if detail is None:
+                return self.json({"error": f"model {model_id!r} is not served here"}, status=404)
+            return _json(self, detail)
+
+    @app.page("/api/models/{model_id}/retrain")
+    class ManualRetrain(View):
+        async def post(self, request: Request, model_id: str) -> Response:
+            if (denied := refuse(self, request)) is not None:
+                return denied
+            note = str((await _body(request)).get("note", "requested by an operator"))
+            version = board.models[model_id].version if model_id in board.models else "unknown"
+            req = RetrainRequest(
+                request_id=f"manual-{uuid.uuid4().hex[:16]}",
+                model_id=model_id,
+                model_version=version,
+                ts=time.time(),
+                reasons=(Reason("manual", "operator", 1.0, 1.0, 0, {"note": note}),),
+            )
+            await (await w.requests.send(key=model_id.encode(), value=encode(req)))
+            board.requested(req)
+            log.warning("model %s: manual retrain %s (%s)", model_id, req.request_id, note)
+            return self.json({"request_id": req.request_id}, status=202)
+
+    @app.page("/api/models/{model_id}/rollback")
+    class ManualRollback(View):
+        async def post(self, request: Request, model_id: str) -> Response:
+            if (denied := refuse(self, request)) is not None:
+                return denied
+            view = board.models.get(model_id)
+            current = view.version if view else None
+            target = (await _body(request)).get("version") or (view and _previous(view))
+            if not target:
+                return self.json(
+                    {"error": f"no earlier version of {model_id!r} is known here; "
+                              'send {"version": "<version>"}.'},
+                    status=409,
+                )  # fmt: skip
+            known = registry.get(model_id, str(target))
+            dep = DeploymentEvent(
+                deployment_id=f"manual-rb-{uuid.uuid4().hex[:16]}",
+                model_id=model_id,
+                version=str(target),
+                action="rollback",
+                ts=time.time(),
+                previous_version=current,
+                artifact_uri=known.uri if known else None,
+            )
+            await (await w.deployments.send(key=model_id.encode(), value=encode(dep)))
+            log.warning("model %s: manual rollback %s -> %s", model_id, current, target)
+            return self.json({"deployment_id": dep.deployment_id, "version": target}, status=202)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    text = await request.text()
+    try:
+        body = orjson.loads(text) if text.strip() else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _previous(view: Any) -> str | None:
+    """The version the latest promotion replaced."""
+    for d in reversed(view.timeline.decisions):
+        if d.kind == "deployed":
+            prev = d.event.get("previous_version")
+            return str(prev) if prev else None
+    return None
+
+
+def _json(view: View, value: Any) -> Response:
+    # orjson: NaN-safe and fast for big series; faust's json() would use the stdlib.
+    return view.bytes(orjson.dumps(value), content_type="application/json")

@@ -10,6 +10,8 @@
 | STREAMPROC_APP_ID | streamproc | consumer group and changelog prefix |
 | STREAMPROC_WEB_HOST | 127.0.0.1 | address the worker's web server binds (0.0.0.0: all) |
 | STREAMPROC_WEB_PORT | 6066 | the worker's web port |
+| STREAMPROC_STORE | rocksdb | table store: rocksdb (on disk, rocksdict) or memory |
+| STREAMPROC_CHECKPOINT_S | 2.0 | seconds between state checkpoints (then offsets commit) |
 | STREAMPROC_METRICS_MODELS | 100 | models that get their own label in /metrics |
 | STREAMPROC_ADMIN_TOKEN | (none: refused) | token for manual retrain / rollback on the web API |
 | STREAMPROC_ADMIN_TOKEN_FILE | | file holding that token; wins over the variable |
@@ -48,6 +50,14 @@ TOPICS = (
 )
 
 
+def _store(name: str) -> str:
+    if name not in ("rocksdb", "memory"):
+        raise ValueError(
+            f"STREAMPROC_STORE={name!r} is not a table store; use rocksdb (default) or memory."
+        )
+    return name
+
+
 def _default_data_dir() -> Path:
     return Path(os.environ.get("STREAMPROC_CACHE", Path.home() / ".cache" / "streamproc")) / "run"
 
@@ -64,6 +74,8 @@ class Settings:
     gate_margin: float = 0.0
     web_host: str = "127.0.0.1"
     metrics_models: int = 100
+    store: str = "rocksdb"
+    checkpoint_s: float = 2.0
     admin_token_file: str | None = None
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
@@ -82,6 +94,8 @@ class Settings:
             web_port=int(env.get("STREAMPROC_WEB_PORT", "6066")),
             web_host=env.get("STREAMPROC_WEB_HOST") or "127.0.0.1",
             metrics_models=int(env.get("STREAMPROC_METRICS_MODELS", "100")),
+            store=_store(env.get("STREAMPROC_STORE", "rocksdb")),
+            checkpoint_s=float(env.get("STREAMPROC_CHECKPOINT_S", "2.0")),
             admin_token_file=env.get("STREAMPROC_ADMIN_TOKEN_FILE") or None,
             security=KafkaSecurity.from_env(env),
         )

@@ -31,6 +31,15 @@ def _secured(security: KafkaSecurity | None) -> dict[str, Any]:
     return (security if security is not None else KafkaSecurity.from_env()).aiokafka_kwargs()
 
 
+def missing_tool(message: str) -> None:
+    """Skip the calling test for a missing tool, or fail it where the tools are required (CI)."""
+    import pytest
+
+    if os.environ.get("STREAMPROC_REQUIRE_TOOLS"):
+        pytest.fail(f"{message} (STREAMPROC_REQUIRE_TOOLS is set: CI must run this test)")
+    pytest.skip(message)
+
+
 def free_port() -> int:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("127.0.0.1", 0))

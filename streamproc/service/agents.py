@@ -2,8 +2,8 @@
 
 - ``drift``: predictions, labels, metrics, deployments and retrain results in batches; each
   record goes through :func:`streamproc.core.router.route`; retrain requests, rollbacks and dead
-  letters out; each touched model's monitor snapshot is written to the ``monitors`` table once
-  per batch.
+  letters out; changed monitors are checkpointed to the ``monitors`` table every few seconds,
+  and only then are their events committed (:mod:`streamproc.service.checkpoint`).
 - ``retrainer``: retrain requests in; each is admitted by the model's ledger (handled once, one
   in flight), trained off the event loop (transient failures retried with backoff), gated, and its
   result and deployment published. A webhook trainer's job completes in ``completions``.
@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+from mode import CrashingSupervisor
 
 from streamproc.core.events import (
     InvalidEvent,
@@ -48,6 +49,7 @@ from streamproc.core.retrain import (
 from streamproc.core.router import Monitors, route
 from streamproc.service.app import Wiring
 from streamproc.service.board import StatusBoard
+from streamproc.service.checkpoint import Checkpointer
 from streamproc.trainers import (
     WebhookTrainer,
     candidate_from_result,
@@ -70,7 +72,12 @@ async def send_acked(topic: Any, key: str | bytes | None, value: bytes) -> None:
 
 
 def install(w: Wiring, board: StatusBoard) -> None:
-    """Attach the agents to the app; they report what they do to ``board``."""
+    """Attach the agents to the app; they report what they do to ``board``.
+
+    A crashed agent stops the worker (CrashingSupervisor): a worker that stays up with a dead
+    agent would hold its partitions and process nothing, while a restarted one resumes from
+    its committed offsets and changelog state.
+    """
     settings = w.settings
     book = load_policy(settings.policy_file)
     check_trainers(book, w.results.get_topic_name())
@@ -80,58 +87,70 @@ def install(w: Wiring, board: StatusBoard) -> None:
         settings.topic(n): n
         for n in ("predictions", "labels", "metrics", "deployments", "retrain-results")
     }
-    monitors = Monitors(book, load=w.monitors.get)
+    monitors = Monitors(book, load=w.monitors.load)
+    ckpt = Checkpointer(w, monitors, settings.checkpoint_s)
     metrics = board.metrics
-    rebalanced = [True]
 
     @w.app.on_partitions_revoked.connect
     async def on_revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
-        rebalanced[0] = True
+        # faust awaits this before the group moves on: flush what we applied, then drop the
+        # cache (partitions we keep are reloaded from the table, which now has everything).
+        async with ckpt.lock:
+            await ckpt.checkpoint()
+            monitors.forget()
         board.forget_partitions({tp.partition for tp in revoked})
 
-    @w.app.agent(w.monitored, name="drift")
+    @w.app.timer(interval=max(settings.checkpoint_s / 2, 0.1))
+    async def checkpoint_when_idle() -> None:
+        async with ckpt.lock:
+            if ckpt.due():
+                await ckpt.checkpoint()
+
+    @w.app.agent(w.monitored, name="drift", supervisor_strategy=CrashingSupervisor)
     async def drift(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            if rebalanced[0]:
-                # Cached monitors are the table's state; after a rebalance the table may have
-                # moved on (partitions gone and back), so reload them from it.
-                rebalanced[0] = False
-                monitors.forget()
-            partition_of: dict[str, int] = {}
-            for event in events:
-                msg = event.message
-                logical = logical_of.get(msg.topic, msg.topic.removeprefix(prefix))
-                src = SourceRef(logical, msg.partition, msg.offset)
-                out = route(monitors, logical, event.value, src, msg.timestamp)
-                if out.dead_letter is not None:
-                    log.warning("dead letter from %s: %s", src, out.dead_letter.error)
-                    metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
-                    await w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
-                    continue
-                if out.model_id is not None:
-                    partition_of[out.model_id] = msg.partition
-                    metrics.events.labels(logical, metrics.model(out.model_id)).inc()
-                    _report(board, logical, event.value)
-                for req in out.requests:
-                    log.info("model %s: retrain requested: %s", req.model_id, _why(req))
-                    await send_acked(w.requests, req.model_id, encode(req))
-                    board.requested(req)
-                for dep in out.deployments:
-                    log.warning("model %s: rollback to %s", dep.model_id, dep.version)
-                    await send_acked(w.deployments, dep.model_id, encode(dep))
-            if events:
-                last = events[-1].message
-                metrics.lag.labels(logical_of.get(last.topic, last.topic)).set(
-                    max(time.time() - last.timestamp, 0.0)
-                )
-            for model_id, snapshot in monitors.drain_dirty().items():
-                w.monitors.put(model_id, snapshot, partition_of[model_id])
-                board.applied(monitors.live[model_id], partition_of[model_id])
-            # The batch is acked (and its offsets become committable) after this body: the
-            # state that applied it must be in Kafka first, or a crash would lose it.
-            await w.app.producer.flush()
+            async with ckpt.lock:
+                await apply_batch(events)
+                if ckpt.due():
+                    await ckpt.checkpoint()
 
-    @w.app.agent(w.requests, name="retrainer")
+    async def apply_batch(events: Sequence[Any]) -> None:
+        touched: dict[str, int] = {}
+        generation = w.app.consumer_generation_id
+        for event in events:
+            msg = event.message
+            if msg.generation_id != generation:
+                continue  # fetched before a rebalance; faust sends it again from the commit
+            ckpt.hold(event)
+            logical = logical_of.get(msg.topic, msg.topic.removeprefix(prefix))
+            src = SourceRef(logical, msg.partition, msg.offset)
+            out = route(monitors, logical, event.value, src, msg.timestamp)
+            if out.dead_letter is not None:
+                log.warning("dead letter from %s: %s", src, out.dead_letter.error)
+                metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
+                await w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
+                continue
+            if out.model_id is not None:
+                touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
+                metrics.events.labels(logical, metrics.model(out.model_id)).inc()
+                _report(board, logical, event.value)
+            for req in out.requests:
+                log.info("model %s: retrain requested: %s", req.model_id, _why(req))
+                ckpt.save_model(req.model_id)  # the retrainer reads its examples from the table
+                await send_acked(w.requests, req.model_id, encode(req))
+                board.requested(req)
+            for dep in out.deployments:
+                log.warning("model %s: rollback to %s", dep.model_id, dep.version)
+                await send_acked(w.deployments, dep.model_id, encode(dep))
+        if events:
+            last = events[-1].message
+            metrics.lag.labels(logical_of.get(last.topic, last.topic)).set(
+                max(time.time() - last.timestamp, 0.0)
+            )
+        for model_id, partition in touched.items():
+            board.applied(monitors.live[model_id], partition)
+
+    @w.app.agent(w.requests, name="retrainer", supervisor_strategy=CrashingSupervisor)
     async def retrainer(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
@@ -144,7 +163,7 @@ def install(w: Wiring, board: StatusBoard) -> None:
                 continue
             await retrains.handle(req, msg.partition)
 
-    @w.app.agent(w.results, name="completions")
+    @w.app.agent(w.results, name="completions", supervisor_strategy=CrashingSupervisor)
     async def completions(stream: Any) -> None:
         async for event in stream.events():
             try:
@@ -191,7 +210,7 @@ class Retrains:
         self.board = board
 
     def _ledger(self, model_id: str) -> RetrainLedger:
-        saved = self.w.retrains.get(model_id)
+        saved = self.w.retrains.load(model_id)
         return RetrainLedger.from_state(orjson.loads(saved)) if saved else RetrainLedger()
 
     async def _save(self, model_id: str, ledger: RetrainLedger, partition: int) -> None:
@@ -225,7 +244,7 @@ class Retrains:
             return  # an external trainer has it; its result completes the job
         await self._save(mid, ledger, partition)  # in flight before the work: never lost
         self.board.retrain_started(req)
-        mon_bytes = self.w.monitors.get(mid)
+        mon_bytes = self.w.monitors.load(mid)
         mon = ModelMonitor.restore(mon_bytes) if mon_bytes else None
         examples: Sequence[Any] = mon.training_examples() if mon else []
         deployed = mon.version if mon else req.model_version

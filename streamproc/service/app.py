@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.streams import _current_event
 
 from streamproc.config import Settings
 from streamproc.core.router import MONITORED_TOPICS
 
 MAX_STATE_BYTES = 8 * 1024 * 1024
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+class _At:
+    """Stands in for the event being processed: all faust reads of it is the partition."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = self
+        self.partition = partition
 
 
 class ModelTable(faust.Table):
@@ -30,9 +40,26 @@ class ModelTable(faust.Table):
     def partition_for_key(self, key: Any) -> int | None:
         return self.partition_of[key]
 
+    # faust's RocksDB store picks the partition's database from the event being processed,
+    # which batched writes after the events do not have (and a stale one would be wrong): a
+    # write names its partition, a read looks in every partition this worker holds.
+
     def put(self, key: str, value: bytes, partition: int) -> None:
         self.partition_of[key] = partition
-        self[key] = value
+        at = _At(partition)
+        token = _current_event.set(weakref.ref(at))  # type: ignore[arg-type]
+        try:
+            self[key] = value
+        finally:
+            _current_event.reset(token)
+
+    def load(self, key: str) -> bytes | None:
+        token = _current_event.set(None)
+        try:
+            value = self.get(key)
+        finally:
+            _current_event.reset(token)
+        return value  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -50,16 +77,19 @@ class Wiring:
     retrains: ModelTable
 
 
-def create_app(settings: Settings, bootstrap: str, store: str = "memory://") -> Wiring:
-    """Build the app; ``store`` is ``memory://`` or ``rocksdb://`` (needs rocksdict)."""
+def create_app(settings: Settings, bootstrap: str) -> Wiring:
+    """Build the app; tables live in ``settings.store``: ``rocksdb`` (rocksdict) or ``memory``."""
+    datadir = settings.data_dir / "worker" / f"web-{settings.web_port}"
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         # The prefix isolates changelog topics and the consumer group as it isolates topics.
         settings.topic_prefix + settings.app_id,
         broker=f"kafka://{bootstrap}",
         # TLS / SASL from STREAMPROC_SECURITY_PROTOCOL etc.; None (plaintext) is faust's default.
         broker_credentials=settings.security.faust_credentials(),
-        store=store,
-        datadir=str(settings.data_dir / "worker"),
+        store=f"{settings.store}://",
+        # One directory per worker: two workers on one host must not share RocksDB files.
+        datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",

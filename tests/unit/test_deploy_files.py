@@ -26,6 +26,7 @@ from streamproc.cli import build_parser
 from streamproc.config import Settings
 from streamproc.core.policy import load_policy_text
 from streamproc.localkafka.broker import KAFKA_VERSION
+from streamproc.testing import missing_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -246,7 +247,7 @@ def docker_compose() -> list[str] | None:
 def test_docker_compose_config_accepts_the_file() -> None:
     cmd = docker_compose()
     if cmd is None:
-        pytest.skip("no docker-compose: apt-get install -y --no-install-recommends docker-compose")
+        missing_tool("no docker-compose: apt-get install -y --no-install-recommends docker-compose")
     run = subprocess.run(
         [*cmd, "-f", str(COMPOSE), "config", "-q"],
         cwd=ROOT,

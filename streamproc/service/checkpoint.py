@@ -1,0 +1,77 @@
+"""Checkpoints: monitor state to the changelog first, then the offsets of the events it applied.
+
+Writing every touched model's snapshot after every batch made the state writes, not the
+detectors, the worker's cost (a busy model's snapshot is ~340 KB; see bench/throughput.py).
+Instead the drift agent holds on to its events (an extra reference on each message, so faust
+does not mark it committable) and checkpoints every ``every_s`` seconds: the snapshots of the
+models changed since the last checkpoint go to the table, the producer is flushed, and only
+then are the held events released for commit.
+
+The rule that keeps this correct: *state may run ahead of committed offsets, never behind*.
+After a crash the new owner restores the last checkpoint and is re-sent every event after the
+last commit; events the checkpoint already applied are recognised by their offsets
+(:meth:`ModelMonitor.accept`) and skipped. A rebalance checkpoints first (faust awaits the
+revocation handler before the group moves on), so a partition never changes hands with
+unflushed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from streamproc.core.router import Monitors
+from streamproc.service.app import Wiring
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Checkpointer"]
+
+MAX_HELD = 50_000  # events; checkpoint sooner rather than hold unbounded memory
+
+
+class Checkpointer:
+    """Held events, the partition of each touched model, and the lock a checkpoint takes."""
+
+    def __init__(self, w: Wiring, monitors: Monitors, every_s: float) -> None:
+        self.w = w
+        self.monitors = monitors
+        self.every_s = every_s
+        self.held: list[Any] = []
+        self.partition_of: dict[str, int] = {}
+        self.lock = asyncio.Lock()
+        self.last = time.monotonic()
+
+    def hold(self, event: Any) -> None:
+        """Keep ``event`` uncommitted until the next checkpoint."""
+        event.message.incref()
+        self.held.append(event)
+
+    def due(self) -> bool:
+        return bool(self.held) and (
+            time.monotonic() - self.last >= self.every_s or len(self.held) >= MAX_HELD
+        )
+
+    def save_model(self, model_id: str) -> None:
+        """Write one model's state now (before a request that the retrainer will act on)."""
+        mon = self.monitors.live.get(model_id)
+        if mon is not None:
+            self.w.monitors.put(model_id, mon.snapshot(), self.partition_of[model_id])
+
+    async def checkpoint(self) -> None:
+        """Snapshots of changed models -> changelog (flushed) -> release the held events.
+
+        The caller holds :attr:`lock`, so no batch is half-applied.
+        """
+        dirty = self.monitors.drain_dirty()
+        for model_id, snapshot in dirty.items():
+            self.w.monitors.put(model_id, snapshot, self.partition_of[model_id])
+        await self.w.app.producer.flush()
+        consumer = self.w.app.consumer
+        for event in self.held:
+            event.message.ack(consumer)
+        log.debug("checkpoint: %d models, %d events", len(dirty), len(self.held))
+        self.held.clear()
+        self.last = time.monotonic()

@@ -89,6 +89,7 @@ def install(w: Wiring, board: StatusBoard) -> None:
     }
     monitors = Monitors(book, load=w.monitors.load)
     ckpt = Checkpointer(w, monitors, settings.checkpoint_s)
+    retrains.live = monitors.live  # fresher than the table between checkpoints
     metrics = board.metrics
 
     @w.app.on_partitions_revoked.connect
@@ -208,6 +209,7 @@ class Retrains:
         self.book = book
         self.registry = registry
         self.board = board
+        self.live: dict[str, ModelMonitor] = {}
 
     def _ledger(self, model_id: str) -> RetrainLedger:
         saved = self.w.retrains.load(model_id)
@@ -244,8 +246,10 @@ class Retrains:
             return  # an external trainer has it; its result completes the job
         await self._save(mid, ledger, partition)  # in flight before the work: never lost
         self.board.retrain_started(req)
-        mon_bytes = self.w.monitors.load(mid)
-        mon = ModelMonitor.restore(mon_bytes) if mon_bytes else None
+        mon = self.live.get(mid)
+        if mon is None:
+            mon_bytes = self.w.monitors.load(mid)
+            mon = ModelMonitor.restore(mon_bytes) if mon_bytes else None
         examples: Sequence[Any] = mon.training_examples() if mon else []
         deployed = mon.version if mon else req.model_version
         try:

@@ -82,7 +82,7 @@ def install_web(w: Wiring, board: StatusBoard, registry: FileRegistry, token: st
         async def get(self, request: Request, model_id: str) -> Response:
             detail = board.model(model_id)
             if detail is None:
-                return self.json({"error": f"model {model_id!r} is not served here"}, status=404)
+                return _json(self, {"error": f"model {model_id!r} is not served here"}, 404)
             return _json(self, detail)
 
     @app.page("/api/models/{model_id}/retrain")
@@ -91,12 +91,13 @@ def install_web(w: Wiring, board: StatusBoard, registry: FileRegistry, token: st
             if (denied := refuse(self, request)) is not None:
                 return denied
             note = str((await _body(request)).get("note", "requested by an operator"))
-            version = board.models[model_id].version if model_id in board.models else "unknown"
+            known = board.models.get(model_id)
             req = RetrainRequest(
                 request_id=f"manual-{uuid.uuid4().hex[:16]}",
                 model_id=model_id,
-                model_version=version,
-                ts=time.time(),
+                model_version=known.version if known else "unknown",
+                # The model's event time where known: decisions are plotted over event time.
+                ts=known.timeline.now if known and known.timeline.now else time.time(),
                 reasons=(Reason("manual", "operator", 1.0, 1.0, 0, {"note": note}),),
             )
             await (await w.requests.send(key=model_id.encode(), value=encode(req)))
@@ -151,6 +152,13 @@ def _previous(view: Any) -> str | None:
     return None
 
 
-def _json(view: View, value: Any) -> Response:
+def _json(view: View, value: Any, status: int = 200) -> Response:
     # orjson: NaN-safe and fast for big series; faust's json() would use the stdlib.
-    return view.bytes(orjson.dumps(value), content_type="application/json")
+    # Readable cross-origin: one worker's dashboard gathers the others (?workers=). Only these
+    # GET views say so; the token-guarded POSTs stay same-origin.
+    return view.bytes(
+        orjson.dumps(value),
+        content_type="application/json",
+        status=status,
+        headers={"Access-Control-Allow-Origin": "*"},
+    )

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from streamproc.scenarios import interactions, rule_model
-from streamproc.testing import as_json, produce
+from streamproc.testing import as_json, missing_tool, produce
 
 pytestmark = pytest.mark.integration
 
@@ -85,8 +85,9 @@ def retrain(base: str, note: str) -> str:
         return str(orjson.loads(resp.read())["request_id"])
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
 def test_dashboard_plots_decisions_and_shows_audit_trails(stack: Any, tmp_path: Path) -> None:
+    if not Path(CHROMIUM).exists():
+        missing_tool(f"{CHROMIUM} is not installed: apt-get install -y chromium")
     worker = stack.start_worker(env={"STREAMPROC_ADMIN_TOKEN": TOKEN})
     base = f"http://127.0.0.1:{worker.settings.web_port}"
     deployments = stack.reader("deployments")

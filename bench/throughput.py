@@ -13,7 +13,11 @@ One fresh local Kafka broker (temp dir, removed at the end) and one topic set (p
   processing time = (group lag on predictions + labels reaches 0) - (worker ready). The lag is
   polled every 0.5 s, so figures are within about a second.
 - (c) two worker processes in one new group, measured the same way.
+- (d) ``bench/faust_floor.py``: a faust worker whose agent only decodes (same batching and
+  group settings), measured the same way: the framework's own per-event cost.
 - ratio = b / a.
+- (e) the pure core alone, offline: ``route()`` over the state run's 300k encoded records
+  (decode, validate, apply to the model's monitor), timed in this process.
 - state per model: offline (no Kafka), one monitor per model fed 2000 predictions and 1000
   labels through ``route``; the mean snapshot size, split into label-join buffer, training
   window and detectors.
@@ -176,6 +180,32 @@ def run_workers(bootstrap: str, work: Path, app_id: str, count: int, total: int,
             w.stop()
 
 
+def run_floor(bootstrap: str, work: Path, total: int, timeout: float) -> tuple[float, float]:
+    """Phase (d): bench/faust_floor.py, a faust agent that only decodes; (ready_s, done_s)."""
+    from streamproc.testing import free_port, group_lag
+
+    log = work / "floor.log"
+    t0 = time.perf_counter()
+    cmd = [sys.executable, str(Path(__file__).with_name("faust_floor.py")), bootstrap, PREFIX,
+           "bench-floor", str(free_port()), str(work / "floor")]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        while "Worker ready" not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.perf_counter() - t0 > 120:
+                raise RuntimeError(f"faust floor worker did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        ready = time.perf_counter() - t0
+        while asyncio.run(group_lag(bootstrap, PREFIX + "bench-floor", SOURCE_TOPICS)) > 0:
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError("faust floor worker did not catch up")
+            time.sleep(0.5)
+        return ready, time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def topic_count(bootstrap: str, topic: str) -> int:
     """Records in ``topic``: the lag of a group that never committed."""
     from streamproc.testing import group_lag
@@ -196,19 +226,21 @@ def state_per_model(models: int, preds: int) -> dict:
     t0 = time.time() - 3 * 86400
     offs = {"predictions": 0, "labels": 0}
 
-    def feed(topic: str, obj: dict) -> None:
-        src = SourceRef(topic, 0, offs[topic])
-        offs[topic] += 1
-        out = route(monitors, topic, orjson.dumps(obj), src, 0.0)
-        assert out.dead_letter is None, out.dead_letter
-
+    records: list[tuple[str, bytes]] = []
     for j in range(preds):
         for m in range(models):
             i = j * models + m
             ts = t0 + i * 0.01
-            feed("predictions", prediction(i, m, ts, rng))
+            records.append(("predictions", orjson.dumps(prediction(i, m, ts, rng))))
             if j % 2 == 0:
-                feed("labels", label(i, m, ts + 1.0, rng))
+                records.append(("labels", orjson.dumps(label(i, m, ts + 1.0, rng))))
+    # The core alone, timed: decode, validate, apply to the model's monitor (no Kafka, no faust).
+    started = time.perf_counter()
+    for topic, raw in records:
+        out = route(monitors, topic, raw, SourceRef(topic, 0, offs[topic]), 0.0)
+        offs[topic] += 1
+        assert out.dead_letter is None, out.dead_letter
+    core_rate = len(records) / (time.perf_counter() - started)
     total = join = examples = detectors = 0
     for mon in monitors.live.values():
         total += len(mon.snapshot())
@@ -217,6 +249,7 @@ def state_per_model(models: int, preds: int) -> dict:
         detectors += len(orjson.dumps({k: d.state() for k, d in mon.detectors.items()}))
         n_det = len(mon.detectors)
     return {
+        "core_events_per_s": core_rate,
         "snapshot": total / models,
         "join": join / models,
         "examples": examples / models,
@@ -321,6 +354,9 @@ def main() -> None:
         ready2, done2 = run_workers(bootstrap, work, "bench-two", 2, total, timeout)
         proc2 = done2 - ready2
         print(f"(c) two workers: ready after {ready2:.1f}s, caught up at {done2:.1f}s")
+        ready_f, done_f = run_floor(bootstrap, work, total, timeout)
+        proc_f = done_f - ready_f
+        print(f"(d) faust floor: ready after {ready_f:.1f}s, caught up at {done_f:.1f}s")
         requests = topic_count(bootstrap, PREFIX + "retrain-requests")
         dead = topic_count(bootstrap, PREFIX + "dead-letters")
     finally:
@@ -334,7 +370,7 @@ def main() -> None:
     rss = rss_run(10_000, 50)
     print(f"10k-model run in {time.perf_counter() - t:.1f}s")
 
-    w1, w2 = total / proc1, total / proc2
+    w1, w2, floor = total / proc1, total / proc2, total / proc_f
     figures = {
         "raw_events_per_s": round(raw_rate, 1),
         "worker_events_per_s": round(w1, 1),
@@ -342,6 +378,8 @@ def main() -> None:
         "ratio": round(w1 / raw_rate, 4),
         "state_bytes_per_model": round(st["snapshot"]),
         "rss_bytes_10k_models": int(rss["rss"]),
+        "faust_floor_events_per_s": round(floor, 1),
+        "core_events_per_s": round(st["core_events_per_s"], 1),
     }
 
     print()
@@ -352,7 +390,12 @@ def main() -> None:
         ("    ready / processing time, s", f"{ready1:.1f} / {proc1:.1f}"),
         ("(c) two workers, events/s", f"{w2:,.0f}"),
         ("    ready / processing time, s", f"{ready2:.1f} / {proc2:.1f}"),
+        ("(d) faust agent that only decodes, events/s", f"{floor:,.0f}"),
         ("ratio b/a", f"{w1 / raw_rate:.3f}"),
+        ("ratio d/a (the framework's own ceiling)", f"{floor / raw_rate:.3f}"),
+        ("ratio b/d (streamproc's work within faust)", f"{w1 / floor:.3f}"),
+        ("(e) the core alone (route(), no Kafka), events/s", f"{st['core_events_per_s']:,.0f}"),
+        ("ratio e/a", f"{st['core_events_per_s'] / raw_rate:.3f}"),
         ("two workers / one worker", f"{w2 / w1:.2f}"),
         ("retrain requests / dead letters (all runs)", f"{requests} / {dead}"),
         ("state bytes per model (2000 preds, 1000 labels)", f"{st['snapshot']:,.0f}"),

@@ -36,6 +36,7 @@ Examples
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -133,7 +134,13 @@ class DriftRule:
         return make_detector(spec.pop("detector"), **spec)
 
     def watches(self, feature: str) -> bool:
-        return any(fnmatch.fnmatchcase(feature, g) for g in self.features)
+        return _matches(feature, self.features)
+
+
+@functools.lru_cache(maxsize=65536)
+def _matches(name: str, globs: tuple[str, ...]) -> bool:
+    # Asked for every feature of every prediction: the answer is cached per (name, globs).
+    return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -342,3 +342,24 @@ def test_malformed_sections_raise_policy_error(text: str) -> None:
 def test_non_numbers_are_refused(text: str) -> None:
     with pytest.raises(PolicyError):
         load_policy_text(text)
+
+
+def test_the_readme_policy_example_loads_and_is_the_default_policy() -> None:
+    import dataclasses
+
+    def canon(v: object) -> object:  # parameter pairs compare as mappings, in any order
+        if isinstance(v, dict):
+            return {k: canon(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            if v and all(isinstance(e, list | tuple) and len(e) == 2 and isinstance(e[0], str)
+                         for e in v):  # fmt: skip
+                return {e[0]: canon(e[1]) for e in v}
+            return [canon(e) for e in v]
+        return v
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (block,) = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    book = load_policy_text(block)
+    # "With no file the defaults below apply": the example must be the default policy.
+    assert canon(dataclasses.asdict(book.default)) == canon(dataclasses.asdict(DEFAULT_POLICY))
+    assert book.for_model("fraud-eu") != book.default

@@ -61,6 +61,7 @@ class Outcome:
     requests: tuple[RetrainRequest, ...] = ()
     deployments: tuple[DeploymentEvent, ...] = ()
     dead_letter: DeadLetter | None = None
+    redelivered: bool = False  # already applied (its offset was seen): nothing happened
 
 
 class Monitors:
@@ -148,7 +149,9 @@ def _route(
             "future_timestamp",
         )
     mon = monitors.get(ev.model_id)
-    emitted = _HANDLERS[topic](mon, ev, source) if mon.accept(source) else None
+    if not mon.accept(source):
+        return Outcome(model_id=mon.model_id, redelivered=True)
+    emitted = _HANDLERS[topic](mon, ev, source)
     if isinstance(emitted, DeploymentEvent):
         return Outcome(model_id=mon.model_id, deployments=(emitted,))
     return Outcome(model_id=mon.model_id, requests=(emitted,) if emitted else ())

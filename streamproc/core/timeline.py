@@ -134,18 +134,21 @@ class ModelTimeline:
 
     def requested(self, req: RetrainRequest) -> None:
         self.now = max(self.now, req.ts)
-        self._add("requested", req.request_id, req.model_version, to_dict(req))
+        self._add("requested", req.request_id, req.model_version, to_dict(req), req.ts)
 
     def result(self, res: RetrainResult) -> None:
         kind = {"succeeded": "accepted"}.get(res.status, res.status)
-        self._add(kind, res.request_id, res.candidate_version, to_dict(res))
+        self._add(kind, res.request_id, res.candidate_version, to_dict(res), res.ts)
 
     def deployed(self, dep: DeploymentEvent) -> None:
         kind = "rolled_back" if dep.action == "rollback" else "deployed"
-        self._add(kind, dep.request_id, dep.version, to_dict(dep))
+        self._add(kind, dep.request_id, dep.version, to_dict(dep), dep.ts)
 
-    def _add(self, kind: str, rid: str | None, version: str | None, ev: dict[str, Any]) -> None:
-        self.decisions.append(Decision(kind, self.now, rid, version, ev))
+    def _add(
+        self, kind: str, rid: str | None, version: str | None, ev: dict[str, Any], ts: float
+    ) -> None:
+        # At the model's event time; a view with no samples yet has only the event's own time.
+        self.decisions.append(Decision(kind, self.now or ts, rid, version, ev))
 
     def trail(self, request_id: str) -> list[Decision]:
         """The audit trail of one request: request -> result -> deployment, as far as seen."""

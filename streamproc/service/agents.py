@@ -118,10 +118,14 @@ def install(w: Wiring, board: StatusBoard) -> None:
     async def apply_batch(events: Sequence[Any]) -> None:
         touched: dict[str, int] = {}
         generation = w.app.consumer_generation_id
+        flowing = w.app.flow_control.is_active()
         for event in events:
             msg = event.message
-            if msg.generation_id != generation:
-                continue  # fetched before a rebalance; faust sends it again from the commit
+            if msg.generation_id != generation or not flowing:
+                # Fetched before (or during) a rebalance: faust sends it again from the last
+                # commit. Keep a reference so this copy is never marked committable.
+                msg.incref()
+                continue
             ckpt.hold(event)
             logical = logical_of.get(msg.topic, msg.topic.removeprefix(prefix))
             src = SourceRef(logical, msg.partition, msg.offset)
@@ -133,8 +137,9 @@ def install(w: Wiring, board: StatusBoard) -> None:
                 continue
             if out.model_id is not None:
                 touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
-                metrics.events.labels(logical, metrics.model(out.model_id)).inc()
-                _report(board, logical, event.value)
+                if not out.redelivered:
+                    metrics.events.labels(logical, metrics.model(out.model_id)).inc()
+                    _report(board, logical, event.value)
             for req in out.requests:
                 log.info("model %s: retrain requested: %s", req.model_id, _why(req))
                 ckpt.save_model(req.model_id)  # the retrainer reads its examples from the table
@@ -219,6 +224,7 @@ class Retrains:
         self.w.retrains.put(model_id, orjson.dumps(ledger.state()), partition)
         # The ledger decides what a redelivered request does: get it to the changelog now.
         await self.w.app.producer.flush()
+        await self.w.retrains.written()
 
     def _trainer(self, model_id: str) -> Any:
         cfg = self.book.for_model(model_id).trainer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -28,14 +29,26 @@ class ModelTable(faust.Table):
     """A table of per-model bytes whose changelog partition is the model's source partition.
 
     faust writes a table key to the partition of the event being processed; the drift agent
-    writes once per batch, after the events, so the agent says which partition each model's
-    events came from. That keeps a model's state on the worker that owns its partition even when
-    producers use a partitioner other than murmur2.
+    writes at checkpoints, after the events, so it says which partition each model's events came
+    from. (Producers must still all use murmur2 for ``model_id`` keys: streamproc's own requests,
+    results and deployments are keyed that way, and go where murmur2 sends them.)
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.partition_of: dict[str, int] = {}
+        self.pending: list[Any] = []
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        # As faust's, but the send's future is kept: a checkpoint must know its writes landed.
+        self.pending.append(self.send_changelog(self.partition_for_key(key), key, value))
+        self._sensor_on_set(self, key, value)
+
+    async def written(self, timeout: float = 60.0) -> None:
+        """Wait until every write so far is acked by the broker; raise if one failed."""
+        pending, self.pending = self.pending, []
+        if pending:
+            await asyncio.wait_for(asyncio.gather(*(f for f in pending)), timeout)
 
     def partition_for_key(self, key: Any) -> int | None:
         return self.partition_of[key]
@@ -91,7 +104,7 @@ def create_app(settings: Settings, bootstrap: str) -> Wiring:
         # One directory per worker: two workers on one host must not share RocksDB files.
         datadir=str(datadir),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication,
         consumer_auto_offset_reset="earliest",
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -101,7 +114,8 @@ def create_app(settings: Settings, bootstrap: str) -> Wiring:
         # Fail over to a surviving worker in seconds, not the default minute.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=10.0,
+        # A revocation checkpoints first (state before offsets); give it time to flush.
+        broker_rebalance_timeout=60.0,
         broker_commit_interval=1.0,
         # A busy model's snapshot (label-join buffer, training window) can pass Kafka's 1 MB
         # default; its changelog topic and our producer allow up to MAX_STATE_BYTES.

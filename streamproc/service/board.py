@@ -85,10 +85,10 @@ class StatusBoard:
         v.timeline.sample(mon.last_ts, v.signals)
         if v.version != mon.version:
             v.version = mon.version
-        joined_before = v.counts.get("joined", 0)
         v.counts = {**mon.counts, **mon.join.counts}
-        label = self.metrics.model(mon.model_id)
-        self.metrics.joins.labels(label).inc(max(v.counts.get("joined", 0) - joined_before, 0))
+        # Joins since the last report: the monitor's unsaved latency list (a monitor restored
+        # after a rebalance starts it empty, so history is not counted twice).
+        self.metrics.joins.labels(self.metrics.model(mon.model_id)).inc(len(mon.join_latencies))
         for s in mon.join_latencies:
             self.metrics.join_latency.observe(s)
         mon.join_latencies.clear()
@@ -127,8 +127,9 @@ class StatusBoard:
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Partitions left this worker: their models are served (and shown) elsewhere now."""
-        for mid in [m for m, v in self.models.items() if v.partition in partitions]:
+        for mid in [m for m, v in self.models.items() if v.partition in partitions | {-1}]:
             del self.models[mid]
+        self.metrics.in_flight.set(sum(1 for v in self.models.values() if v.in_flight))
 
     # ------------------------------------------------------------------ reads
 

@@ -57,7 +57,7 @@ class Checkpointer:
     def save_model(self, model_id: str) -> None:
         """Write one model's state now (before a request that the retrainer will act on)."""
         mon = self.monitors.live.get(model_id)
-        if mon is not None:
+        if mon is not None and model_id in self.partition_of:
             self.w.monitors.put(model_id, mon.snapshot(), self.partition_of[model_id])
 
     async def checkpoint(self) -> None:
@@ -67,11 +67,20 @@ class Checkpointer:
         """
         dirty = self.monitors.drain_dirty()
         for model_id, snapshot in dirty.items():
-            self.w.monitors.put(model_id, snapshot, self.partition_of[model_id])
+            partition = self.partition_of.get(model_id)
+            if partition is None:  # its first record failed inside the core: nothing to save
+                log.error("model %s: no partition known; its state was not saved", model_id)
+                continue
+            self.w.monitors.put(model_id, snapshot, partition)
         await self.w.app.producer.flush()
+        # flush() may return with writes still queued; the acks are what count.
+        await self.w.monitors.written()
         consumer = self.w.app.consumer
+        sensors = self.w.app.sensors
         for event in self.held:
-            event.message.ack(consumer)
+            msg = event.message
+            if msg.ack(consumer):
+                sensors.on_message_out(msg.tp, msg.offset, msg)
         log.debug("checkpoint: %d models, %d events", len(dirty), len(self.held))
         self.held.clear()
         self.last = time.monotonic()

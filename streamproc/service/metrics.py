@@ -6,8 +6,9 @@ Cardinality stays bounded with any number of models: a ``model`` label is given 
 detector gauges are exported, at scrape time, for the ``max_models`` models whose headline
 signal is nearest its threshold, and only for headline signals (error, prediction, score,
 reported metrics, and the worst feature as a ratio). Other labels take fixed values (topics,
-dead-letter reasons, result statuses, deployment actions). So a worker exports at most about
-``max_models * 16`` series whatever it serves.
+dead-letter reasons, result statuses, deployment actions). Per labelled model that is 5 counter
+series (events by topic, requests, joins) plus 3 per headline signal; so a worker exports at most
+about ``max_models * 20`` series (one reported metric) whatever it serves.
 """
 
 from __future__ import annotations

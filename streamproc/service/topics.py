@@ -41,7 +41,7 @@ async def ensure_topics(settings: Settings, bootstrap: str) -> None:
                         NewTopic(
                             n,
                             num_partitions=settings.partitions,
-                            replication_factor=1,
+                            replication_factor=settings.replication,
                             # Oversized records reach the worker and become dead letters with
                             # a reason, instead of vanishing into a producer-side error.
                             topic_configs={"max.message.bytes": str(8 * 1024 * 1024)},

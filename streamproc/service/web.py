@@ -135,10 +135,10 @@ def install_web(w: Wiring, board: StatusBoard, registry: FileRegistry, token: st
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    text = await request.text()
+    raw = await request.read()
     try:
-        body = orjson.loads(text) if text.strip() else {}
-    except orjson.JSONDecodeError:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:  # also not UTF-8: an empty body is what is meant
         return {}
     return body if isinstance(body, dict) else {}
 

@@ -100,6 +100,7 @@ def test_redelivered_record_is_applied_once() -> None:
     first = route(monitors, "metrics", raw, SourceRef("metrics", 0, 7), 0.0)
     again = route(monitors, "metrics", raw, SourceRef("metrics", 0, 7), 0.0)
     assert len(first.requests) == 1 and again.requests == ()
+    assert not first.redelivered and again.redelivered  # the worker counts it only once
     assert monitors.get("m").counts["redelivered"] == 1
 
 

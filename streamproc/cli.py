@@ -83,7 +83,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from streamproc.demo import run_demo
 
-    return run_demo(_settings(args))
+    return run_demo(_settings(args), linger_s=args.linger)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="live demo on a local broker: drift -> retrain -> deploy")
     _common(d)
+    d.add_argument("--linger", type=float, default=0.0, help="keep the dashboard up N s at the end")
     d.set_defaults(func=cmd_demo)
 
     sim = sub.add_parser("simulate", help="an inference server on a drifting world, live")

@@ -33,7 +33,7 @@ def say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def run_demo(settings: Settings) -> int:
+def run_demo(settings: Settings, linger_s: float = 0.0) -> int:
     started_broker = False
     worker: WorkerProcess | None = None
     reader: TopicReader | None = None
@@ -45,6 +45,7 @@ def run_demo(settings: Settings) -> int:
         say(f"== worker: topics prefixed {run_id!r}, state and model registry in {data}")
         worker = WorkerProcess(s, bootstrap, data / "worker.log").start()
         worker.wait_assigned(90)
+        say(f"== dashboard: http://127.0.0.1:{s.web_port}/dashboard (model 'sim' in part 2)")
         reader = TopicReader(
             bootstrap,
             [
@@ -62,6 +63,9 @@ def run_demo(settings: Settings) -> int:
         )
         live = simulate(s, bootstrap, LIVE_STREAM, events=LIVE_EVENTS, rate=1000.0, say=say)
         _summary(seed_rows, live, time.monotonic() - t_start)
+        if linger_s > 0:
+            say(f"\n== the worker and its dashboard stay up for {linger_s:.0f} s (Ctrl-C ends it)")
+            time.sleep(linger_s)
         ok = [r["deployed"] is not None for r in seed_rows] == [v > 0.1 for v in SEED_STEPS]
         return 0 if ok and live.onset_delays else 1
     finally:

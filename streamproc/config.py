@@ -12,6 +12,7 @@
 | STREAMPROC_WEB_PORT | 6066 | the worker's web port |
 | STREAMPROC_STORE | rocksdb | table store: rocksdb (on disk, rocksdict) or memory |
 | STREAMPROC_REPLICATION | 1 | replication factor of the topics and changelogs a worker creates |
+| STREAMPROC_STALL_S | 180 | no commits this long with records waiting: /health fails (503) |
 | STREAMPROC_CHECKPOINT_S | 2.0 | seconds between state checkpoints (then offsets commit) |
 | STREAMPROC_METRICS_MODELS | 100 | models that get their own label in /metrics |
 | STREAMPROC_ADMIN_TOKEN | (none: refused) | token for manual retrain / rollback on the web API |
@@ -78,6 +79,7 @@ class Settings:
     store: str = "rocksdb"
     checkpoint_s: float = 2.0
     replication: int = 1
+    stall_s: float = 180.0
     admin_token_file: str | None = None
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
@@ -99,6 +101,7 @@ class Settings:
             store=_store(env.get("STREAMPROC_STORE", "rocksdb")),
             checkpoint_s=float(env.get("STREAMPROC_CHECKPOINT_S", "2.0")),
             replication=int(env.get("STREAMPROC_REPLICATION", "1")),
+            stall_s=float(env.get("STREAMPROC_STALL_S", "180")),
             admin_token_file=env.get("STREAMPROC_ADMIN_TOKEN_FILE") or None,
             security=KafkaSecurity.from_env(env),
         )

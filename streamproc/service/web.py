@@ -2,7 +2,7 @@
 
 ==========================================  =========================================
 ``GET /metrics``                            Prometheus exposition (:mod:`.metrics`)
-``GET /health``                             ``{"ok": true}`` once the worker serves
+``GET /health``                             ``{"ok": true}``; 503 when stalled (:mod:`.watchdog`)
 ``GET /api/status``                         every model this worker serves, one line each
 ``GET /api/models/{model_id}``              signals, series, decisions, results of one model
 ``POST /api/models/{model_id}/retrain``     ask for a retrain now (token required)
@@ -33,13 +33,20 @@ from streamproc.core.registry import FileRegistry
 from streamproc.service.app import Wiring
 from streamproc.service.board import StatusBoard
 from streamproc.service.metrics import CONTENT_TYPE
+from streamproc.service.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
 __all__ = ["install_web"]
 
 
-def install_web(w: Wiring, board: StatusBoard, registry: FileRegistry, token: str | None) -> None:
+def install_web(
+    w: Wiring,
+    board: StatusBoard,
+    registry: FileRegistry,
+    token: str | None,
+    dog: Watchdog | None = None,
+) -> None:
     """Add the views to the app's web server."""
     app = w.app
     page = resources.files("streamproc.service").joinpath("dashboard.html").read_text()
@@ -67,7 +74,9 @@ def install_web(w: Wiring, board: StatusBoard, registry: FileRegistry, token: st
 
     @app.page("/health")
     async def health(view: View, request: Request) -> Response:
-        return view.json({"ok": True, "models": len(board.models)})
+        if dog is not None and dog.stalled:
+            return _json(view, {"ok": False, "stalled": dog.stalled}, 503)
+        return _json(view, {"ok": True, "models": len(board.models)})
 
     @app.page("/dashboard")
     async def dashboard(view: View, request: Request) -> Response:

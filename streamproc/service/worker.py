@@ -16,6 +16,7 @@ from streamproc.service.agents import install
 from streamproc.service.app import create_app
 from streamproc.service.board import StatusBoard
 from streamproc.service.topics import ensure_topics
+from streamproc.service.watchdog import Watchdog, install_watchdog
 from streamproc.service.web import install_web
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,9 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     wiring = create_app(settings, bootstrap)
     board = StatusBoard(settings.metrics_models)
     install(wiring, board)
-    install_web(wiring, board, FileRegistry(settings.registry_dir), settings.admin_token())
+    dog = Watchdog(settings.stall_s, dump=lambda: dump_tasks(wiring.app))
+    install_watchdog(wiring, dog, bootstrap)
+    install_web(wiring, board, FileRegistry(settings.registry_dir), settings.admin_token(), dog)
     log.info(
         "worker %s on %s (prefix %r, %d partitions, web http://%s:%d/dashboard)",
         settings.app_id,
@@ -49,10 +52,11 @@ def dump_tasks_on_signal(app: faust.App, signum: int = signal.SIGUSR1) -> None:
     """``kill -USR1 <pid>`` logs every asyncio task's stack: how to see where a worker waits."""
     faulthandler.register(signal.SIGUSR2, all_threads=True)  # thread stacks to stderr
 
-    def dump(*_: object) -> None:
-        for task in asyncio.all_tasks(app.loop):
-            out = io.StringIO()
-            task.print_stack(file=out)
-            log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+    signal.signal(signum, lambda *_: dump_tasks(app))
 
-    signal.signal(signum, dump)
+
+def dump_tasks(app: faust.App) -> None:
+    for task in asyncio.all_tasks(app.loop):
+        out = io.StringIO()
+        task.print_stack(file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())

@@ -57,6 +57,7 @@ def test_status_metrics_and_guarded_actions(stack: Any) -> None:
     feed(stack, 400, bad=3)
     stack.wait_processed()
 
+    assert orjson.loads(http(port, "/health")[1])["ok"] is True
     status, body = http(port, "/api/status")
     assert status == 200
     models = {m["model_id"]: m for m in orjson.loads(body)["models"]}

@@ -1,0 +1,100 @@
+"""A stalled worker says so: records wait on its partitions, and its commits do not move.
+
+faust-streaming has open reports of workers that, after a rebalance, stop fetching some
+partitions with nothing logged (faust issues #175, #629); a crashed agent already stops the
+worker, but a stall would sit on its partitions for ever. Every ``every_s`` the watchdog asks the
+broker for the end offsets and the group's committed offsets of the source partitions this
+worker is assigned. When some of them have records waiting and the commits have not moved for
+``stall_s``, it logs an error with every task's stack, and ``/health`` answers 503, so a
+liveness probe (deploy/kubernetes) restarts the worker, which resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streamproc.service.app import Wiring
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Watchdog"]
+
+
+class Watchdog:
+    """Progress of this worker's source partitions; ``stalled`` says since when it has none."""
+
+    def __init__(self, stall_s: float, dump: Callable[[], None] = lambda: None) -> None:
+        self.stall_s = stall_s
+        self.dump = dump
+        self.committed: dict[Any, int] = {}
+        self.moved = time.monotonic()
+        self.stalled: dict[str, Any] | None = None
+
+    def observe(self, waiting: dict[Any, int], committed: dict[Any, int], now: float) -> None:
+        """One look: ``waiting`` records and ``committed`` offsets per assigned partition."""
+        if not any(waiting.values()) or committed != self.committed:
+            self.moved = now
+            if self.stalled:
+                log.warning("worker progresses again after a stall")
+            self.stalled = None
+        self.committed = committed
+        if self.stalled is None and now - self.moved >= self.stall_s:
+            self.stalled = {
+                "for_s": round(now - self.moved, 1),
+                "waiting": {f"{tp.topic}[{tp.partition}]": n for tp, n in waiting.items() if n},
+            }
+            log.error(
+                "worker stalled: %s records wait on its partitions and nothing was committed "
+                "for %.0f s; /health now fails so the worker gets restarted (task stacks follow)",
+                sum(waiting.values()),
+                now - self.moved,
+            )
+            self.dump()
+
+
+async def look(w: Wiring, bootstrap: str, source_topics: set[str]) -> tuple[dict, dict]:
+    """End offsets minus committed offsets, and the committed offsets, of assigned partitions."""
+    tps = [
+        TopicPartition(tp.topic, tp.partition)
+        for tp in w.app.consumer.assignment()
+        if tp.topic in source_topics
+    ]
+    if not tps:
+        return {}, {}
+    security = w.settings.security.aiokafka_kwargs()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **security)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
+    await consumer.start()
+    await admin.start()
+    try:
+        ends = await consumer.end_offsets(tps)
+        group = w.settings.topic_prefix + w.settings.app_id
+        meta = await admin.list_consumer_group_offsets(group, partitions=tps)
+    finally:
+        await admin.close()
+        await consumer.stop()
+    committed = {tp: (meta[tp].offset if tp in meta and meta[tp].offset >= 0 else 0) for tp in tps}
+    return {tp: max(ends[tp] - committed[tp], 0) for tp in tps}, committed
+
+
+def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 30.0) -> None:
+    sources = {w.settings.topic(t) for t in ("predictions", "labels", "metrics")}
+
+    @w.app.timer(interval=every_s)
+    async def watch() -> None:
+        if w.app.rebalancing:
+            dog.moved = time.monotonic()  # a rebalance is not a stall
+            return
+        try:
+            waiting, committed = await asyncio.wait_for(look(w, bootstrap, sources), every_s)
+        except Exception as exc:  # the broker is away: the consumer says so itself
+            log.debug("watchdog could not look: %s", exc)
+            return
+        dog.observe(waiting, committed, time.monotonic())

@@ -134,11 +134,16 @@ def wait_caught_up(
     topics: Sequence[str],
     timeout: float = 60.0,
     security: KafkaSecurity | None = None,
+    on_poll: Callable[[], object] = lambda: None,
 ) -> None:
-    """Block until the group has committed every record now in ``topics``."""
+    """Block until the group has committed every record now in ``topics``.
+
+    ``on_poll`` runs between looks (a test plays the process manager there).
+    """
     deadline = time.monotonic() + timeout
     lag = -1
     while time.monotonic() < deadline:
+        on_poll()
         lag = asyncio.run(group_lag(bootstrap, group_id, topics, security))
         if lag == 0:
             return
@@ -294,6 +299,25 @@ class WorkerProcess:
             self.proc.send_signal(signal.SIGUSR1)
             time.sleep(1.0)
         return self.tail(200)
+
+    def healthy(self) -> bool | None:
+        """What the worker's ``/health`` says: True, False (503: stalled), None (no answer)."""
+        import urllib.error
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.settings.web_port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return bool(resp.status == 200)
+        except urllib.error.HTTPError as err:
+            return False if err.code == 503 else None
+        except OSError:
+            return None
+
+    def restart(self) -> WorkerProcess:
+        """Stop (kill if need be) and start again with the same settings, as a supervisor does."""
+        self.stop()
+        return self.start()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

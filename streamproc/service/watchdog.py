@@ -59,23 +59,18 @@ class Watchdog:
             self.dump()
 
 
-async def look(w: Wiring, bootstrap: str, source_topics: set[str]) -> tuple[dict, dict]:
-    """End offsets minus committed offsets, and the committed offsets, of assigned partitions."""
-    tps = [
-        TopicPartition(tp.topic, tp.partition)
-        for tp in w.app.consumer.assignment()
-        if tp.topic in source_topics
-    ]
+async def look(
+    bootstrap: str, group: str, tps: list[TopicPartition], security: dict[str, Any]
+) -> tuple[dict[Any, int], dict[Any, int]]:
+    """Records waiting (end minus committed offset) and committed offsets of ``tps``."""
     if not tps:
         return {}, {}
-    security = w.settings.security.aiokafka_kwargs()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **security)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
     await consumer.start()
     await admin.start()
     try:
         ends = await consumer.end_offsets(tps)
-        group = w.settings.topic_prefix + w.settings.app_id
         meta = await admin.list_consumer_group_offsets(group, partitions=tps)
     finally:
         await admin.close()
@@ -86,14 +81,23 @@ async def look(w: Wiring, bootstrap: str, source_topics: set[str]) -> tuple[dict
 
 def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 30.0) -> None:
     sources = {w.settings.topic(t) for t in ("predictions", "labels", "metrics")}
+    group = w.settings.topic_prefix + w.settings.app_id
+    security = w.settings.security.aiokafka_kwargs()
 
     @w.app.timer(interval=every_s)
     async def watch() -> None:
         if w.app.rebalancing:
             dog.moved = time.monotonic()  # a rebalance is not a stall
             return
+        tps = [
+            TopicPartition(tp.topic, tp.partition)
+            for tp in w.app.consumer.assignment()
+            if tp.topic in sources
+        ]
         try:
-            waiting, committed = await asyncio.wait_for(look(w, bootstrap, sources), every_s)
+            waiting, committed = await asyncio.wait_for(
+                look(bootstrap, group, tps, security), every_s
+            )
         except Exception as exc:  # the broker is away: the consumer says so itself
             log.debug("watchdog could not look: %s", exc)
             return

@@ -29,7 +29,7 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     board = StatusBoard(settings.metrics_models)
     install(wiring, board)
     dog = Watchdog(settings.stall_s, dump=lambda: dump_tasks(wiring.app))
-    install_watchdog(wiring, dog, bootstrap)
+    install_watchdog(wiring, dog, bootstrap, every_s=min(30.0, settings.stall_s / 3))
     install_web(wiring, board, FileRegistry(settings.registry_dir), settings.admin_token(), dog)
     log.info(
         "worker %s on %s (prefix %r, %d partitions, web http://%s:%d/dashboard)",

@@ -121,3 +121,22 @@ def test_manual_actions_are_refused_when_no_token_is_configured(stack: Any) -> N
     status, body = http(worker.settings.web_port, f"/api/models/{MODEL}/retrain", {}, token="x")
     assert status == 403
     assert "STREAMPROC_ADMIN_TOKEN" in orjson.loads(body)["error"]
+
+
+def test_the_watchdog_reads_waiting_records_and_commits_from_the_broker(stack: Any) -> None:
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    from streamproc.service.topics import ensure_topics
+    from streamproc.service.watchdog import look
+
+    asyncio.run(ensure_topics(stack.settings, stack.bootstrap))
+    feed(stack, 50)
+    tps = [TopicPartition(stack.topic(t), p) for t in ("predictions", "labels") for p in (0, 1)]
+    waiting, committed = asyncio.run(look(stack.bootstrap, stack.group_id, tps, {}))
+    assert sum(waiting.values()) == 100 and set(committed.values()) == {0}  # nobody consumed
+    stack.start_worker()
+    stack.wait_processed("predictions", "labels")
+    waiting, committed = asyncio.run(look(stack.bootstrap, stack.group_id, tps, {}))
+    assert sum(waiting.values()) == 0 and sum(committed.values()) == 100

@@ -84,21 +84,61 @@ def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 
     group = w.settings.topic_prefix + w.settings.app_id
     security = w.settings.security.aiokafka_kwargs()
 
+    orphans_seen: set[Any] = set()
+
     @w.app.timer(interval=every_s)
     async def watch() -> None:
-        if w.app.rebalancing:
-            dog.moved = time.monotonic()  # a rebalance is not a stall
-            return
-        tps = [
-            TopicPartition(tp.topic, tp.partition)
-            for tp in w.app.consumer.assignment()
-            if tp.topic in sources
-        ]
+        consumer = w.app.consumer
+        assigned = {tp for tp in consumer.assignment() if tp.topic in sources}
+        refetch_orphans(consumer, assigned, orphans_seen)
+        tps = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
         try:
             waiting, committed = await asyncio.wait_for(
                 look(bootstrap, group, tps, security), every_s
             )
-        except Exception as exc:  # the broker is away: the consumer says so itself
-            log.debug("watchdog could not look: %s", exc)
+        except Exception as exc:
+            log.warning("watchdog could not read offsets from the broker: %r", exc)
             return
-        dog.observe(waiting, committed, time.monotonic())
+        now = time.monotonic()
+        if any(waiting.values()) and committed == dog.committed:
+            log.info(
+                "no commit for %.0f s with %d records waiting (rebalancing=%s, %s)",
+                now - dog.moved,
+                sum(waiting.values()),
+                w.app.rebalancing,
+                fetch_state(consumer, assigned),
+            )
+        dog.observe(waiting, committed, now)
+
+
+def fetch_state(consumer: Any, assigned: set[Any]) -> str:
+    """Which assigned partitions faust fetches, has paused, or holds back for a full buffer."""
+    active = set(getattr(consumer, "_active_partitions", None) or ())
+    paused = set(getattr(consumer, "_paused_partitions", ()))
+    buffered = set(getattr(consumer, "_buffered_partitions", ()))
+    return (
+        f"{len(assigned & active)} fetched, {len(assigned & paused)} paused, "
+        f"{len(assigned & buffered)} held for a full buffer, "
+        f"{len(assigned - active - paused - buffered)} in none of these"
+    )
+
+
+def refetch_orphans(consumer: Any, assigned: set[Any], seen: set[Any]) -> None:
+    """Put back partitions faust neither fetches, nor paused, nor holds for a full buffer.
+
+    Such a partition is never fetched again (the symptom of faust issue #629). One seen on two
+    looks in a row is added back to faust's fetch set.
+    """
+    active = getattr(consumer, "_active_partitions", None)
+    if active is None:
+        seen.clear()
+        return
+    paused = set(getattr(consumer, "_paused_partitions", ()))
+    buffered = set(getattr(consumer, "_buffered_partitions", ()))
+    orphans = assigned - set(active) - paused - buffered
+    again = orphans & seen
+    if again:
+        log.warning("faust stopped fetching %s; fetching them again", sorted(map(str, again)))
+        active.update(again)
+    seen.clear()
+    seen.update(orphans - again)

@@ -44,3 +44,27 @@ def test_a_busy_worker_that_commits_is_not_stalled() -> None:
     for t in range(0, 100, 5):
         dog.observe({tp: 1000}, {tp: t * 10}, now=float(t))
     assert dog.stalled is None
+
+
+class FakeConsumer:
+    def __init__(self, active: set[str], paused: set[str], buffered: set[str]) -> None:
+        self._active_partitions = active
+        self._paused_partitions = paused
+        self._buffered_partitions = buffered
+
+
+def test_a_partition_faust_stopped_fetching_is_put_back_after_two_looks() -> None:
+    from streamproc.service.watchdog import fetch_state, refetch_orphans
+
+    consumer = FakeConsumer({"p0"}, {"p1"}, {"p2"})
+    assigned = {"p0", "p1", "p2", "p3"}
+    assert fetch_state(consumer, assigned) == (
+        "1 fetched, 1 paused, 1 held for a full buffer, 1 in none of these"
+    )
+    seen: set[object] = set()
+    refetch_orphans(consumer, assigned, seen)
+    assert consumer._active_partitions == {"p0"}  # once may be a moment of a rebalance
+    refetch_orphans(consumer, assigned, seen)
+    assert consumer._active_partitions == {"p0", "p3"}  # paused and buffered stay as they are
+    refetch_orphans(consumer, assigned, seen)
+    assert consumer._active_partitions == {"p0", "p3"} and seen == set()

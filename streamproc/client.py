@@ -206,6 +206,10 @@ class _BufferedLogger:
         self._has_data: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._producer: Any = None
+        self._started()
+
+    def _started(self) -> None:
+        """What a lifecycle does once the logger is built (the sync one starts its thread)."""
 
     # -- caller side (any thread, never blocks on Kafka) ------------------------------------
 
@@ -431,26 +435,8 @@ class _AsyncLogger(_BufferedLogger):
 class _SyncLogger(_BufferedLogger):
     """Sync lifecycle: its own event loop in a daemon thread, started by the constructor."""
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        topic_prefix: str = "",
-        *,
-        buffer_size: int = 10_000,
-        batch_size: int = 500,
-        producer_config: Mapping[str, Any] | None = None,
-        warn_every_s: float = 30.0,
-        security: KafkaSecurity | None = None,
-    ) -> None:
-        super().__init__(
-            bootstrap_servers,
-            topic_prefix,
-            buffer_size=buffer_size,
-            batch_size=batch_size,
-            producer_config=producer_config,
-            warn_every_s=warn_every_s,
-            security=security,
-        )
+    def _started(self) -> None:
+        # Called at the end of the shared constructor: the loop thread needs the whole object.
         self._loop = asyncio.new_event_loop()
         started = threading.Event()
 

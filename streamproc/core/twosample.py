@@ -335,6 +335,10 @@ class _WindowDrift:
     _ALLOWED: ClassVar[tuple[str, ...]]
     _DEFAULT_TESTS: ClassVar[tuple[str, ...]]
     _FIXED: ClassVar[bool] = False  # single-test kinds ("ks", "chi2", ...) fix ``tests``
+    # Constructor arguments saved with the state; each kind adds its own.
+    _PARAMS: ClassVar[tuple[str, ...]] = (
+        "reference_size", "window_size", "every", "alpha", "confirm", "resamples", "seed",
+    )  # fmt: skip
     # Buffers and cursors each kind sets in reset(): values (numeric) or category codes.
     _refbuf: npt.NDArray[Any]
     _ring: npt.NDArray[Any]
@@ -508,15 +512,8 @@ class _WindowDrift:
         }
 
     def _params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {
-            "reference_size": self.reference_size,
-            "window_size": self.window_size,
-            "every": self.every,
-            "alpha": self.alpha,
-            "confirm": self.confirm,
-            "resamples": self.resamples,
-            "seed": self.seed,
-        }
+        """The constructor's arguments (what ``from_state`` rebuilds the detector with)."""
+        p: dict[str, Any] = {name: getattr(self, name) for name in self._PARAMS}
         if not self._FIXED:
             p["tests"] = list(self.tests)
         return p
@@ -651,6 +648,7 @@ class NumericDrift(_WindowDrift):
 
     kind: ClassVar[str] = "numeric_drift"
     _ALLOWED: ClassVar[tuple[str, ...]] = ("ks", "psi", "wasserstein", "js")
+    _PARAMS: ClassVar[tuple[str, ...]] = (*_WindowDrift._PARAMS, "bins", "missing")
     _DEFAULT_TESTS: ClassVar[tuple[str, ...]] = ("ks", "psi", "wasserstein")
 
     def __init__(
@@ -823,12 +821,6 @@ class NumericDrift(_WindowDrift):
         d["current_missing_rate"] = missing_now / self.window_size
         return d
 
-    def _params(self) -> dict[str, Any]:
-        p = super()._params()
-        p["bins"] = self.bins
-        p["missing"] = self.missing
-        return p
-
     def state(self) -> dict[str, Any]:
         s = self._state_common()
         if self._frozen:
@@ -921,6 +913,7 @@ class CategoricalDrift(_WindowDrift):
 
     kind: ClassVar[str] = "categorical_drift"
     _ALLOWED: ClassVar[tuple[str, ...]] = ("chi2", "js", "psi")
+    _PARAMS: ClassVar[tuple[str, ...]] = (*_WindowDrift._PARAMS, "min_count", "max_categories")
     _DEFAULT_TESTS: ClassVar[tuple[str, ...]] = ("chi2", "js")
 
     def __init__(
@@ -1056,12 +1049,6 @@ class CategoricalDrift(_WindowDrift):
         d["categories"] = len(self._cats)
         d["cells"] = self._cells()
         return d
-
-    def _params(self) -> dict[str, Any]:
-        p = super()._params()
-        p["min_count"] = self.min_count
-        p["max_categories"] = self.max_categories
-        return p
 
     def state(self) -> dict[str, Any]:
         s = self._state_common()

@@ -180,30 +180,23 @@ def test_threshold_detector_as_error_rule() -> None:
 # --------------------------------------------------------------------------- errors
 
 
-def test_bad_toml() -> None:
-    msg = refused("[default\ncooldown_s = 1\n")
-    assert "is not valid TOML" in msg
-    assert "fix the syntax" in msg
-
-
-def test_unknown_top_level_key() -> None:
-    msg = refused("[defaults]\ncooldown_s = 1\n")
-    assert "unknown top-level keys ['defaults']" in msg
-    assert "use [default] and [[model]]" in msg
-
-
-def test_unknown_policy_key_in_default() -> None:
-    msg = refused("[default]\ncooldown = 1\n")
-    assert "p.toml [default]" in msg
-    assert "unknown keys ['cooldown']" in msg
-    assert "known:" in msg
-    assert "'cooldown_s'" in msg
-
-
-def test_unknown_policy_key_in_model_names_its_position() -> None:
-    msg = refused('[[model]]\nmatch = "a"\n\n[[model]]\nmatch = "b"\nthreshold = 3\n')
-    assert "p.toml [[model]] #2" in msg
-    assert "unknown keys ['threshold']" in msg
+@pytest.mark.parametrize(
+    ("toml", "says"),
+    [
+        ("[default\ncooldown_s = 1\n", ["is not valid TOML", "fix the syntax"]),
+        ("[defaults]\ncooldown_s = 1\n",
+         ["unknown top-level keys ['defaults']", "use [default] and [[model]]"]),
+        ("[default]\ncooldown = 1\n",
+         ["p.toml [default]", "unknown keys ['cooldown']", "known:", "'cooldown_s'"]),
+        ('[[model]]\nmatch = "a"\n\n[[model]]\nmatch = "b"\nthreshold = 3\n',
+         ["p.toml [[model]] #2", "unknown keys ['threshold']"]),
+    ],
+    ids=["bad-toml", "unknown-top-level", "unknown-key-in-default", "unknown-key-in-model-2"],
+)  # fmt: skip
+def test_a_refused_file_says_where_and_what_to_fix(toml: str, says: list[str]) -> None:
+    msg = refused(toml)
+    for part in says:
+        assert part in msg
 
 
 @pytest.mark.parametrize(

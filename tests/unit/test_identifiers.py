@@ -18,7 +18,11 @@ def events(n: int, seed: int = 0) -> list[PredictionEvent]:
     rng = random.Random(seed)
     return [
         PredictionEvent(
-            f"e{i}", "m", "v1", float(i), rng.choice("AB"),
+            f"e{i}",
+            "m",
+            "v1",
+            float(i),
+            rng.choice("AB"),
             {
                 "email": f"user{rng.randrange(10**9)}@example.com",
                 # Repeating users: 20,000 ids active, so a few repeat within the probe.
@@ -26,7 +30,7 @@ def events(n: int, seed: int = 0) -> list[PredictionEvent]:
                 "country": rng.choice(COUNTRIES),
                 "income": rng.lognormvariate(10, 1),
             },
-        )  # fmt: skip
+        )
         for i in range(n)
     ]
 

@@ -29,12 +29,16 @@ def identifier_share(gen: Gen, seeds: int) -> float:
     return calls / seeds
 
 
+def uniform(k: int) -> Gen:
+    return lambda r: f"c{r.randrange(k)}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=200)
     seeds = ap.parse_args().seeds
     kinds: list[tuple[str, Gen]] = [
-        (f"uniform, {k:,} categories", lambda r, k=k: f"c{r.randrange(k)}")  # type: ignore[misc]
+        (f"uniform, {k:,} categories", uniform(k))
         for k in (10, 100, 1000, 2000, 5000, 10_000, 100_000)
     ]
     kinds.append(("Pareto(1) categories", lambda r: f"c{int(r.paretovariate(1.0))}"))

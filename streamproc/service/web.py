@@ -20,8 +20,8 @@ Each worker serves the models of its own partitions; ``streamproc status`` and t
 the token of ``STREAMPROC_ADMIN_TOKEN`` (or the file named by ``STREAMPROC_ADMIN_TOKEN_FILE``);
 with no token configured they are refused. ``STREAMPROC_WEB_AUTH=reads`` asks the same token of
 ``/api/*`` and ``/dashboard`` (``all``: of ``/metrics`` too; ``/health`` stays open for
-liveness probes, and ``/`` only redirects). A browser gets in once with ``/dashboard?token=<token>``, which sets an
-HttpOnly cookie and redirects to the bare address.
+liveness probes, and ``/`` only redirects). A browser gets in once with
+``/dashboard?token=<token>``, which sets an HttpOnly cookie and redirects to the bare address.
 """
 
 from __future__ import annotations

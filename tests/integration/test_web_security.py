@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 TOKEN = "s3cret-token"
 PII = "pii-model"
 CJK = "模型" * 17 + "库"  # 35 characters: 105 bytes of UTF-8, 315 escaped
+BLOCKED = "blocked-model"  # a file stands where its registry folder would go
 MARK_INCOME = 31415926.5358979
 MARK_LABEL = "label-marker-5550123"
 
@@ -108,6 +109,7 @@ def test_a_default_worker_reveals_no_raw_value_and_serves_no_faust_view(stack: A
 
     feed(stack, PII, 0, 700)
     feed(stack, CJK, 0, 300)
+    feed(stack, BLOCKED, 0, 300)
     orphan = {"event_id": "never-predicted", "model_id": PII, "ts": 1.0, "label": MARK_LABEL}
     produce(stack.bootstrap, [(stack.topic("labels"), PII, as_json(orphan))])
     stack.wait_processed()
@@ -120,12 +122,18 @@ def test_a_default_worker_reveals_no_raw_value_and_serves_no_faust_view(stack: A
 
     # A retrain of each model: the PII one to have a registered version to roll back to, the
     # CJK one whose registry path used to be too long for the file system.
+    # A third whose registering raises: a failed result, and the worker goes on to the next.
+    registry = worker.settings.data_dir / "registry"
+    registry.mkdir(parents=True, exist_ok=True)
+    (registry / BLOCKED).write_text("not a folder")
     reader = stack.reader("retrain-results", "deployments")
-    for model in (PII, CJK):
+    for model in (BLOCKED, PII, CJK):
         status, _, _ = http(port, f"/api/models/{model}/retrain", {"note": "t"}, token=TOKEN)
         assert status == 202
-    reader.wait_for(lambda r: len(r.of(stack.topic("retrain-results"))) >= 2, 120, "2 results")
+    reader.wait_for(lambda r: len(r.of(stack.topic("retrain-results"))) >= 3, 180, "3 results")
     results = {r.json()["model_id"]: r.json() for r in reader.of(stack.topic("retrain-results"))}
+    assert results[BLOCKED]["status"] == "failed", results[BLOCKED]
+    assert "raised NotADirectoryError" in results[BLOCKED]["error"], results[BLOCKED]
     # Both registered (a promoted candidate is; the CJK id's path used to be too long).
     assert results[CJK]["status"] == "succeeded", results[CJK]
     assert results[PII]["status"] == "succeeded", results[PII]

@@ -155,8 +155,9 @@ class Series:
         keep = [i for i in range(len(self.ts)) if i % 2 == 0 or f[i] or (i and f[i - 1])]
         if len(keep) > 3 * points // 2:
             keep = keep[::2]
-        for a in (self.ts, self.statistic, self.threshold, self.fired):
-            a[:] = array(a.typecode, (a[i] for i in keep))
+        for a in (self.ts, self.statistic, self.threshold):
+            a[:] = array("d", [a[i] for i in keep])
+        self.fired[:] = array("b", [f[i] for i in keep])
         self.spacing = max(self.spacing * 2, (self.ts[-1] - self.ts[0]) / points)
 
     def as_dict(self) -> dict[str, list[float]]:
@@ -207,14 +208,14 @@ class ModelTimeline:
                 # The features' series is a ratio to the threshold (see :func:`headline`).
                 ratio = abs(f.statistic / f.threshold) if f.threshold else math.nan
                 f = Firing(FEATURES_SERIES, f.ts, ratio, 1.0)
-            series = self.series.setdefault(f.signal, Series())
-            series.add_firing(f.ts, f.statistic, f.threshold, self.points)
+            self.series.setdefault(f.signal, Series()).add_firing(
+                f.ts, f.statistic, f.threshold, self.points
+            )
         for s in headline(signals):
-            series = self.series.get(s.signal)
-            if series is None:
-                if s.n == 0:
-                    continue  # no data yet: no panel for it
-                series = self.series[s.signal] = Series()
+            found = self.series.get(s.signal)
+            if found is None and s.n == 0:
+                continue  # no data yet: no panel for it
+            series = found if found is not None else self.series.setdefault(s.signal, Series())
             if _unready(s.detector, s.threshold):
                 series.add(ts, math.nan, math.nan, self.points)
             else:

@@ -137,7 +137,7 @@ class Series:
         self._bound(points)
 
     def add_firing(self, ts: float, statistic: float, threshold: float, points: int) -> None:
-        """Store a firing at its own time (samples may already lie after it), whatever the spacing."""
+        """Store a firing at its own time (samples may lie after it), whatever the spacing."""
         i = bisect_right(self.ts, ts)
         self.ts.insert(i, ts)
         self.statistic.insert(i, statistic)

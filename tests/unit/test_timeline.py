@@ -39,7 +39,9 @@ def test_the_plotted_error_series_holds_every_requests_firing_value_at_its_time(
     detail = board.model("m")
     assert detail is not None
     series = detail["series"]["error"]
-    points = list(zip(series["ts"], series["statistic"], series["threshold"], series["fired"]))
+    points = list(
+        zip(series["ts"], series["statistic"], series["threshold"], series["fired"], strict=True)
+    )
     for req in requests:
         for r in req.reasons:
             assert (req.ts, r.value, r.threshold, 1.0) in points, (req.ts, r.value)
@@ -75,7 +77,7 @@ def test_firings_survive_halving_and_the_series_stays_bounded() -> None:
         s.add(float(t), 0.1, 1.0, points=20)
         if t in (17, 503, 871):
             s.add_firing(t + 0.5, 9.0 + t, 1.0, points=20)
-    got = [(ts, v) for ts, v, f in zip(s.ts, s.statistic, s.fired) if f]
+    got = [(ts, v) for ts, v, f in zip(s.ts, s.statistic, s.fired, strict=True) if f]
     assert got == [(17.5, 26.0), (503.5, 512.0), (871.5, 880.0)]
     assert len(s.ts) < 40
     # Firings on every event: still bounded.

@@ -175,6 +175,11 @@ def _decisions(s: Settings, reader: TopicReader) -> None:
     deployed = {d.get("request_id"): d for d in _records_for(s, "deployments", LIVE_MODEL, reader)}
     requests = _records_for(s, "retrain-requests", LIVE_MODEL, reader)
     say(f"\n== the worker's decisions for '{LIVE_MODEL}' ({len(requests)} retrain requests)")
+    say(
+        "(a detector fires when its statistic reaches its threshold; the gate deploys a "
+        "candidate only if its error on held-out recent examples is not worse than the "
+        "deployed model's)"
+    )
     for req in requests:
         why = []
         for r in req["reasons"]:

@@ -53,7 +53,7 @@ from streamproc.core.identifiers import IdentifierScreen
 from streamproc.core.labeljoin import Joined, LabelJoin
 from streamproc.core.policy import DEFAULT_POLICY, DriftRule, Policy
 from streamproc.core.rollback import RollbackWatch
-from streamproc.core.timeline import SignalStatus
+from streamproc.core.timeline import Firing, SignalStatus
 from streamproc.core.trigger import Trigger
 
 __all__ = ["UNKNOWN_VERSION", "Example", "ModelMonitor"]
@@ -136,6 +136,9 @@ class ModelMonitor:
         # Label delays since the worker last read them (for its metrics); not part of the state.
         self.join_latencies: list[float] = []
         self.screen = _screen(policy)
+        # Detectors that fired since the worker last read them (for its plots: a detector is
+        # reset when it fires, so a later sample would not show the value); not in the state.
+        self.firings: list[Firing] = []
         self._fresh_detectors()
 
     # ------------------------------------------------------------------ intake
@@ -358,6 +361,8 @@ class ModelMonitor:
             n=det.n,
             details=details,
         )
+        if len(self.firings) < MAX_LATENCIES:
+            self.firings.append(Firing(signal, ts, reason.value, reason.threshold))
         det.reset()
         if det.n < self.policy.min_samples and reason.n < self.policy.min_samples:
             self._count("suppressed")

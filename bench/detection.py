@@ -85,7 +85,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,11 +149,15 @@ class Config:
     slow_runs: int = 5
 
     @classmethod
-    def make(cls, quick: bool, runs: int | None) -> Config:
+    def make(cls, quick: bool, runs: int | None, stationary: int | None = None) -> Config:
         if quick:
             r = runs if runs is not None else 3
-            return cls(True, r, horizon=5000, stationary=50_000, slow_stationary=5000, slow_runs=1)
-        return cls(False, runs if runs is not None else 40)
+            cfg = cls(True, r, horizon=5000, stationary=50_000, slow_stationary=5000, slow_runs=1)
+        else:
+            cfg = cls(False, runs if runs is not None else 40)
+        if stationary is not None:
+            cfg = replace(cfg, stationary=stationary, slow_stationary=min(stationary, 5000))
+        return cfg
 
 
 # --------------------------------------------------------------------------- streams
@@ -943,6 +947,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small streams (a smoke test)")
     ap.add_argument("--runs", type=int, help="runs per change stream (40; 3 with --quick)")
     ap.add_argument(
+        "--stationary", type=int, help="events per stationary stream (1M; 50,000 with --quick)"
+    )
+    ap.add_argument(
         "--only",
         choices=("all", "gaussian", "shapes", "tcpd"),
         default="all",
@@ -952,7 +959,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         ap.error("--runs must be >= 1")
-    cfg = Config.make(args.quick, args.runs)
+    if args.stationary is not None and args.stationary < 1000:
+        ap.error("--stationary must be >= 1000")
+    cfg = Config.make(args.quick, args.runs, args.stationary)
     started = time.perf_counter()
 
     def log(msg: str) -> None:

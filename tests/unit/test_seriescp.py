@@ -4,6 +4,7 @@ shifts after they happen, with true evidence, through the monitor and the policy
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -211,17 +212,20 @@ def test_policy_turns_it_off_or_narrows_it() -> None:
     assert len(_replay(_deployed(only_auc), _accuracy(), name="auc")) == 1
 
 
-README_EXAMPLE = """
-[default]
-metric_change = { detector = "rank_cp", metrics = ["accuracy", "drift_*"], warmup = 20, window = 100, min_segment = 5, alpha = 1e-3 }
-"""
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_policy_example_loads() -> None:
-    rule = load_policy_text(README_EXAMPLE).default.metric_change
-    assert rule is not None and rule.metrics == ("accuracy", "drift_*")
+    # The README's policy-file block (the one that documents metric_change) is valid as is.
+    blocks = README.read_text(encoding="utf-8").split("```toml\n")[1:]
+    text = next(b.split("```")[0] for b in blocks if "metric_change" in b)
+    book = load_policy_text(text)
+    rule = book.default.metric_change
+    assert rule is not None and rule.detector == "rank_cp"
     assert dict(rule.params) == {"alpha": 1e-3, "min_segment": 5, "warmup": 20, "window": 100}
-    assert rule.watches("drift_psi") and not rule.watches("latency")
+    override = book.for_model("fraud-eu").metric_change
+    assert override is not None and override.metrics == ("auc",)
+    assert override.watches("auc") and not override.watches("drift")
 
 
 @pytest.mark.parametrize(

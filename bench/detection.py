@@ -1,11 +1,12 @@
 """Detection benchmark: how fast each method catches a known change, and how often it cries wolf.
 
-Run ``python bench/detection.py [--json FILE] [--quick] [--runs N]``. It prints a table and the
-parameters and notes behind it; ``--json FILE`` writes the same rows as a list of objects with
-exactly the keys ``method``, ``stream``, ``detection_rate``, ``mean_delay``, ``p90_delay``,
-``false_alarms_per_million``, ``delay_ratio`` and ``us_per_event`` (null where a figure does not
-apply). Everything is generated with numpy from fixed seeds, so a run is reproducible (timings
-aside). Single process, wall time from ``time.perf_counter``.
+Run ``python bench/detection.py [--json FILE] [--quick] [--runs N] [--stationary N]
+[--only gaussian|shapes|tcpd]``. It prints a table and the parameters and notes behind it;
+``--json FILE`` writes the same rows as a list of objects with exactly the keys ``method``,
+``stream``, ``detection_rate``, ``mean_delay``, ``p90_delay``, ``false_alarms_per_million``,
+``delay_ratio`` and ``us_per_event`` (null where a figure does not apply); the ``tcpd_*`` rows
+have two more, ``f1`` and ``cover``. Everything is generated with numpy from fixed seeds, so a
+run is reproducible (timings aside). Single process, wall time from ``time.perf_counter``.
 
 Streams
 -------
@@ -24,6 +25,35 @@ Stationary streams (no change at all) measure false alarms and cost: ``stationar
 (N(0, 1)), ``stationary_error`` (Bernoulli(0.1)) and ``stationary_categorical`` ([0.5, 0.3,
 0.2]), 1,000,000 events each (50,000 with ``--quick``). After every alarm on a stationary
 stream the method restarts as it would after a retrain, and counting goes on.
+
+Real-shaped streams (default policy only, ``WIDE`` = 10 numeric features x0..x9 per event, all
+watched, each drawn independently from the shape): ``stationary_lognormal`` (lognormal(3,
+1.5)), ``stationary_student_t3``, ``stationary_pareto`` (Pareto I, shape 1.5: infinite
+variance), ``stationary_poisson`` (Poisson(0.2) counts, Python ints), ``stationary_rare_spike``
+(0, or 0.1% of the time lognormal(5, 1)), ``stationary_integer`` (0..23, ints),
+``stationary_offset_1e9`` (1e9 + N(0, 1)) and ``stationary_constant`` (5.0), 1M events each
+(50,000 with ``--quick``; ``--stationary N`` sets both); after each alarm an instant deployment
+resumes monitoring. Shifts of feature x0 only (the other nine stay stationary), ``pre`` events
+then ``horizon``: ``shift_lognormal_scale_x3`` (x0 * 3: a shift of ln 3 / 1.5 deviations of
+log x), ``shift_poisson_0.2_to_0.5`` and ``shift_offset_1e9_plus_3`` (+3 sd), ``--runs`` runs
+each, rows as for the change streams (delay ratio against the KL of x0's change).
+
+TCPD series (``tcpd_<series>``, :mod:`tcpd`): the seven annotated change-point series river
+bundles, preprocessed as TCPD does, scored with TCPD's F1 (margin 5, annotators combined) and
+cover. Methods: ``default`` replays each column as a reported metric (``MetricEvent``, one point
+per hour of event time) through a ``ModelMonitor`` with ``DEFAULT_POLICY``, whose
+``metric_change`` detector (``rank_cp``) is on for every metric; after each request the gate
+"rejects" the candidate (``RetrainResult`` status ``rejected``) so the same version goes on
+being watched, as the recorded series goes on. ``river_adwin`` and ``river_page_hinkley``:
+river's defaults, two-sided, one detector per column, reset after each alarm. ``never_alarm``:
+no change point (TCPD's zero baseline). Multi-column series (Apple: close and volume; Occupancy:
+4 sensors; RunLog: pace and distance) get one detector per column and the union of their
+change points (TCPD runs its univariate methods only on univariate series; a monitor with
+several metrics does this). The scored location of a detection is the change point the method
+reports (``since_change`` in its evidence: the first changed point), else the alarm index; the
+scores at the alarm index are printed in the notes. ``false_alarms_per_million`` of a TCPD row
+is (reported points with no annotated change of any annotator, or the start, within 5) / (points
+in the series) * 1e6; the notes print the largest count on one series.
 
 Methods
 -------

@@ -95,6 +95,7 @@ def request_id_for(model_id: str, version: str, evidence: str, reasons: tuple[Re
 
 
 MAX_LATENCIES: Final = 10_000
+MAX_METRIC_SERIES: Final = 32  # reported metrics per model with a metric_change detector
 
 
 class ModelMonitor:
@@ -194,6 +195,14 @@ class ModelMonitor:
         signal = f"metric_change:{name}"
         det = self.detectors.get(signal)
         if det is None:
+            # Metric names come from producers: bound the series watched per model (state,
+            # exported gauges); the rest are counted, not watched.
+            if (
+                sum(1 for s in self.detectors if s.startswith("metric_change:"))
+                >= MAX_METRIC_SERIES
+            ):
+                self._count("metric_change_over_limit")
+                return None
             det = self.detectors[signal] = rule.make()
         return signal, det
 

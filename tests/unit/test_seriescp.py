@@ -239,3 +239,12 @@ def test_readme_policy_example_loads() -> None:
 def test_bad_metric_change_tables_are_refused(text: str, fragment: str) -> None:
     with pytest.raises(PolicyError, match=fragment):
         load_policy_text(f"[default]\n{text}\n")
+
+
+def test_metric_series_watched_per_model_are_bounded() -> None:
+    mon = _deployed()
+    for i in range(40):
+        mon.on_metric(MetricEvent("m", 1.0 + i, f"metric_{i}", 0.5), None)
+    watched = [s for s in mon.detectors if s.startswith("metric_change:")]
+    assert len(watched) == 32
+    assert mon.counts["metric_change_over_limit"] == 8

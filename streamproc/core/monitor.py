@@ -366,7 +366,10 @@ class ModelMonitor:
         if not self.trigger.confirmed(signal, self.samples.get(signal, 0)):
             self._count("unconfirmed")
             return None
-        reasons = self.trigger.offer(reason, ts, signals=len(self.detectors))
+        # Quorum "all" waits for the policy's signals, not for every metric's change detector
+        # (on by default, one per metric name): they add evidence when they fire.
+        signals = sum(1 for s in self.detectors if not s.startswith("metric_change:"))
+        reasons = self.trigger.offer(reason, ts, signals=signals)
         if reasons is None:
             self._count("suppressed")
             return None

@@ -149,7 +149,7 @@ class LoopResult:
 
 
 SEED_POLICY = load_policy_text(
-    "[default]\nerror = false\ndrift = false\nrefit_examples = 0\n"
+    "[default]\nerror = false\ndrift = false\nrefit_examples = 0\nmetric_change = false\n"
     'metrics = [{ name = "drift", above = 0.1 }]\n'
 ).default
 # Periodic and never: no detectors, no refits. The oracle refits as the default policy does.

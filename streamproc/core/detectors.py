@@ -10,7 +10,8 @@ Kinds (:func:`make_detector`): ``threshold`` and ``cusum`` (below); river's dete
 ``fhddm`` (:class:`RiverDetector`, rises only unless ``direction="both"``); and windowed
 two-sample tests of a feature against a frozen reference, ``numeric_drift`` (``ks``, ``psi``,
 ``wasserstein``) and ``categorical_drift`` (``chi2``, ``js``), each test also on its own kind
-(:mod:`streamproc.core.twosample`).
+(:mod:`streamproc.core.twosample`); ``rank_cp``, a robust two-segment change test on a
+reported metric's own recent values (:mod:`streamproc.core.seriescp`).
 
 Examples
 --------
@@ -40,6 +41,7 @@ import math
 import pickle
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from streamproc.core.seriescp import RankChangePoint
 from streamproc.core.shift import MeanVarianceCusum
 from streamproc.core.twosample import (
     TWOSAMPLE_KINDS,
@@ -62,6 +64,7 @@ __all__ = [
     "KSDrift",
     "NumericDrift",
     "PSIDrift",
+    "RankChangePoint",
     "RiverADWIN",
     "RiverDDM",
     "RiverDetector",
@@ -994,6 +997,7 @@ _KINDS: dict[str, Any] = {
     **RIVER_KINDS,
     **TWOSAMPLE_KINDS,
     MeanVarianceCusum.kind: MeanVarianceCusum,
+    RankChangePoint.kind: RankChangePoint,
 }
 
 
@@ -1004,6 +1008,7 @@ if TYPE_CHECKING:  # the registered classes implement the protocol (checked by m
         RiverADWIN(),
         NumericDrift(),
         CategoricalDrift(),
+        RankChangePoint(),
     )
 
 

@@ -8,7 +8,8 @@ delivered twice is applied once).
 
 Signals: ``error`` (predictions joined with their labels), ``feature:<name>`` (each watched
 input's distribution, label-free), ``prediction`` and ``score`` (the model's outputs,
-label-free), and ``metric:<name>`` (reported metrics against thresholds).
+label-free), ``metric:<name>`` (reported metrics against thresholds) and
+``metric_change:<name>`` (a change in a reported metric's own series, policy ``metric_change``).
 
 It reads no clock: time is the ``ts`` of the events. Its whole state round-trips through
 :meth:`snapshot` / :meth:`restore`.
@@ -100,6 +101,7 @@ def request_id_for(model_id: str, version: str, evidence: str, reasons: tuple[Re
 
 
 MAX_LATENCIES: Final = 10_000
+MAX_METRIC_SERIES: Final = 32  # reported metrics per model with a metric_change detector
 
 
 class ModelMonitor:
@@ -183,12 +185,36 @@ class ModelMonitor:
                 return None
         signal = f"metric:{ev.name}"
         det = self.detectors.get(signal)
-        if det is None:
-            return self._scheduled(ev.ts, source)
-        if self._update(signal, det, ev.value):
+        fired, request = False, None
+        if det is not None and self._update(signal, det, ev.value):
             evidence = f"{signal}@{ev.ts!r}={ev.value!r}"
-            return self._fired(signal, det, ev.value, ev.ts, evidence, source)
-        return self._scheduled(ev.ts, source)
+            fired, request = True, self._fired(signal, det, ev.value, ev.ts, evidence, source)
+        # The metric's own series, besides its thresholds (policy metric_change).
+        change = self._metric_change_detector(ev.name)
+        if change is not None and self._update(change[0], change[1], ev.value):
+            evidence = f"{change[0]}@{ev.ts!r}={ev.value!r}"
+            req = self._fired(change[0], change[1], ev.value, ev.ts, evidence, source)
+            fired, request = True, request or req
+        return request if fired else self._scheduled(ev.ts, source)
+
+    def _metric_change_detector(self, name: str) -> tuple[str, Detector] | None:
+        """The change detector of metric ``name``'s series, made on its first value."""
+        rule = self.policy.metric_change
+        if rule is None or not rule.watches(name):
+            return None
+        signal = f"metric_change:{name}"
+        det = self.detectors.get(signal)
+        if det is None:
+            # Metric names come from producers: bound the series watched per model (state,
+            # exported gauges); the rest are counted, not watched.
+            if (
+                sum(1 for s in self.detectors if s.startswith("metric_change:"))
+                >= MAX_METRIC_SERIES
+            ):
+                self._count("metric_change_over_limit")
+                return None
+            det = self.detectors[signal] = rule.make()
+        return signal, det
 
     def on_deployment(self, ev: DeploymentEvent) -> None:
         """A new version is live: monitoring resumes against it with fresh detectors.
@@ -370,7 +396,10 @@ class ModelMonitor:
         if not self.trigger.confirmed(signal, self.samples.get(signal, 0)):
             self._count("unconfirmed")
             return None
-        reasons = self.trigger.offer(reason, ts, signals=len(self.detectors))
+        # Quorum "all" waits for the policy's signals, not for every metric's change detector
+        # (on by default, one per metric name): they add evidence when they fire.
+        signals = sum(1 for s in self.detectors if not s.startswith("metric_change:"))
+        reasons = self.trigger.offer(reason, ts, signals=signals)
         if reasons is None:
             self._count("suppressed")
             return None

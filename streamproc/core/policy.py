@@ -12,6 +12,7 @@ CUSUM on the error rate of predictions joined with their labels.
     training_window = 1000    # labelled examples kept per model for retraining
     join = { ttl_s = 86400, max_pending = 2000, max_early = 500 }
     metrics = [{ name = "drift", above = 0.1 }]
+    metric_change = { detector = "rank_cp", metrics = ["*"], warmup = 20, window = 100 }  # or false
     error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6 }
     rollback = { min_samples = 200, max_samples = 5000, z = 3.7 }   # or false
     trainer = "builtin"       # or { kind = "command", argv = [...] }, { kind = "webhook", ... }
@@ -51,6 +52,7 @@ __all__ = [
     "DriftRule",
     "ErrorRule",
     "JoinLimits",
+    "MetricChangeRule",
     "MetricRule",
     "Policy",
     "PolicyBook",
@@ -75,6 +77,32 @@ class MetricRule:
 
     def detector(self) -> Detector:
         return make_detector("threshold", above=self.above, below=self.below)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricChangeRule:
+    """A change detector on each reported metric's own series, besides its thresholds.
+
+    For low-rate metrics (hourly accuracy, a daily drift score): ``rank_cp``
+    (:mod:`streamproc.core.seriescp`) starts after ``warmup`` values (20) and fires on a level
+    shift of the metric's recent values, whatever their scale, without a threshold to choose.
+    On by default for every metric (``metrics`` globs); ``metric_change = false`` turns it off.
+    """
+
+    detector: str = "rank_cp"
+    params: tuple[tuple[str, Any], ...] = (
+        ("alpha", 1e-3),
+        ("min_segment", 5),
+        ("warmup", 20),
+        ("window", 100),
+    )
+    metrics: tuple[str, ...] = ("*",)  # globs of the metric names to watch
+
+    def make(self) -> Detector:
+        return make_detector(self.detector, **dict(self.params))
+
+    def watches(self, name: str) -> bool:
+        return _matches(name, self.metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +193,7 @@ class Policy:
 
     name: str = "default"
     metric_rules: tuple[MetricRule, ...] = (MetricRule("drift", above=0.1),)
+    metric_change: MetricChangeRule | None = field(default_factory=lambda: MetricChangeRule())
     error: ErrorRule | None = field(default_factory=ErrorRule)
     rollback: RollbackRule | None = field(default_factory=RollbackRule)
     # How candidates are trained: None is the built-in river trainer; else a table such as
@@ -214,6 +243,7 @@ class PolicyBook:
 _POLICY_KEYS = {
     "name",
     "metrics",
+    "metric_change",
     "error",
     "rollback",
     "trainer",
@@ -294,6 +324,8 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
                 f"{where}: 'metrics' must be a list like [{{ name = 'drift', above = 0.1 }}]."
             )
         changes["metric_rules"] = tuple(_metric_rule(m, where) for m in table["metrics"])
+    if "metric_change" in table:
+        changes["metric_change"] = _metric_change(table["metric_change"], where)
     if "error" in table:
         changes["error"] = _error_rule(table["error"], where)
     if "trainer" in table:
@@ -370,6 +402,36 @@ def _metric_rule(m: Any, where: str) -> MetricRule:
         if v is not None and not _is_finite_number(v):
             raise PolicyError(f"{where}: metric {m['name']!r} thresholds must be finite numbers.")
     return MetricRule(m["name"], above=above, below=below)
+
+
+def _metric_change(c: Any, where: str) -> MetricChangeRule | None:
+    if c is False:
+        return None
+    if not isinstance(c, dict):
+        raise PolicyError(
+            f"{where}: 'metric_change' must be false or a table like "
+            "{ detector = 'rank_cp', metrics = ['accuracy'], warmup = 20 }."
+        )
+    metrics = c.get("metrics", ["*"])
+    if not isinstance(metrics, list) or not all(isinstance(g, str) for g in metrics):
+        raise PolicyError(f'{where}: metric_change.metrics must be a list of globs like ["*"].')
+    base = MetricChangeRule()
+    detector = c.get("detector", base.detector)
+    if not isinstance(detector, str):
+        raise PolicyError(f"{where}: metric_change.detector must be a name like 'rank_cp'.")
+    given = {k: v for k, v in c.items() if k not in ("detector", "metrics")}
+    for k, v in given.items():
+        if isinstance(v, bool) or not _is_finite_number(v):
+            raise PolicyError(
+                f"{where}: metric_change parameter {k} = {v!r} is not a usable number."
+            )
+    params = {**dict(base.params), **given} if detector == base.detector else given
+    rule = MetricChangeRule(detector, tuple(sorted(params.items())), tuple(metrics))
+    try:
+        rule.make()
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"{where}: metric_change detector is not valid: {exc}") from None
+    return rule
 
 
 def _error_rule(e: Any, where: str) -> ErrorRule | None:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from streamproc.core.detectors import Detector, make_detector
+from streamproc.core.detectors import Detector, make_detector, parameters
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -298,7 +298,7 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
     if "join" in table:
         changes["join"] = _join(table["join"], where)
     if "drift" in table:
-        changes["drift"] = _drift(table["drift"], where)
+        changes["drift"] = _drift(table["drift"], where, base.drift)
     if "confirm" in table:
         c = table["confirm"]
         if not isinstance(c, dict) or set(c) - {"k", "n"}:
@@ -379,6 +379,9 @@ def _error_rule(e: Any, where: str) -> ErrorRule | None:
                 f"{where}: error detector parameter {k} = {v!r} is not a usable number."
             )
     rule = ErrorRule(detector=str(e.get("detector", "cusum")), params=tuple(sorted(params.items())))
+    _check_keys(
+        (("detector", rule.detector), *rule.params), f"{where}: error detector is not valid"
+    )
     try:
         rule.make()
     except (TypeError, ValueError) as exc:
@@ -422,14 +425,14 @@ def _rollback_rule(r: Any, where: str) -> RollbackRule | None:
     return rule
 
 
-def _drift(d: Any, where: str) -> DriftRule | None:
+def _drift(d: Any, where: str, inherited: DriftRule | None = None) -> DriftRule | None:
     if d is False:
         return None
     if not isinstance(d, dict) or set(d) - {"numeric", "categorical", "features", "outputs"}:
         raise PolicyError(
             f"{where}: 'drift' must be false or a table of numeric, categorical, features, outputs."
         )
-    base = DriftRule()
+    base = inherited or DriftRule()  # a [[model]] table refines the [default] one
     changes: dict[str, Any] = {}
     for key in ("numeric", "categorical"):
         if key in d:
@@ -438,8 +441,8 @@ def _drift(d: Any, where: str) -> DriftRule | None:
                 raise PolicyError(
                     f"{where}: drift.{key} must be a table like {{ detector = 'ks' }}."
                 )
-            merged = {**dict(getattr(base, key)), **spec}
-            changes[key] = tuple(sorted(merged.items()))
+            changes[key] = tuple(sorted(_detector_spec(dict(getattr(base, key)), spec).items()))
+            _check_keys(changes[key], f"{where}: drift.{key}")
     if "features" in d:
         f = d["features"]
         if not isinstance(f, list) or not all(isinstance(g, str) for g in f):
@@ -454,6 +457,35 @@ def _drift(d: Any, where: str) -> DriftRule | None:
         except (TypeError, ValueError) as exc:
             raise PolicyError(f"{where}: drift detector is not valid: {exc}") from None
     return rule
+
+
+def _detector_spec(base: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The user's detector table over the defaults of the kind it names.
+
+    Naming another kind starts from that kind's own defaults: the default detector's parameters
+    (say the CUSUM's ``arl``) mean nothing to a KS test.
+    """
+    if spec.get("detector", base["detector"]) != base["detector"]:
+        return dict(spec)
+    return {**base, **spec}
+
+
+def _check_keys(spec: tuple[tuple[str, Any], ...], where: str) -> None:
+    """Name a parameter the chosen detector does not take, as the user wrote it."""
+    kind = dict(spec).get("detector")
+    if not isinstance(kind, str):
+        return
+    try:
+        known = parameters(kind)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+    unknown = sorted(k for k, _ in spec if k != "detector" and k not in known)
+    if unknown:
+        raise PolicyError(
+            f"{where}: detector {kind!r} has no parameter "
+            f"{', '.join(repr(k) for k in unknown)}; fix the spelling or remove it "
+            f"(it takes {sorted(known)})."
+        )
 
 
 def _join(j: Any, where: str) -> JoinLimits:

@@ -10,7 +10,8 @@ CUSUM on the error rate of predictions joined with their labels.
     [default]
     cooldown_s = 0            # event-time seconds after a request in which no new one is made
     training_window = 1000    # labelled examples kept per model for retraining
-    join = { ttl_s = 86400, max_pending = 2000, max_early = 500 }
+    training_window_bytes = 3145728   # ... and at most this many bytes of them (JSON size)
+    join = { ttl_s = 86400, max_pending = 2000, max_early = 500, max_bytes = 3145728 }
     metrics = [{ name = "drift", above = 0.1 }]
     error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6 }
     rollback = { min_samples = 200, max_samples = 5000, z = 3.7 }   # or false
@@ -150,6 +151,9 @@ class JoinLimits:
     ttl_s: float = 86400.0  # event-time seconds a prediction waits for its label
     max_pending: int = 2000  # predictions waiting at most
     max_early: int = 500  # labels waiting for a prediction not seen yet
+    # Bytes (JSON size) of both buffers together: a wide model's predictions are large, and the
+    # buffers are part of the model's snapshot, which must fit a Kafka record.
+    max_bytes: int = 3 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +169,7 @@ class Policy:
     trainer: tuple[tuple[str, Any], ...] | None = None
     cooldown_s: float = 0.0
     training_window: int = 1000  # labelled examples kept per model for retraining
+    training_window_bytes: int = 3 * 1024 * 1024  # ... and at most this many bytes of them
     drift: DriftRule | None = field(default_factory=lambda: DriftRule())
     confirm: tuple[int, int] = (1, 1)  # k alarms of one signal within its last n samples
     quorum: str | int = "any"  # "any", "all", or how many signals must be active at once
@@ -213,6 +218,7 @@ _POLICY_KEYS = {
     "cooldown_s",
     "pending_timeout_s",
     "training_window",
+    "training_window_bytes",
     "join",
     "drift",
     "confirm",
@@ -295,6 +301,10 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         changes["rollback"] = _rollback_rule(table["rollback"], where)
     if "training_window" in table:
         changes["training_window"] = _count(table["training_window"], f"{where} training_window")
+    if "training_window_bytes" in table:
+        changes["training_window_bytes"] = _count(
+            table["training_window_bytes"], f"{where} training_window_bytes"
+        )
     if "join" in table:
         changes["join"] = _join(table["join"], where)
     if "drift" in table:
@@ -489,12 +499,16 @@ def _check_keys(spec: tuple[tuple[str, Any], ...], where: str) -> None:
 
 
 def _join(j: Any, where: str) -> JoinLimits:
-    if not isinstance(j, dict) or set(j) - {"ttl_s", "max_pending", "max_early"}:
-        raise PolicyError(f"{where}: 'join' must be a table with ttl_s, max_pending, max_early.")
+    if not isinstance(j, dict) or set(j) - {"ttl_s", "max_pending", "max_early", "max_bytes"}:
+        raise PolicyError(
+            f"{where}: 'join' must be a table with ttl_s, max_pending, max_early, max_bytes."
+        )
+    d = JoinLimits()
     return JoinLimits(
-        ttl_s=_non_negative(j.get("ttl_s", 86400.0), f"{where} join.ttl_s"),
-        max_pending=_count(j.get("max_pending", 2000), f"{where} join.max_pending"),
-        max_early=_count(j.get("max_early", 500), f"{where} join.max_early"),
+        ttl_s=_non_negative(j.get("ttl_s", d.ttl_s), f"{where} join.ttl_s"),
+        max_pending=_count(j.get("max_pending", d.max_pending), f"{where} join.max_pending"),
+        max_early=_count(j.get("max_early", d.max_early), f"{where} join.max_early"),
+        max_bytes=_count(j.get("max_bytes", d.max_bytes), f"{where} join.max_bytes"),
     )
 
 

@@ -120,7 +120,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from streamproc.core.policy import load_policy
     from streamproc.preflight import PreflightError
-    from streamproc.replay import replay_file
+    from streamproc.replay import ReplaySummary, replay_file
 
     book = load_policy(args.policy)
     try:
@@ -130,9 +130,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"cannot read the replay input {args.input!r} ({exc.strerror}); give a JSONL file "
             "such as `streamproc record --out FILE` writes."
         ) from None
-    counts = replay_file(args.input, args.out, book, retrain_for_real=args.retrain)
-    for topic, n in sorted(counts.items()):
-        print(f"{topic}\t{n}")
+    summary = ReplaySummary()
+    replay_file(args.input, args.out, book, retrain_for_real=args.retrain, summary=summary)
+    print("\n".join(summary.lines()))
     return 0
 
 

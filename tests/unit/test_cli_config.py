@@ -126,7 +126,7 @@ def test_loglevel_sets_the_level_the_worker_logs_at(
         root = logging.getLogger()
         seen["root"] = root.level
         seen["faust"] = cli._loglevel(args)  # type: ignore[arg-type]
-        seen["info_shown"] = logging.getLogger("streamproc.service").isEnabledFor(logging.INFO)
+        seen["info_shown"] = logging.getLogger("cli-level-probe").isEnabledFor(logging.INFO)
         return 0
 
     monkeypatch.setattr(cli, "cmd_worker", fake_worker)

@@ -72,6 +72,11 @@ def test_a_wide_model_over_the_record_limit_does_not_stop_the_worker(
     counts = model_counts(worker.settings.web_port, metrics=1)
     assert counts["predictions"] == 2000
     assert counts["evicted_for_bytes"] > 0  # shrunk to fit the changelog record
+    url = f"http://127.0.0.1:{worker.settings.web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        exposition = r.read().decode()
+    gauge = 'streamproc_state_evicted_for_bytes{model="wide",part="join"} '
+    assert float(exposition.split(gauge)[1].split()[0]) == counts["evicted_for_bytes"]
     log = worker.log_path.read_text(errors="replace")
     assert "over the 8323072 byte limit" in log
     assert "MessageSizeTooLarge" not in log

@@ -311,6 +311,7 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         changes["drift"] = _drift(table["drift"], where, base.drift)
     if "confirm" in table:
         c = table["confirm"]
+        _no_unknown_keys(c, ("k", "n"), f"{where}: confirm")
         if not isinstance(c, dict) or set(c) - {"k", "n"}:
             raise PolicyError(f"{where}: 'confirm' must be a table like {{ k = 2, n = 500 }}.")
         k, n = (
@@ -331,6 +332,7 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         changes["quorum"] = q
     if "budget" in table:
         b = table["budget"]
+        _no_unknown_keys(b, ("max", "per_s"), f"{where}: budget")
         if not isinstance(b, dict) or set(b) - {"max", "per_s"}:
             raise PolicyError(
                 f"{where}: 'budget' must be a table like {{ max = 3, per_s = 86400 }}."
@@ -341,6 +343,7 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         )
     if "schedule" in table:
         sch = table["schedule"]
+        _no_unknown_keys(sch, ("max_age_s", "max_events"), f"{where}: schedule")
         if not isinstance(sch, dict) or set(sch) - {"max_age_s", "max_events"}:
             raise PolicyError(f"{where}: 'schedule' takes max_age_s and max_events.")
         changes["max_age_s"] = _non_negative(sch.get("max_age_s", 0.0), f"{where} max_age_s")
@@ -438,6 +441,7 @@ def _rollback_rule(r: Any, where: str) -> RollbackRule | None:
 def _drift(d: Any, where: str, inherited: DriftRule | None = None) -> DriftRule | None:
     if d is False:
         return None
+    _no_unknown_keys(d, ("numeric", "categorical", "features", "outputs"), f"{where}: drift")
     if not isinstance(d, dict) or set(d) - {"numeric", "categorical", "features", "outputs"}:
         raise PolicyError(
             f"{where}: 'drift' must be false or a table of numeric, categorical, features, outputs."
@@ -467,6 +471,17 @@ def _drift(d: Any, where: str, inherited: DriftRule | None = None) -> DriftRule 
         except (TypeError, ValueError) as exc:
             raise PolicyError(f"{where}: drift detector is not valid: {exc}") from None
     return rule
+
+
+def _no_unknown_keys(table: Any, known: tuple[str, ...], where: str) -> None:
+    """Name the keys of ``table`` that are not ``known``, as the user wrote them."""
+    if isinstance(table, dict):
+        unknown = sorted(k for k in table if k not in known)
+        if unknown:
+            raise PolicyError(
+                f"{where} has no key {', '.join(repr(k) for k in unknown)}; fix the spelling "
+                f"or remove it (it takes {list(known)})."
+            )
 
 
 def _detector_spec(base: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
@@ -499,6 +514,7 @@ def _check_keys(spec: tuple[tuple[str, Any], ...], where: str) -> None:
 
 
 def _join(j: Any, where: str) -> JoinLimits:
+    _no_unknown_keys(j, ("ttl_s", "max_pending", "max_early", "max_bytes"), f"{where}: join")
     if not isinstance(j, dict) or set(j) - {"ttl_s", "max_pending", "max_early", "max_bytes"}:
         raise PolicyError(
             f"{where}: 'join' must be a table with ttl_s, max_pending, max_early, max_bytes."

@@ -417,3 +417,19 @@ def test_a_typo_key_is_named_as_written_with_the_fix(toml: str, says: list[str])
     assert "fix the spelling or remove it" in msg
     for s in says:
         assert s in msg
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[default]\ndrift = { featurs = ["*"] }', "'featurs'"),
+        ("[default]\njoin = { max_pendng = 50 }", "'max_pendng'"),
+        ("[default]\nconfirm = { k = 2, m = 5 }", "'m'"),
+        ("[default]\nbudget = { max = 2, per = 60 }", "'per'"),
+        ("[default]\nschedule = { max_age = 60 }", "'max_age'"),
+    ],
+)
+def test_a_typo_in_a_policy_table_is_named_as_written(toml: str, key: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        load_policy_text(toml)
+    assert key in str(info.value) and "fix the spelling or remove it" in str(info.value)

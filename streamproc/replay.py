@@ -20,7 +20,9 @@ metrics and joins, dead letters, and what was emitted.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -112,6 +114,14 @@ _MONITORED = {
 }
 
 
+def _scratch_registry() -> FileRegistry:
+    """A registry in a temporary folder, removed when the registry is garbage collected."""
+    path = tempfile.mkdtemp(prefix="streamproc-replay-")
+    registry = FileRegistry(path)
+    weakref.finalize(registry, shutil.rmtree, path, ignore_errors=True)
+    return registry
+
+
 def replay(
     lines: Iterable[bytes],
     book: PolicyBook | None = None,
@@ -137,9 +147,7 @@ def _replay(
     summary: ReplaySummary,
 ) -> Iterator[ReplayEvent]:
     monitors = Monitors(book)
-    registry = (
-        FileRegistry(tempfile.mkdtemp(prefix="streamproc-replay-")) if retrain_for_real else None
-    )
+    registry = _scratch_registry() if retrain_for_real else None
     offsets = dict.fromkeys((*INPUT_TOPICS, "deployments", "retrain-results"), 0)
     last_ts = 0.0
     for index, line in enumerate(lines):

@@ -1032,3 +1032,20 @@ def restore(state: dict[str, Any]) -> Detector:
         ) from None
     det: Detector = cls.from_state(state)
     return det
+
+
+def parameters(kind: str) -> frozenset[str]:
+    """The parameter names ``make_detector(kind, ...)`` accepts (for the policy's messages).
+
+    >>> sorted(parameters("cusum"))
+    ['arl', 'min_rise', 'reference_max', 'shift', 'warmup']
+    """
+    try:
+        cls = _KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown detector {kind!r}; use one of {sorted(_KINDS)}.") from None
+    sig = inspect.signature(cls).parameters
+    names = {n for n, p in sig.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+        names |= cls._allowed_params()
+    return frozenset(names)

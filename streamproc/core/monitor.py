@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections import deque
 from typing import Any, Final
 
 import orjson
@@ -56,6 +55,7 @@ from streamproc.core.policy import DEFAULT_POLICY, DriftRule, Policy
 from streamproc.core.rollback import RollbackWatch
 from streamproc.core.timeline import Firing, SignalStatus
 from streamproc.core.trigger import Trigger
+from streamproc.core.window import TrainingWindow
 
 __all__ = ["UNKNOWN_VERSION", "Example", "ModelMonitor"]
 
@@ -104,6 +104,12 @@ MAX_LATENCIES: Final = 10_000
 MAX_METRIC_SERIES: Final = 32  # reported metrics per model with a metric_change detector
 
 
+def detection_config(policy: Policy) -> str:
+    """A digest of the rules that build a model's detectors (saved with its snapshot)."""
+    rules = repr((policy.metric_rules, policy.error, policy.drift))
+    return hashlib.sha256(rules.encode()).hexdigest()[:16]
+
+
 class ModelMonitor:
     """Signals, detectors and trigger policy for one model.
 
@@ -122,8 +128,10 @@ class ModelMonitor:
         self.version_deployed = False  # True once a deployment event set the version
         self.detectors: dict[str, Detector] = {}
         lim = policy.join
-        self.join = LabelJoin(lim.max_pending, lim.ttl_s, lim.max_early)
-        self.examples: deque[Example] = deque(maxlen=policy.training_window)
+        self.join = LabelJoin(lim.max_pending, lim.ttl_s, lim.max_early, lim.max_bytes, model_id)
+        self.examples = TrainingWindow(
+            policy.training_window, policy.training_window_bytes, self._count, model_id
+        )
         self.trigger = Trigger(policy)
         self.samples: dict[str, int] = {}  # per signal, for confirmation
         self.watch: RollbackWatch | None = None
@@ -517,7 +525,8 @@ class ModelMonitor:
                 "version": [self.version, self.version_deployed, self.last_deployment_id],
                 "detectors": {k: d.state() for k, d in self.detectors.items()},
                 "join": self.join.state(),
-                "examples": [list(self.examples), self.examples.maxlen],
+                "examples": [list(self.examples), self.policy.training_window],
+                "policy": detection_config(self.policy),
                 "trigger": self.trigger.state(),
                 "samples": self.samples,
                 "watch": self.watch.state() if self.watch else None,
@@ -532,19 +541,27 @@ class ModelMonitor:
 
     @classmethod
     def restore(cls, data: bytes, policy: Policy = DEFAULT_POLICY) -> ModelMonitor:
+        """Rebuild from :meth:`snapshot`: the state is the snapshot's, the configuration the
+        given ``policy``'s (join limits, training window, trigger; detectors start afresh if
+        the policy's detection rules changed since the snapshot). What the new limits no
+        longer hold is evicted and counted."""
         s = orjson.loads(data)
         if s.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(
                 f"monitor snapshot format {s.get('format')!r} is not {SNAPSHOT_FORMAT}; "
                 "reset the worker's state (new application id) to start from fresh detectors."
             )
-        examples, maxlen = s["examples"]
+        examples = s["examples"][0]
         mon = cls(s["model_id"], policy)
-        mon.examples = deque(maxlen=maxlen)
         mon.version, mon.version_deployed, mon.last_deployment_id = s["version"]
-        mon.detectors = {k: restore(v) for k, v in s["detectors"].items()}
-        mon.join = LabelJoin.from_state(s["join"])
-        mon.examples.extend(examples)
+        if s.get("policy", detection_config(policy)) == detection_config(policy):
+            mon.detectors.update({k: restore(v) for k, v in s["detectors"].items()})
+        else:  # keep the fresh ones of the current rules
+            log.info("model %s: detection rules changed: detectors start afresh", mon.model_id)
+        lim = policy.join
+        mon.join = LabelJoin.from_state(
+            s["join"], lim.max_pending, lim.ttl_s, lim.max_early, lim.max_bytes, mon.model_id
+        )
         mon.trigger = Trigger.from_state(s["trigger"], policy)
         mon.samples = dict(s["samples"])
         mon.watch = RollbackWatch.from_state(s["watch"]) if s["watch"] else None
@@ -555,4 +572,5 @@ class ModelMonitor:
         mon.last_ts = s["last_ts"]
         if "screen" in s:  # snapshots from before the screen: features are probed again
             mon.screen.load(s["screen"])
+        mon.examples.extend(examples)  # the policy's window: the newest that fit, counted
         return mon

@@ -10,7 +10,8 @@ CUSUM on the error rate of predictions joined with their labels.
     [default]
     cooldown_s = 0            # event-time seconds after a request in which no new one is made
     training_window = 1000    # labelled examples kept per model for retraining
-    join = { ttl_s = 86400, max_pending = 2000, max_early = 500 }
+    training_window_bytes = 3145728   # ... and at most this many bytes of them (JSON size)
+    join = { ttl_s = 86400, max_pending = 2000, max_early = 500, max_bytes = 3145728 }
     metrics = [{ name = "drift", above = 0.1 }]
     metric_change = { detector = "rank_cp", metrics = ["*"], warmup = 20, window = 100 }  # or false
     error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6 }
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from streamproc.core.detectors import Detector, make_detector
+from streamproc.core.detectors import Detector, make_detector, parameters
 from streamproc.core.identifiers import IdentifierScreen
 
 __all__ = [
@@ -185,6 +186,9 @@ class JoinLimits:
     ttl_s: float = 86400.0  # event-time seconds a prediction waits for its label
     max_pending: int = 2000  # predictions waiting at most
     max_early: int = 500  # labels waiting for a prediction not seen yet
+    # Bytes (JSON size) of both buffers together: a wide model's predictions are large, and the
+    # buffers are part of the model's snapshot, which must fit a Kafka record.
+    max_bytes: int = 3 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,7 @@ class Policy:
     trainer: tuple[tuple[str, Any], ...] | None = None
     cooldown_s: float = 0.0
     training_window: int = 1000  # labelled examples kept per model for retraining
+    training_window_bytes: int = 3 * 1024 * 1024  # ... and at most this many bytes of them
     drift: DriftRule | None = field(default_factory=lambda: DriftRule())
     confirm: tuple[int, int] = (1, 1)  # k alarms of one signal within its last n samples
     quorum: str | int = "any"  # "any", "all", or how many signals must be active at once
@@ -250,6 +255,7 @@ _POLICY_KEYS = {
     "cooldown_s",
     "pending_timeout_s",
     "training_window",
+    "training_window_bytes",
     "join",
     "drift",
     "confirm",
@@ -334,12 +340,17 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         changes["rollback"] = _rollback_rule(table["rollback"], where)
     if "training_window" in table:
         changes["training_window"] = _count(table["training_window"], f"{where} training_window")
+    if "training_window_bytes" in table:
+        changes["training_window_bytes"] = _count(
+            table["training_window_bytes"], f"{where} training_window_bytes"
+        )
     if "join" in table:
         changes["join"] = _join(table["join"], where)
     if "drift" in table:
-        changes["drift"] = _drift(table["drift"], where)
+        changes["drift"] = _drift(table["drift"], where, base.drift)
     if "confirm" in table:
         c = table["confirm"]
+        _no_unknown_keys(c, ("k", "n"), f"{where}: confirm")
         if not isinstance(c, dict) or set(c) - {"k", "n"}:
             raise PolicyError(f"{where}: 'confirm' must be a table like {{ k = 2, n = 500 }}.")
         k, n = (
@@ -360,6 +371,7 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         changes["quorum"] = q
     if "budget" in table:
         b = table["budget"]
+        _no_unknown_keys(b, ("max", "per_s"), f"{where}: budget")
         if not isinstance(b, dict) or set(b) - {"max", "per_s"}:
             raise PolicyError(
                 f"{where}: 'budget' must be a table like {{ max = 3, per_s = 86400 }}."
@@ -370,6 +382,7 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         )
     if "schedule" in table:
         sch = table["schedule"]
+        _no_unknown_keys(sch, ("max_age_s", "max_events"), f"{where}: schedule")
         if not isinstance(sch, dict) or set(sch) - {"max_age_s", "max_events"}:
             raise PolicyError(f"{where}: 'schedule' takes max_age_s and max_events.")
         changes["max_age_s"] = _non_negative(sch.get("max_age_s", 0.0), f"{where} max_age_s")
@@ -448,6 +461,9 @@ def _error_rule(e: Any, where: str) -> ErrorRule | None:
                 f"{where}: error detector parameter {k} = {v!r} is not a usable number."
             )
     rule = ErrorRule(detector=str(e.get("detector", "cusum")), params=tuple(sorted(params.items())))
+    _check_keys(
+        (("detector", rule.detector), *rule.params), f"{where}: error detector is not valid"
+    )
     try:
         rule.make()
     except (TypeError, ValueError) as exc:
@@ -491,15 +507,16 @@ def _rollback_rule(r: Any, where: str) -> RollbackRule | None:
     return rule
 
 
-def _drift(d: Any, where: str) -> DriftRule | None:
+def _drift(d: Any, where: str, inherited: DriftRule | None = None) -> DriftRule | None:
     if d is False:
         return None
+    _no_unknown_keys(d, ("numeric", "categorical", "features", "outputs", *_ID), f"{where}: drift")
     if not isinstance(d, dict) or set(d) - {"numeric", "categorical", "features", "outputs", *_ID}:
         raise PolicyError(
             f"{where}: 'drift' must be false or a table of numeric, categorical, features, "
             "outputs, identifiers, identifier_probe, identifier_distinct."
         )
-    base = DriftRule()
+    base = inherited or DriftRule()  # a [[model]] table refines the [default] one
     changes: dict[str, Any] = {}
     for key in ("numeric", "categorical"):
         if key in d:
@@ -508,8 +525,8 @@ def _drift(d: Any, where: str) -> DriftRule | None:
                 raise PolicyError(
                     f"{where}: drift.{key} must be a table like {{ detector = 'ks' }}."
                 )
-            merged = {**dict(getattr(base, key)), **spec}
-            changes[key] = tuple(sorted(merged.items()))
+            changes[key] = tuple(sorted(_detector_spec(dict(getattr(base, key)), spec).items()))
+            _check_keys(changes[key], f"{where}: drift.{key}")
     if "features" in d:
         f = d["features"]
         if not isinstance(f, list) or not all(isinstance(g, str) for g in f):
@@ -525,6 +542,46 @@ def _drift(d: Any, where: str) -> DriftRule | None:
         except (TypeError, ValueError) as exc:
             raise PolicyError(f"{where}: drift detector is not valid: {exc}") from None
     return rule
+
+
+def _no_unknown_keys(table: Any, known: tuple[str, ...], where: str) -> None:
+    """Name the keys of ``table`` that are not ``known``, as the user wrote them."""
+    if isinstance(table, dict):
+        unknown = sorted(k for k in table if k not in known)
+        if unknown:
+            raise PolicyError(
+                f"{where} has no key {', '.join(repr(k) for k in unknown)}; fix the spelling "
+                f"or remove it (it takes {list(known)})."
+            )
+
+
+def _detector_spec(base: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The user's detector table over the defaults of the kind it names.
+
+    Naming another kind starts from that kind's own defaults: the default detector's parameters
+    (say the CUSUM's ``arl``) mean nothing to a KS test.
+    """
+    if spec.get("detector", base["detector"]) != base["detector"]:
+        return dict(spec)
+    return {**base, **spec}
+
+
+def _check_keys(spec: tuple[tuple[str, Any], ...], where: str) -> None:
+    """Name a parameter the chosen detector does not take, as the user wrote it."""
+    kind = dict(spec).get("detector")
+    if not isinstance(kind, str):
+        return
+    try:
+        known = parameters(kind)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+    unknown = sorted(k for k, _ in spec if k != "detector" and k not in known)
+    if unknown:
+        raise PolicyError(
+            f"{where}: detector {kind!r} has no parameter "
+            f"{', '.join(repr(k) for k in unknown)}; fix the spelling or remove it "
+            f"(it takes {sorted(known)})."
+        )
 
 
 _ID = ("identifiers", "identifier_probe", "identifier_distinct")
@@ -547,12 +604,17 @@ def _identifier_changes(d: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _join(j: Any, where: str) -> JoinLimits:
-    if not isinstance(j, dict) or set(j) - {"ttl_s", "max_pending", "max_early"}:
-        raise PolicyError(f"{where}: 'join' must be a table with ttl_s, max_pending, max_early.")
+    _no_unknown_keys(j, ("ttl_s", "max_pending", "max_early", "max_bytes"), f"{where}: join")
+    if not isinstance(j, dict) or set(j) - {"ttl_s", "max_pending", "max_early", "max_bytes"}:
+        raise PolicyError(
+            f"{where}: 'join' must be a table with ttl_s, max_pending, max_early, max_bytes."
+        )
+    d = JoinLimits()
     return JoinLimits(
-        ttl_s=_non_negative(j.get("ttl_s", 86400.0), f"{where} join.ttl_s"),
-        max_pending=_count(j.get("max_pending", 2000), f"{where} join.max_pending"),
-        max_early=_count(j.get("max_early", 500), f"{where} join.max_early"),
+        ttl_s=_non_negative(j.get("ttl_s", d.ttl_s), f"{where} join.ttl_s"),
+        max_pending=_count(j.get("max_pending", d.max_pending), f"{where} join.max_pending"),
+        max_early=_count(j.get("max_early", d.max_early), f"{where} join.max_early"),
+        max_bytes=_count(j.get("max_bytes", d.max_bytes), f"{where} join.max_bytes"),
     )
 
 

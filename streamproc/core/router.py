@@ -39,6 +39,7 @@ from streamproc.core.events import (
 )
 from streamproc.core.monitor import ModelMonitor
 from streamproc.core.policy import PolicyBook
+from streamproc.core.statesize import fit_snapshot
 
 __all__ = ["MONITORED_TOPICS", "Monitors", "Outcome", "route"]
 
@@ -73,15 +74,20 @@ class Monitors:
         Policies by model id.
     load
         Returns a model's saved snapshot, or None; the live agent passes a table lookup.
+    max_snapshot_bytes
+        Largest snapshot the store takes; a larger one is shrunk or degraded
+        (:func:`streamproc.core.statesize.fit_snapshot`), never written to fail.
     """
 
     def __init__(
         self,
         book: PolicyBook | None = None,
         load: Callable[[str], bytes | None] | None = None,
+        max_snapshot_bytes: int | None = None,
     ) -> None:
         self.book = book or PolicyBook()
         self._load = load
+        self.max_snapshot_bytes = max_snapshot_bytes
         self.live: dict[str, ModelMonitor] = {}
         self.dirty: set[str] = set()
 
@@ -96,10 +102,18 @@ class Monitors:
         return mon
 
     def drain_dirty(self) -> dict[str, bytes]:
-        """Snapshots of the monitors changed since the last call (to persist them)."""
-        out = {mid: self.live[mid].snapshot() for mid in sorted(self.dirty)}
+        """Snapshots of the monitors changed since the last call (to persist them); a model
+        whose snapshot cannot be made to fit is left out (its previous one stays)."""
+        out = {mid: self.snapshot(mid) for mid in sorted(self.dirty)}
         self.dirty.clear()
-        return out
+        return {mid: data for mid, data in out.items() if data is not None}
+
+    def snapshot(self, model_id: str) -> bytes | None:
+        """A live monitor's snapshot within ``max_snapshot_bytes`` (None: cannot fit)."""
+        mon = self.live[model_id]
+        if self.max_snapshot_bytes is None:
+            return mon.snapshot()
+        return fit_snapshot(mon, self.max_snapshot_bytes)
 
     def forget(self) -> None:
         """Drop cached monitors (on rebalance) so the next lookup reloads from the store."""

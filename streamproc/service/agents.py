@@ -48,7 +48,7 @@ from streamproc.core.retrain import (
     unexpected,
 )
 from streamproc.core.router import Monitors, route
-from streamproc.service.app import Wiring
+from streamproc.service.app import MAX_STATE_BYTES, Wiring
 from streamproc.service.board import StatusBoard
 from streamproc.service.checkpoint import Checkpointer
 from streamproc.trainers import (
@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.2
 WEBHOOK_DEADLINE_S = 6 * 3600.0
+# A snapshot is one changelog record: its key and Kafka's framing must fit beside it.
+SNAPSHOT_LIMIT = MAX_STATE_BYTES - 64 * 1024
 
 
 async def send_acked(topic: Any, key: str | bytes | None, value: bytes) -> None:
@@ -88,7 +90,7 @@ def install(w: Wiring, board: StatusBoard) -> None:
         settings.topic(n): n
         for n in ("predictions", "labels", "metrics", "deployments", "retrain-results")
     }
-    monitors = Monitors(book, load=w.monitors.load)
+    monitors = Monitors(book, load=w.monitors.load, max_snapshot_bytes=SNAPSHOT_LIMIT)
     ckpt = Checkpointer(w, monitors, settings.checkpoint_s)
     retrains.live = monitors.live  # fresher than the table between checkpoints
     metrics = board.metrics
@@ -269,7 +271,7 @@ class Retrains:
         mon = self.live.get(mid)
         if mon is None:
             mon_bytes = self.w.monitors.load(mid)
-            mon = ModelMonitor.restore(mon_bytes) if mon_bytes else None
+            mon = ModelMonitor.restore(mon_bytes, self.book.for_model(mid)) if mon_bytes else None
         examples: Sequence[Any] = mon.training_examples() if mon else []
         deployed = mon.version if mon else req.model_version
         try:

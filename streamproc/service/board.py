@@ -87,6 +87,10 @@ class StatusBoard:
         if v.version != mon.version:
             v.version = mon.version
         v.counts = {**mon.counts, **mon.join.counts}
+        if self.metrics.model(mon.model_id) == mon.model_id:  # a gauge per labelled model
+            for part, n in (("join", v.counts.get("evicted_for_bytes", 0)),
+                            ("window", v.counts.get("window_evicted_for_bytes", 0))):  # fmt: skip
+                self.metrics.evicted_for_bytes.labels(mon.model_id, part).set(n)
         # Joins since the last report: the monitor's unsaved latency list (a monitor restored
         # after a rebalance starts it empty, so history is not counted twice).
         self.metrics.joins.labels(self.metrics.model(mon.model_id)).inc(len(mon.join_latencies))

@@ -141,6 +141,8 @@ class LoopResult:
     requests_at: list[int] = field(default_factory=list)
     onset_delays: list[int] = field(default_factory=list)  # drift onset -> first deployment
     false_retrains: int = 0  # requests in stationary stretches
+    # Error alarms after a known change: (true change, estimated change, alarm) in label time.
+    change_points: list[tuple[float, float, float]] = field(default_factory=list)
     stationary_events: int = 0
 
     @property
@@ -267,6 +269,7 @@ class _Loop:
             return
         r = self.result
         r.requests_at.append(i)
+        self._record_change_point(emitted)
         if self._stationary(i):
             r.false_retrains += 1
         outcome = retrain(emitted, self.mon.training_examples(), self.mon.version, self.registry,
@@ -276,6 +279,15 @@ class _Loop:
             self.mon.on_result(outcome.result)
             return
         self._deploy(outcome.deployment, i)
+
+    def _record_change_point(self, req: RetrainRequest) -> None:
+        """Error alarms' change-point estimates against the world's true change (label time)."""
+        truth = [float(o + self.lag) for o in self.schedule.drifts if o + self.lag <= req.ts]
+        for reason in req.reasons:
+            est = reason.details.get("change_ts")
+            if reason.signal == "error" and truth and isinstance(est, int | float):
+                if req.ts - truth[-1] <= SETTLE:
+                    self.result.change_points.append((truth[-1], float(est), req.ts))
 
     def _deploy(self, dep: DeploymentEvent, i: int) -> None:
         model = (

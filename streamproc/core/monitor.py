@@ -38,6 +38,7 @@ from typing import Any, Final
 
 import orjson
 
+from streamproc.core.changepoint import estimate_change
 from streamproc.core.detectors import Detector, restore
 from streamproc.core.events import (
     DeploymentEvent,
@@ -403,7 +404,16 @@ class ModelMonitor:
         return sum(1 for ex in reversed(self.examples) if ex[4] >= ts)
 
     def _change_ts(self, since: int) -> float | None:
-        """Label time of the first of the last ``since`` examples of the current version."""
+        """Label time of the estimated first post-change example of the current version.
+
+        The likelihood estimate of :mod:`streamproc.core.changepoint` over the version's
+        examples in the window; the CUSUM's own ``since`` count (which tends to reach back
+        before the change) only when that finds no rise.
+        """
+        mine = [ex for ex in self.examples if ex[3] == self.version and ex[2] is not None]
+        k = estimate_change([error_of(ex[2], ex[1]) for ex in mine])
+        if k is not None:
+            return float(mine[k][4])
         seen = 0
         for ex in reversed(self.examples):
             if ex[3] == self.version:

@@ -19,7 +19,7 @@ served model. Strategies: ``never``; ``periodic`` (every ``period`` events); ``s
 (the seed's rule on a reported metric: error rate of the last 100 labels minus the version's
 reference rate, above 0.1); ``default`` (the default policy, through :class:`ModelMonitor`);
 ``oracle`` (knows each true drift and retrains on post-drift data as soon as there are enough
-labels for the trainer: the ceiling).
+labels for the trainer and the gate's minimum holdout: the ceiling).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from streamproc.core.events import (
     RetrainRequest,
 )
 from streamproc.core.monitor import ModelMonitor
-from streamproc.core.policy import DEFAULT_POLICY, Policy, load_policy_text
+from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, Policy, load_policy_text
 from streamproc.core.registry import FileRegistry
 from streamproc.core.retrain import retrain
 from streamproc.core.training import TrainedModel, train
@@ -249,7 +249,7 @@ class _Loop:
         elif s == "oracle" and self.oracle_due and i >= self.oracle_due[0]:
             onset = self.oracle_due[0]
             since = sum(1 for ex in self.mon.examples if ex[4] >= onset + self.lag)
-            if since >= 50:
+            if since >= self.mon.policy.min_train_examples + MIN_HOLDOUT:
                 self.oracle_due.pop(0)
                 self.mon.last_change_ts = float(onset + self.lag)  # what a detector estimates
                 self._act(self._manual(i, "oracle", i, change_ts=float(onset + self.lag)), i)

@@ -51,7 +51,7 @@ from streamproc.core.events import (
     SourceRef,
 )
 from streamproc.core.labeljoin import Joined, LabelJoin
-from streamproc.core.policy import DEFAULT_POLICY, Policy
+from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, Policy
 from streamproc.core.rollback import RollbackWatch
 from streamproc.core.timeline import SignalStatus
 from streamproc.core.trigger import Trigger
@@ -320,7 +320,8 @@ class ModelMonitor:
         details = det.details()
         if signal == ERROR_SIGNAL and details.get("since_change"):
             details["change_ts"] = self._change_ts(int(details["since_change"]))
-            if self._examples_since(details["change_ts"]) < self.policy.min_train_examples:
+            need = self.policy.min_train_examples + MIN_HOLDOUT
+            if self._examples_since(details["change_ts"]) < need:
                 # Keep the alarm (no reset): ask once the new concept has enough examples.
                 self._count("waiting_for_examples")
                 return None

@@ -39,6 +39,7 @@ from typing import Any, Final
 import orjson
 
 from streamproc.core.changepoint import estimate_change
+from streamproc.core.degraded import DegradedWatch
 from streamproc.core.detectors import Detector, restore
 from streamproc.core.events import (
     DeploymentEvent,
@@ -125,6 +126,8 @@ class ModelMonitor:
         self.own_examples = 0  # labelled examples the current version answered
         self.last_change_ts: float | None = None
         self.last_deployment_id: str | None = None
+        # The last good error level while a change-based retrain is in flight or failed.
+        self.degraded: DegradedWatch | None = None
         self.offsets: dict[str, int] = {}
         self.counts: dict[str, int] = {}
         self.last_ts = 0.0
@@ -209,6 +212,7 @@ class ModelMonitor:
         retrained = isinstance(ev.metrics.get("train"), int)
         refit = retrained and ev.action == "promote" and ev.request_id != self.last_refit_id
         self.refit_due = self.policy.refit_examples if refit else 0
+        self.degraded = None
         self.own_examples = 0
         self.last_deployment_id = ev.deployment_id
         self.version = ev.version
@@ -221,6 +225,8 @@ class ModelMonitor:
         """A retrain that ended without deployment stops muting new requests."""
         if ev.status != "succeeded" and self.trigger.ended_without_deployment(ev.request_id):
             self._count(f"retrain_{ev.status}")
+        if ev.status != "succeeded" and self.degraded is not None:
+            self.degraded.ended(ev.request_id, ev.status)
 
     # ------------------------------------------------------------------ decisions
 
@@ -237,6 +243,10 @@ class ModelMonitor:
         self.own_examples += 1
         if self.refit_due and self.own_examples >= self.refit_due:
             return self._refit(j, source)
+        if self.degraded is not None and self.degraded.due():
+            asked = self._ask_again(j, source)
+            if asked is not None:
+                return asked
         det = self.detectors.get(ERROR_SIGNAL)
         if det is None:
             return None
@@ -297,6 +307,28 @@ class ModelMonitor:
         self.last_refit_id = req.request_id
         return req
 
+    def _ask_again(self, j: Joined, source: SourceRef | None) -> RetrainRequest | None:
+        """Re-request for a model still degraded after a retrain that did not deploy."""
+        watch = self.degraded
+        assert watch is not None
+        # The latest post-change errors only: a model that recovered by itself is left alone.
+        errors = self._recent_errors(self.version, 200, since=watch.change_ts, fallback=False)
+        if not watch.still_degraded(errors):
+            self._count("recovered_without_retrain")
+            self.degraded = None
+            return None
+        mean = sum(errors) / len(errors)
+        details = watch.evidence(mean)
+        reason = Reason("degraded", "backoff", mean, watch.good_level, watch.labels, details)
+        reasons = self.trigger.ask_scheduled(reason, j.label_ts)
+        if not reasons:
+            watch.postpone()
+            return None
+        self._count("asked_again")
+        req = self._request(reasons, j.label_ts, f"degraded@{j.event_id}", source)
+        watch.asked(req.request_id)
+        return req
+
     def _scheduled(self, ts: float, source: SourceRef | None) -> RetrainRequest | None:
         reason = self.trigger.schedule_due(ts)
         if reason is None:
@@ -346,7 +378,13 @@ class ModelMonitor:
         if reasons is None:
             self._count("suppressed")
             return None
-        return self._request(reasons, ts, evidence, source)
+        req = self._request(reasons, ts, evidence, source)
+        if signal == ERROR_SIGNAL and isinstance(details.get("change_ts"), int | float):
+            level = float(details.get("reference_level", math.nan))
+            if math.isfinite(level):
+                n = self._examples_since(details["change_ts"])
+                self.degraded = DegradedWatch.start(req.request_id, level, details["change_ts"], n)
+        return req
 
     def _request(
         self, reasons: tuple[Reason, ...], ts: float, evidence: str, source: SourceRef | None
@@ -364,13 +402,15 @@ class ModelMonitor:
             source=source,
         )
 
-    def _recent_errors(self, version: str, limit: int) -> list[float]:
+    def _recent_errors(
+        self, version: str, limit: int, since: float | None = None, fallback: bool = True
+    ) -> list[float]:
         """The version's latest live errors: since the last detected change if enough, else all."""
         mine = [ex for ex in self.examples if ex[3] == version and ex[2] is not None]
-        since = self.last_change_ts
+        since = self.last_change_ts if since is None else since
         if since is not None:
             after = [ex for ex in mine if ex[4] >= since]
-            mine = after if len(after) >= 30 else mine
+            mine = after if len(after) >= 30 or not fallback else mine
         return [error_of(ex[2], ex[1]) for ex in mine[-limit:]]
 
     def _rollback(self, j: Joined) -> DeploymentEvent:
@@ -475,6 +515,7 @@ class ModelMonitor:
                 "watch": self.watch.state() if self.watch else None,
                 "refit": [self.refit_due, self.own_examples, self.last_refit_id],
                 "last_change_ts": self.last_change_ts,
+                "degraded": self.degraded.state() if self.degraded else None,
                 "offsets": self.offsets,
                 "counts": self.counts,
                 "last_ts": self.last_ts,
@@ -501,6 +542,7 @@ class ModelMonitor:
         mon.watch = RollbackWatch.from_state(s["watch"]) if s["watch"] else None
         mon.refit_due, mon.own_examples, mon.last_refit_id = s["refit"]
         mon.last_change_ts = s["last_change_ts"]
+        mon.degraded = DegradedWatch.from_state(s["degraded"]) if s.get("degraded") else None
         mon.offsets = s["offsets"]
         mon.counts = s["counts"]
         mon.last_ts = s["last_ts"]

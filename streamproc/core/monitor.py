@@ -56,6 +56,7 @@ from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, Policy
 from streamproc.core.rollback import RollbackWatch
 from streamproc.core.timeline import SignalStatus
 from streamproc.core.trigger import Trigger
+from streamproc.core.versions import OtherVersions, TrafficShare, VersionSignals, VersionStatus
 
 __all__ = ["UNKNOWN_VERSION", "Example", "ModelMonitor"]
 
@@ -128,6 +129,10 @@ class ModelMonitor:
         self.last_deployment_id: str | None = None
         # The last good error level while a change-based retrain is in flight or failed.
         self.degraded: DegradedWatch | None = None
+        # Versions served beside the current one (canary, shadow), each with its own signals,
+        # and the share of recent traffic each carries (streamproc.core.versions).
+        self.others = OtherVersions()
+        self.traffic = TrafficShare()
         self.offsets: dict[str, int] = {}
         self.counts: dict[str, int] = {}
         self.last_ts = 0.0
@@ -155,6 +160,8 @@ class ModelMonitor:
         if ev.model_version == self.version:
             self.trigger.events += 1
             request = self._watch_distributions(ev, source) or self._scheduled(ev.ts, source)
+        else:
+            self._other_prediction(ev)
         joined = self.join.add_prediction(
             ev.event_id, ev.ts, ev.model_version, ev.prediction, dict(ev.features)
         )
@@ -215,6 +222,9 @@ class ModelMonitor:
         self.degraded = None
         self.own_examples = 0
         self.last_deployment_id = ev.deployment_id
+        if ev.version != self.version and self.version != UNKNOWN_VERSION:
+            self.others.park(self.version, VersionSignals(self.detectors), ev.ts)
+        self.others.take(ev.version)
         self.version = ev.version
         self.version_deployed = True
         self.trigger.deployed(ev.ts)
@@ -234,10 +244,11 @@ class ModelMonitor:
         if len(self.join_latencies) < MAX_LATENCIES:
             self.join_latencies.append(j.latency_s)
         self.examples.append([j.features, j.label, j.prediction, j.version, j.label_ts])
+        err = error_of(j.prediction, j.label)
         if j.version != self.version:
             self._count("stale_joins")  # answered a prediction by another version
+            self._other_label(j, err)
             return None
-        err = error_of(j.prediction, j.label)
         if self.watch is not None and self.watch.update(err):
             return self._rollback(j)
         self.own_examples += 1
@@ -259,15 +270,8 @@ class ModelMonitor:
         rule = self.policy.drift
         if rule is None:
             return None
-        values: list[tuple[str, Any]] = [
-            (f"feature:{k}", v) for k, v in ev.features.items() if rule.watches(k)
-        ]
-        if rule.outputs:
-            values.append(("prediction", ev.prediction))
-            if ev.score is not None:
-                values.append(("score", ev.score))
         fired = None
-        for signal, value in values:
+        for signal, value in self._distribution_values(ev):
             det = self.detectors.get(signal)
             if det is None:
                 if value is None:
@@ -277,6 +281,38 @@ class ModelMonitor:
                 evidence = f"{signal}@{ev.event_id}"
                 fired = self._fired(signal, det, det.statistic, ev.ts, evidence, source)
         return fired
+
+    def _distribution_values(self, ev: PredictionEvent) -> list[tuple[str, Any]]:
+        rule = self.policy.drift
+        if rule is None:
+            return []
+        values: list[tuple[str, Any]] = [
+            (f"feature:{k}", v) for k, v in ev.features.items() if rule.watches(k)
+        ]
+        if rule.outputs:
+            values.append(("prediction", ev.prediction))
+            if ev.score is not None:
+                values.append(("score", ev.score))
+        return values
+
+    def _other_prediction(self, ev: PredictionEvent) -> None:
+        """A prediction by a version that is not current feeds that version's own signals."""
+        vs = self.others.get(ev.model_version, ev.ts)
+        vs.predictions += 1
+        rule = self.policy.drift
+        for signal, value in self._distribution_values(ev):
+            if rule is None or (value is None and signal not in vs.detectors):
+                continue
+            out = signal in _OUTPUTS
+            if vs.update(signal, value, lambda v=value, o=out: rule.make(v, output=o)):
+                self._count("other_version_alarms")
+
+    def _other_label(self, j: Joined, err: float) -> None:
+        vs = self.others.get(j.version, j.label_ts)
+        vs.labels += 1
+        rule = self.policy.error
+        if rule is not None and vs.update(ERROR_SIGNAL, err, rule.make):
+            self._count("other_version_alarms")
 
     def _significant(self, det: Detector) -> bool:
         """Bonferroni across the model's watched distributions: many tests, one alarm budget.
@@ -472,11 +508,31 @@ class ModelMonitor:
         self.detectors = dets
 
     def _observe_version(self, version: str) -> None:
-        # Before any deployment event, the version the model reports itself is the deployed one.
-        if not self.version_deployed and version != self.version:
-            if self.version != UNKNOWN_VERSION:
-                self._fresh_detectors()
+        # Before any deployment event, the current version is the one carrying the majority of
+        # recent traffic; a minority version (a canary) never resets the current one's signals.
+        self.traffic.observe(version)
+        if self.version_deployed or version == self.version:
+            return
+        if self.version == UNKNOWN_VERSION:
             self.version = version
+            return
+        major = self.traffic.majority()
+        if major is not None and major != self.version:
+            self._switch_version(major)
+
+    def _switch_version(self, version: str) -> None:
+        """Another version took the majority of traffic: its signal set becomes the current one."""
+        self.others.park(self.version, VersionSignals(self.detectors, self.samples), self.last_ts)
+        taken = self.others.take(version)
+        self._fresh_detectors()
+        self.samples = {}
+        if taken is not None:
+            self.detectors.update(taken.detectors)
+            self.samples = taken.samples
+        log.info("model %s: %s carries most traffic now; it is the current version",
+                 self.model_id, version)  # fmt: skip
+        self._count("version_switches")
+        self.version = version
 
     def _seen(self, ts: float, topic: str) -> None:
         if ts > self.last_ts:
@@ -493,6 +549,17 @@ class ModelMonitor:
                 name, d.kind, d.statistic, d.threshold, d.n, self.counts.get(f"fired:{name}", 0)
             )
             for name, d in sorted(self.detectors.items())
+        ]
+
+    def version_status(self) -> list[VersionStatus]:
+        """Each served version's signals: the current one first, then the others by name."""
+        cur = VersionStatus(self.version, True, self.traffic.share(self.version),
+                            self.trigger.events, self.own_examples, self.last_ts,
+                            tuple(self.signal_status()))  # fmt: skip
+        return [cur] + [
+            VersionStatus(v, False, self.traffic.share(v), vs.predictions, vs.labels, vs.last_ts,
+                          tuple(vs.status()))  # fmt: skip
+            for v, vs in self.others.items()
         ]
 
     def training_examples(self) -> list[Example]:
@@ -516,6 +583,7 @@ class ModelMonitor:
                 "refit": [self.refit_due, self.own_examples, self.last_refit_id],
                 "last_change_ts": self.last_change_ts,
                 "degraded": self.degraded.state() if self.degraded else None,
+                "versions": {"others": self.others.state(), "traffic": self.traffic.state()},
                 "offsets": self.offsets,
                 "counts": self.counts,
                 "last_ts": self.last_ts,
@@ -543,6 +611,9 @@ class ModelMonitor:
         mon.refit_due, mon.own_examples, mon.last_refit_id = s["refit"]
         mon.last_change_ts = s["last_change_ts"]
         mon.degraded = DegradedWatch.from_state(s["degraded"]) if s.get("degraded") else None
+        if "versions" in s:
+            mon.others = OtherVersions.from_state(s["versions"]["others"])
+            mon.traffic = TrafficShare.from_state(s["versions"]["traffic"])
         mon.offsets = s["offsets"]
         mon.counts = s["counts"]
         mon.last_ts = s["last_ts"]

@@ -10,8 +10,8 @@ the good level. It stops when a version is deployed, when the error is back near
 and, through the trigger, when the retrain budget is spent.
 
 Significance: a one-sided z-test of the mean of the latest post-change errors (the monitor
-passes the last 200, so a model that recovered by itself is left alone) against the good level, at ``z`` deviations (Bernoulli deviation for 0/1
-errors, the sample deviation otherwise).
+passes the last 200, so a model that recovered by itself is left alone) against the good
+level, at ``z`` deviations (Bernoulli deviation for 0/1 errors, the sample deviation otherwise).
 
 Examples
 --------
@@ -70,7 +70,9 @@ class DegradedWatch:
     last_status: str | None = None
 
     @classmethod
-    def start(cls, request_id: str, good_level: float, change_ts: float, labels: int) -> DegradedWatch:
+    def start(
+        cls, request_id: str, good_level: float, change_ts: float, labels: int
+    ) -> DegradedWatch:
         return cls(request_id, float(good_level), float(change_ts), labels, 2 * max(labels, 1))
 
     def ended(self, request_id: str, status: str = "rejected") -> bool:

@@ -529,8 +529,11 @@ class ModelMonitor:
         if taken is not None:
             self.detectors.update(taken.detectors)
             self.samples = taken.samples
-        log.info("model %s: %s carries most traffic now; it is the current version",
-                 self.model_id, version)  # fmt: skip
+        log.info(
+            "model %s: %s carries most traffic now; it is the current version",
+            self.model_id,
+            version,
+        )
         self._count("version_switches")
         self.version = version
 
@@ -553,12 +556,25 @@ class ModelMonitor:
 
     def version_status(self) -> list[VersionStatus]:
         """Each served version's signals: the current one first, then the others by name."""
-        cur = VersionStatus(self.version, True, self.traffic.share(self.version),
-                            self.trigger.events, self.own_examples, self.last_ts,
-                            tuple(self.signal_status()))  # fmt: skip
+        cur = VersionStatus(
+            self.version,
+            True,
+            self.traffic.share(self.version),
+            self.trigger.events,
+            self.own_examples,
+            self.last_ts,
+            tuple(self.signal_status()),
+        )
         return [cur] + [
-            VersionStatus(v, False, self.traffic.share(v), vs.predictions, vs.labels, vs.last_ts,
-                          tuple(vs.status()))  # fmt: skip
+            VersionStatus(
+                v,
+                False,
+                self.traffic.share(v),
+                vs.predictions,
+                vs.labels,
+                vs.last_ts,
+                tuple(vs.status()),
+            )
             for v, vs in self.others.items()
         ]
 

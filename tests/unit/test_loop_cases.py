@@ -3,6 +3,7 @@ a rejected retrain, and the change-point estimate of an error alarm."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -40,8 +41,8 @@ def test_a_model_still_degraded_after_a_rejected_retrain_is_asked_about_again() 
     # Each time the post-change labels double: ~2x, 4x, ... the first request's count, until the
     # 35k post-change labels run out (the first at ~80 labels gives 8 more before 40,000).
     assert 6 <= len(again) <= 10
-    gaps = [b - a for (a, _), (b, _) in zip(requests, requests[1:], strict=False)]
-    assert all(g2 >= 1.8 * g1 for g1, g2 in zip(gaps, gaps[1:], strict=False))
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(requests)]
+    assert all(g2 >= 1.8 * g1 for g1, g2 in itertools.pairwise(gaps))
     for _, r in again:
         (reason,) = r.reasons
         assert reason.signal == "degraded"

@@ -30,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -303,8 +304,8 @@ class ModelMonitor:
         for signal, value in self._distribution_values(ev):
             if rule is None or (value is None and signal not in vs.detectors):
                 continue
-            out = signal in _OUTPUTS
-            if vs.update(signal, value, lambda v=value, o=out: rule.make(v, output=o)):
+            make = functools.partial(rule.make, value, output=signal in _OUTPUTS)
+            if vs.update(signal, value, make):
                 self._count("other_version_alarms")
 
     def _other_label(self, j: Joined, err: float) -> None:

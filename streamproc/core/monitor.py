@@ -4,7 +4,9 @@ A :class:`ModelMonitor` holds everything one model needs to decide when it must 
 the deployed version, one detector per signal, the label join, a window of recent labelled
 examples for training, the trigger's clocks (:mod:`streamproc.core.trigger`), a rollback watch
 after a promotion, and the last offset applied from each source partition (so a record
-delivered twice is applied once).
+delivered twice is applied once). Versions served beside the current one (canary, shadow) keep
+their own signals (:mod:`streamproc.core.versions`); a model still degraded after a retrain
+that did not deploy is asked about again (:mod:`streamproc.core.degraded`).
 
 Signals: ``error`` (predictions joined with their labels), ``feature:<name>`` (each watched
 input's distribution, label-free), ``prediction`` and ``score`` (the model's outputs,

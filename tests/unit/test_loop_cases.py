@@ -90,7 +90,9 @@ def test_change_point_estimate_on_regression_errors() -> None:
     errors = [abs(rng.gauss(0, 1)) for _ in range(700)] + [abs(rng.gauss(2, 1)) for _ in range(60)]
     k = estimate_change(errors)
     assert k is not None and 700 <= k <= 760
-    assert estimate_change([1.0, 0.0] * 200) is None or estimate_change([0.0] * 100) is None
+    assert estimate_change([0.0] * 100) is None  # no rise anywhere: no estimate
+    assert estimate_change([0.0] * 10 + [1.0] * 9) is None  # too short to tell two levels
+    assert estimate_change([0.0] * 50 + [1.0] * 50) == 50  # a clean step: exactly at it
 
 
 def canary_traffic(

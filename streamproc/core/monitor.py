@@ -4,7 +4,9 @@ A :class:`ModelMonitor` holds everything one model needs to decide when it must 
 the deployed version, one detector per signal, the label join, a window of recent labelled
 examples for training, the trigger's clocks (:mod:`streamproc.core.trigger`), a rollback watch
 after a promotion, and the last offset applied from each source partition (so a record
-delivered twice is applied once).
+delivered twice is applied once). Versions served beside the current one (canary, shadow) keep
+their own signals (:mod:`streamproc.core.versions`); a model still degraded after a retrain
+that did not deploy is asked about again (:mod:`streamproc.core.degraded`).
 
 Signals: ``error`` (predictions joined with their labels), ``feature:<name>`` (each watched
 input's distribution, label-free), ``prediction`` and ``score`` (the model's outputs,
@@ -31,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -38,6 +41,8 @@ from typing import Any, Final
 
 import orjson
 
+from streamproc.core.changepoint import estimate_change
+from streamproc.core.degraded import DegradedWatch
 from streamproc.core.detectors import Detector, restore
 from streamproc.core.events import (
     DeploymentEvent,
@@ -51,10 +56,11 @@ from streamproc.core.events import (
 )
 from streamproc.core.identifiers import IdentifierScreen
 from streamproc.core.labeljoin import Joined, LabelJoin
-from streamproc.core.policy import DEFAULT_POLICY, DriftRule, Policy
+from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, DriftRule, Policy
 from streamproc.core.rollback import RollbackWatch
 from streamproc.core.timeline import Firing, SignalStatus
 from streamproc.core.trigger import Trigger
+from streamproc.core.versions import OtherVersions, TrafficShare, VersionSignals, VersionStatus
 from streamproc.core.window import TrainingWindow
 
 __all__ = ["UNKNOWN_VERSION", "Example", "ModelMonitor"]
@@ -140,6 +146,12 @@ class ModelMonitor:
         self.own_examples = 0  # labelled examples the current version answered
         self.last_change_ts: float | None = None
         self.last_deployment_id: str | None = None
+        # The last good error level while a change-based retrain is in flight or failed.
+        self.degraded: DegradedWatch | None = None
+        # Versions served beside the current one (canary, shadow), each with its own signals,
+        # and the share of recent traffic each carries (streamproc.core.versions).
+        self.others = OtherVersions()
+        self.traffic = TrafficShare()
         self.offsets: dict[str, int] = {}
         self.counts: dict[str, int] = {}
         self.last_ts = 0.0
@@ -171,6 +183,8 @@ class ModelMonitor:
         if ev.model_version == self.version:
             self.trigger.events += 1
             request = self._watch_distributions(ev, source) or self._scheduled(ev.ts, source)
+        else:
+            self._other_prediction(ev)
         joined = self.join.add_prediction(
             ev.event_id, ev.ts, ev.model_version, ev.prediction, dict(ev.features)
         )
@@ -252,8 +266,12 @@ class ModelMonitor:
         retrained = isinstance(ev.metrics.get("train"), int)
         refit = retrained and ev.action == "promote" and ev.request_id != self.last_refit_id
         self.refit_due = self.policy.refit_examples if refit else 0
+        self.degraded = None
         self.own_examples = 0
         self.last_deployment_id = ev.deployment_id
+        if ev.version != self.version and self.version != UNKNOWN_VERSION:
+            self.others.park(self.version, VersionSignals(self.detectors), ev.ts)
+        self.others.take(ev.version)
         self.version = ev.version
         self.version_deployed = True
         self.trigger.deployed(ev.ts)
@@ -264,6 +282,8 @@ class ModelMonitor:
         """A retrain that ended without deployment stops muting new requests."""
         if ev.status != "succeeded" and self.trigger.ended_without_deployment(ev.request_id):
             self._count(f"retrain_{ev.status}")
+        if ev.status != "succeeded" and self.degraded is not None:
+            self.degraded.ended(ev.request_id, ev.status)
 
     # ------------------------------------------------------------------ decisions
 
@@ -271,15 +291,20 @@ class ModelMonitor:
         if len(self.join_latencies) < MAX_LATENCIES:
             self.join_latencies.append(j.latency_s)
         self.examples.append([j.features, j.label, j.prediction, j.version, j.label_ts])
+        err = error_of(j.prediction, j.label)
         if j.version != self.version:
             self._count("stale_joins")  # answered a prediction by another version
+            self._other_label(j, err)
             return None
-        err = error_of(j.prediction, j.label)
         if self.watch is not None and self.watch.update(err):
             return self._rollback(j)
         self.own_examples += 1
         if self.refit_due and self.own_examples >= self.refit_due:
             return self._refit(j, source)
+        if self.degraded is not None and self.degraded.due():
+            asked = self._ask_again(j, source)
+            if asked is not None:
+                return asked
         det = self.detectors.get(ERROR_SIGNAL)
         if det is None:
             return None
@@ -292,19 +317,8 @@ class ModelMonitor:
         rule = self.policy.drift
         if rule is None:
             return None
-        values: list[tuple[str, Any]] = [
-            (f"feature:{k}", v) for k, v in ev.features.items() if rule.watches(k)
-        ]
-        if rule.outputs:
-            values.append(("prediction", ev.prediction))
-            if ev.score is not None:
-                values.append(("score", ev.score))
         fired = None
-        for watched, raw in values:
-            screened = self._screen(watched, raw)
-            if screened is None:
-                continue
-            signal, value = screened
+        for signal, value in self._distribution_values(ev):
             det = self.detectors.get(signal)
             if det is None:
                 if value is None:
@@ -328,6 +342,40 @@ class ModelMonitor:
         if out is None and self.screen.verdicts.get(signal) == "identifier":
             self._count(f"identifier_skipped:{signal}")
         return out
+
+    def _distribution_values(self, ev: PredictionEvent) -> list[tuple[str, Any]]:
+        """The label-free signals' values of one prediction, through the identifier screen."""
+        rule = self.policy.drift
+        if rule is None:
+            return []
+        values: list[tuple[str, Any]] = [
+            (f"feature:{k}", v) for k, v in ev.features.items() if rule.watches(k)
+        ]
+        if rule.outputs:
+            values.append(("prediction", ev.prediction))
+            if ev.score is not None:
+                values.append(("score", ev.score))
+        screened = (self._screen(signal, value) for signal, value in values)
+        return [pair for pair in screened if pair is not None]
+
+    def _other_prediction(self, ev: PredictionEvent) -> None:
+        """A prediction by a version that is not current feeds that version's own signals."""
+        vs = self.others.get(ev.model_version, ev.ts)
+        vs.predictions += 1
+        rule = self.policy.drift
+        for signal, value in self._distribution_values(ev):
+            if rule is None or (value is None and signal not in vs.detectors):
+                continue
+            make = functools.partial(rule.make, value, output=signal in _OUTPUTS)
+            if vs.update(signal, value, make):
+                self._count("other_version_alarms")
+
+    def _other_label(self, j: Joined, err: float) -> None:
+        vs = self.others.get(j.version, j.label_ts)
+        vs.labels += 1
+        rule = self.policy.error
+        if rule is not None and vs.update(ERROR_SIGNAL, err, rule.make):
+            self._count("other_version_alarms")
 
     def _significant(self, det: Detector) -> bool:
         """Bonferroni across the model's watched distributions: many tests, one alarm budget.
@@ -358,6 +406,28 @@ class ModelMonitor:
         self.last_refit_id = req.request_id
         return req
 
+    def _ask_again(self, j: Joined, source: SourceRef | None) -> RetrainRequest | None:
+        """Re-request for a model still degraded after a retrain that did not deploy."""
+        watch = self.degraded
+        assert watch is not None
+        # The latest post-change errors only: a model that recovered by itself is left alone.
+        errors = self._recent_errors(self.version, 200, since=watch.change_ts, fallback=False)
+        if not watch.still_degraded(errors):
+            self._count("recovered_without_retrain")
+            self.degraded = None
+            return None
+        mean = sum(errors) / len(errors)
+        details = watch.evidence(mean)
+        reason = Reason("degraded", "backoff", mean, watch.good_level, watch.labels, details)
+        reasons = self.trigger.ask_scheduled(reason, j.label_ts)
+        if not reasons:
+            watch.postpone()
+            return None
+        self._count("asked_again")
+        req = self._request(reasons, j.label_ts, f"degraded@{j.event_id}", source)
+        watch.asked(req.request_id)
+        return req
+
     def _scheduled(self, ts: float, source: SourceRef | None) -> RetrainRequest | None:
         reason = self.trigger.schedule_due(ts)
         if reason is None:
@@ -381,7 +451,8 @@ class ModelMonitor:
         details = det.details()
         if signal == ERROR_SIGNAL and details.get("since_change"):
             details["change_ts"] = self._change_ts(int(details["since_change"]))
-            if self._examples_since(details["change_ts"]) < self.policy.min_train_examples:
+            need = self.policy.min_train_examples + MIN_HOLDOUT
+            if self._examples_since(details["change_ts"]) < need:
                 # Keep the alarm (no reset): ask once the new concept has enough examples.
                 self._count("waiting_for_examples")
                 return None
@@ -411,7 +482,13 @@ class ModelMonitor:
         if reasons is None:
             self._count("suppressed")
             return None
-        return self._request(reasons, ts, evidence, source)
+        req = self._request(reasons, ts, evidence, source)
+        if signal == ERROR_SIGNAL and isinstance(details.get("change_ts"), int | float):
+            level = float(details.get("reference_level", math.nan))
+            if math.isfinite(level):
+                n = self._examples_since(details["change_ts"])
+                self.degraded = DegradedWatch.start(req.request_id, level, details["change_ts"], n)
+        return req
 
     def _request(
         self, reasons: tuple[Reason, ...], ts: float, evidence: str, source: SourceRef | None
@@ -429,13 +506,15 @@ class ModelMonitor:
             source=source,
         )
 
-    def _recent_errors(self, version: str, limit: int) -> list[float]:
+    def _recent_errors(
+        self, version: str, limit: int, since: float | None = None, fallback: bool = True
+    ) -> list[float]:
         """The version's latest live errors: since the last detected change if enough, else all."""
         mine = [ex for ex in self.examples if ex[3] == version and ex[2] is not None]
-        since = self.last_change_ts
+        since = self.last_change_ts if since is None else since
         if since is not None:
             after = [ex for ex in mine if ex[4] >= since]
-            mine = after if len(after) >= 30 else mine
+            mine = after if len(after) >= 30 or not fallback else mine
         return [error_of(ex[2], ex[1]) for ex in mine[-limit:]]
 
     def _rollback(self, j: Joined) -> DeploymentEvent:
@@ -470,7 +549,16 @@ class ModelMonitor:
         return sum(1 for ex in reversed(self.examples) if ex[4] >= ts)
 
     def _change_ts(self, since: int) -> float | None:
-        """Label time of the first of the last ``since`` examples of the current version."""
+        """Label time of the estimated first post-change example of the current version.
+
+        The likelihood estimate of :mod:`streamproc.core.changepoint` over the version's
+        examples in the window; the CUSUM's own ``since`` count (which tends to reach back
+        before the change) only when that finds no rise.
+        """
+        mine = [ex for ex in self.examples if ex[3] == self.version and ex[2] is not None]
+        k = estimate_change([error_of(ex[2], ex[1]) for ex in mine])
+        if k is not None:
+            return float(mine[k][4])
         seen = 0
         for ex in reversed(self.examples):
             if ex[3] == self.version:
@@ -488,11 +576,34 @@ class ModelMonitor:
         self.detectors = dets
 
     def _observe_version(self, version: str) -> None:
-        # Before any deployment event, the version the model reports itself is the deployed one.
-        if not self.version_deployed and version != self.version:
-            if self.version != UNKNOWN_VERSION:
-                self._fresh_detectors()
+        # Before any deployment event, the current version is the one carrying the majority of
+        # recent traffic; a minority version (a canary) never resets the current one's signals.
+        self.traffic.observe(version)
+        if self.version_deployed or version == self.version:
+            return
+        if self.version == UNKNOWN_VERSION:
             self.version = version
+            return
+        major = self.traffic.majority()
+        if major is not None and major != self.version:
+            self._switch_version(major)
+
+    def _switch_version(self, version: str) -> None:
+        """Another version took the majority of traffic: its signal set becomes the current one."""
+        self.others.park(self.version, VersionSignals(self.detectors, self.samples), self.last_ts)
+        taken = self.others.take(version)
+        self._fresh_detectors()
+        self.samples = {}
+        if taken is not None:
+            self.detectors.update(taken.detectors)
+            self.samples = taken.samples
+        log.info(
+            "model %s: %s carries most traffic now; it is the current version",
+            self.model_id,
+            version,
+        )
+        self._count("version_switches")
+        self.version = version
 
     def _seen(self, ts: float, topic: str) -> None:
         if ts > self.last_ts:
@@ -509,6 +620,30 @@ class ModelMonitor:
                 name, d.kind, d.statistic, d.threshold, d.n, self.counts.get(f"fired:{name}", 0)
             )
             for name, d in sorted(self.detectors.items())
+        ]
+
+    def version_status(self) -> list[VersionStatus]:
+        """Each served version's signals: the current one first, then the others by name."""
+        cur = VersionStatus(
+            self.version,
+            True,
+            self.traffic.share(self.version),
+            self.trigger.events,
+            self.own_examples,
+            self.last_ts,
+            tuple(self.signal_status()),
+        )
+        return [cur] + [
+            VersionStatus(
+                v,
+                False,
+                self.traffic.share(v),
+                vs.predictions,
+                vs.labels,
+                vs.last_ts,
+                tuple(vs.status()),
+            )
+            for v, vs in self.others.items()
         ]
 
     def training_examples(self) -> list[Example]:
@@ -532,6 +667,8 @@ class ModelMonitor:
                 "watch": self.watch.state() if self.watch else None,
                 "refit": [self.refit_due, self.own_examples, self.last_refit_id],
                 "last_change_ts": self.last_change_ts,
+                "degraded": self.degraded.state() if self.degraded else None,
+                "versions": {"others": self.others.state(), "traffic": self.traffic.state()},
                 "offsets": self.offsets,
                 "counts": self.counts,
                 "last_ts": self.last_ts,
@@ -567,6 +704,10 @@ class ModelMonitor:
         mon.watch = RollbackWatch.from_state(s["watch"]) if s["watch"] else None
         mon.refit_due, mon.own_examples, mon.last_refit_id = s["refit"]
         mon.last_change_ts = s["last_change_ts"]
+        mon.degraded = DegradedWatch.from_state(s["degraded"]) if s.get("degraded") else None
+        if "versions" in s:
+            mon.others = OtherVersions.from_state(s["versions"]["others"])
+            mon.traffic = TrafficShare.from_state(s["versions"]["traffic"])
         mon.offsets = s["offsets"]
         mon.counts = s["counts"]
         mon.last_ts = s["last_ts"]

@@ -48,6 +48,9 @@ from typing import Any
 from streamproc.core.detectors import Detector, make_detector, parameters
 from streamproc.core.identifiers import IdentifierScreen
 
+# The smallest holdout the gate judges a candidate on (see streamproc.core.gate).
+MIN_HOLDOUT = 30
+
 __all__ = [
     "DEFAULT_POLICY",
     "DriftRule",
@@ -219,7 +222,7 @@ class Policy:
     # that many itself (0: never): the first model after a change learns from little data.
     refit_examples: int = 500
     # An error alarm waits until this many labelled examples exist since the estimated change,
-    # so the retrain learns the new concept rather than the old one.
+    # plus MIN_HOLDOUT for the gate, so the retrain learns the new concept rather than the old.
     min_train_examples: int = 50
     join: JoinLimits = field(default_factory=lambda: JoinLimits())
     # A request that produced no deployment or result by then no longer mutes new requests.

@@ -39,7 +39,7 @@ from streamproc.core.events import (
     parse_retrain_request,
     to_dict,
 )
-from streamproc.core.gate import current_error, decide, split_holdout
+from streamproc.core.gate import MIN_HOLDOUT, current_error, decide, split_holdout
 from streamproc.core.monitor import error_of
 from streamproc.core.registry import FileRegistry
 from streamproc.core.training import train
@@ -241,7 +241,7 @@ def prepare(
             "send labels for its predictions, or lower the minimum"
         )
     span = training_span(request, examples, min_examples)
-    train_set, holdout = split_holdout(span)
+    train_set, holdout = split_holdout(span, min_holdout=MIN_HOLDOUT)
     return TrainingJob(request, deployed_version, tuple(train_set), tuple(holdout))
 
 

@@ -40,6 +40,7 @@ import math
 import pickle
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from streamproc.core.errors import RisingOnly
 from streamproc.core.shift import MeanVarianceCusum
 from streamproc.core.twosample import (
     TWOSAMPLE_KINDS,
@@ -108,6 +109,10 @@ class Detector(Protocol):
         """Parameters and state as JSON-able primitives; :func:`restore` inverts it."""
 
 
+# Posterior deviations added to the reference error rate of the Bernoulli CUSUM.
+REFERENCE_Z = 1.0
+
+
 class ThresholdRule:
     """Fires when a value is above ``above`` (or below ``below``): the seed's rule.
 
@@ -173,6 +178,39 @@ class ThresholdRule:
         r._last = math.nan if s["last"] is None else s["last"]
         r._n = s["count"]
         return r
+
+
+def bernoulli_increments(
+    errors: float, n: int, shift: float, min_rise: float, z: float = REFERENCE_Z
+) -> tuple[float, float]:
+    """Page's CUSUM increments ``(a, b)`` for a correct answer and an error, from a reference.
+
+    ``p0`` is the reference's error rate, estimated from ``errors`` among ``n`` (posterior mean
+    under a uniform prior, plus ``z`` posterior deviations: an underestimated ``p0`` would make
+    an unchanged stream drift upwards). The alternative multiplies the odds by ``1 + shift``,
+    and asks for at least ``min_rise`` more: ``odds(p1) = (1 + shift) odds(p0)``,
+    ``p1 >= p0 + min_rise``. The odds ratio is meaningful at every ``p0`` (a relative rise of
+    the rate is not: 95% cannot rise by half). When ``p0 + min_rise >= 1`` no rise is possible,
+    and both increments are 0: the detector is inert, whatever comes.
+
+    Source: Page (1954) for the CUSUM; Reynolds & Stoumbos (1999), "A CUSUM chart for
+    monitoring a proportion when inspecting continuously", for the Bernoulli CUSUM; the odds
+    ratio as the size of a change, as in Steiner et al. (2000) risk-adjusted CUSUMs.
+
+    >>> a, b = bernoulli_increments(100, 1000, shift=0.5, min_rise=0.02)
+    >>> a < 0 < b
+    True
+    >>> bernoulli_increments(1000, 1000, shift=0.5, min_rise=0.02)  # 100% errors: inert
+    (0.0, 0.0)
+    """
+    mean_p = (errors + 1.0) / (n + 2.0)
+    sd_p = math.sqrt(mean_p * (1.0 - mean_p) / (n + 3.0))
+    p0 = min(max(mean_p + z * sd_p, 1e-4), 1.0)
+    if p0 + min_rise >= 1.0 or p0 >= 1.0 - 1e-9:
+        return 0.0, 0.0
+    odds1 = (1.0 + shift) * p0 / (1.0 - p0)
+    p1 = max(odds1 / (1.0 + odds1), p0 + min_rise)
+    return math.log((1.0 - p1) / (1.0 - p0)), math.log(p1 / p0)
 
 
 class Cusum:
@@ -246,16 +284,9 @@ class Cusum:
         n = self._ref
         mean = self._sum / n
         if self._binary:
-            # Posterior mean with a uniform prior keeps p0 away from 0 on a model that never errs.
-            # Half a posterior deviation above the estimate: an underestimated p0 would make
-            # the in-control stream drift upwards and raise false alarms.
-            mean_p = (self._sum + 1.0) / (n + 2.0)
-            sd_p = math.sqrt(mean_p * (1.0 - mean_p) / (n + 3.0))
-            p0 = min(max(mean_p + 0.5 * sd_p, 1e-4), 0.9)
-            # A relative rise of a tiny error rate is noise: ask for at least min_rise more.
-            p1 = min(max(p0 * (1.0 + self.shift), p0 + self.min_rise), 0.999)
-            self._a = math.log((1.0 - p1) / (1.0 - p0))
-            self._b = math.log(p1 / p0)
+            self._a, self._b = bernoulli_increments(
+                self._sum, n, self.shift, self.min_rise, REFERENCE_Z
+            )
         else:
             var = max(self._sumsq / n - mean * mean, 0.0) * n / (n - 1)
             self._a = mean
@@ -994,6 +1025,7 @@ _KINDS: dict[str, Any] = {
     **RIVER_KINDS,
     **TWOSAMPLE_KINDS,
     MeanVarianceCusum.kind: MeanVarianceCusum,
+    RisingOnly.kind: RisingOnly,
 }
 
 

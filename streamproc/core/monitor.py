@@ -39,6 +39,7 @@ from typing import Any, Final
 import orjson
 
 from streamproc.core.detectors import Detector, restore
+from streamproc.core.errors import ErrorScorer, ScoredError, errors_of, infer_task
 from streamproc.core.events import (
     DeploymentEvent,
     LabelEvent,
@@ -72,6 +73,9 @@ Emitted = RetrainRequest | DeploymentEvent | None
 
 def error_of(prediction: Any, label: Any) -> float:
     """0/1 error for classes, absolute error when both sides are non-integral numbers.
+
+    Task-unaware, from one pair (an integer regression is scored as classes): kept for
+    compatibility only. The monitor, gate and retrain score with :mod:`streamproc.core.errors`.
 
     >>> error_of("cat", "dog"), error_of(1, 1), error_of(2.5, 2.0)
     (1.0, 0.0, 0.5)
@@ -129,6 +133,10 @@ class ModelMonitor:
         self.last_ts = 0.0
         # Label delays since the worker last read them (for its metrics); not part of the state.
         self.join_latencies: list[float] = []
+        # Task and error scoring (streamproc.core.errors); type mismatches found while applying
+        # the current record, for the router to dead-letter (not part of the state).
+        self.scorer = ErrorScorer(policy.task, policy.error.loss if policy.error else "absolute")
+        self.mismatches: list[str] = []
         self._fresh_detectors()
 
     # ------------------------------------------------------------------ intake
@@ -226,22 +234,49 @@ class ModelMonitor:
     def _on_joined(self, j: Joined, source: SourceRef | None) -> Emitted:
         if len(self.join_latencies) < MAX_LATENCIES:
             self.join_latencies.append(j.latency_s)
+        scored = self.scorer.add(j.event_id, j.version, j.prediction, j.label, j.label_ts)
+        for msg in scored.mismatches:
+            self._count("label_type_mismatch")
+            self.mismatches.append(msg)
+        if not scored.comparable:
+            return None  # never scored, never a training or gate example
         self.examples.append([j.features, j.label, j.prediction, j.version, j.label_ts])
-        if j.version != self.version:
+        emitted: Emitted = None
+        for s in scored.ready:  # this pair, or those held until the task was known
+            out = self._on_error(s, source)
+            emitted = emitted or out
+        return emitted
+
+    def _on_error(self, s: ScoredError, source: SourceRef | None) -> Emitted:
+        if s.version != self.version:
             self._count("stale_joins")  # answered a prediction by another version
             return None
-        err = error_of(j.prediction, j.label)
+        err = s.error
         if self.watch is not None and self.watch.update(err):
-            return self._rollback(j)
+            return self._rollback(s)
         self.own_examples += 1
         if self.refit_due and self.own_examples >= self.refit_due:
-            return self._refit(j, source)
-        det = self.detectors.get(ERROR_SIGNAL)
+            return self._refit(s, source)
+        det = self._error_detector()
         if det is None:
             return None
         if self._update(ERROR_SIGNAL, det, err):
-            return self._fired(ERROR_SIGNAL, det, err, j.label_ts, f"label:{j.event_id}", source)
+            return self._fired(ERROR_SIGNAL, det, err, s.label_ts, f"label:{s.event_id}", source)
         return None
+
+    def _error_detector(self) -> Detector | None:
+        """The error detector, made once the task is known (it depends on the task)."""
+        det = self.detectors.get(ERROR_SIGNAL)
+        rule, task = self.policy.error, self.scorer.task
+        if det is None and rule is not None and task is not None:
+            numeric = self.policy.drift.numeric if self.policy.drift else None
+            det = self.detectors[ERROR_SIGNAL] = rule.make(task, numeric)
+        return det
+
+    def take_mismatches(self) -> list[str]:
+        """Type mismatches found by the last record (to dead-letter), and forget them."""
+        out, self.mismatches = self.mismatches, []
+        return out
 
     def _watch_distributions(self, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
         """Label-free signals: each watched feature, the prediction and the score."""
@@ -283,7 +318,7 @@ class ModelMonitor:
             self._count("not_significant_after_correction")
         return bool(ok)
 
-    def _refit(self, j: Joined, source: SourceRef | None) -> RetrainRequest | None:
+    def _refit(self, j: ScoredError, source: SourceRef | None) -> RetrainRequest | None:
         """Retrain once a version retrained after an alarm has answered enough labels itself."""
         self.refit_due = 0
         details = {"change_ts": self.last_change_ts} if self.last_change_ts is not None else {}
@@ -369,9 +404,11 @@ class ModelMonitor:
         if since is not None:
             after = [ex for ex in mine if ex[4] >= since]
             mine = after if len(after) >= 30 else mine
-        return [error_of(ex[2], ex[1]) for ex in mine[-limit:]]
+        pairs = [(ex[2], ex[1]) for ex in mine[-limit:]]
+        task = self.scorer.task or infer_task(pairs)
+        return errors_of(pairs, task, self.scorer.loss)[0]
 
-    def _rollback(self, j: Joined) -> DeploymentEvent:
+    def _rollback(self, j: ScoredError) -> DeploymentEvent:
         watch = self.watch
         assert watch is not None
         self.watch = None
@@ -416,9 +453,8 @@ class ModelMonitor:
         dets: dict[str, Detector] = {
             f"metric:{r.name}": r.detector() for r in self.policy.metric_rules
         }
-        if self.policy.error is not None:
-            dets[ERROR_SIGNAL] = self.policy.error.make()
         self.detectors = dets
+        self._error_detector()
 
     def _observe_version(self, version: str) -> None:
         # Before any deployment event, the version the model reports itself is the deployed one.
@@ -467,6 +503,7 @@ class ModelMonitor:
                 "offsets": self.offsets,
                 "counts": self.counts,
                 "last_ts": self.last_ts,
+                "scorer": self.scorer.state(),
             }
         )
 
@@ -493,4 +530,6 @@ class ModelMonitor:
         mon.offsets = s["offsets"]
         mon.counts = s["counts"]
         mon.last_ts = s["last_ts"]
+        if "scorer" in s:  # snapshots written before task-aware errors infer afresh
+            mon.scorer = ErrorScorer.from_state(s["scorer"])
         return mon

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import orjson
 
+from streamproc.core.errors import errors_of, infer_task
 from streamproc.core.events import (
     DeploymentEvent,
     RetrainRequest,
@@ -40,7 +41,6 @@ from streamproc.core.events import (
     to_dict,
 )
 from streamproc.core.gate import current_error, decide, split_holdout
-from streamproc.core.errors import errors_of, infer_task
 from streamproc.core.registry import FileRegistry
 from streamproc.core.training import train
 

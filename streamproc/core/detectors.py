@@ -217,11 +217,18 @@ class Cusum:
     """One-sided CUSUM for a rise of an error signal, calibrated on a warm-up window.
 
     The first ``warmup`` values estimate the in-control level. Values in {0, 1} are treated as a
-    Bernoulli error rate p0 and the detector looks for ``p1 = p0 * (1 + shift)``; other values
-    as Gaussian with mean mu0 and deviation s0, looking for ``mu0 + shift * s0``. The statistic
-    is the log-likelihood ratio of "changed" against "unchanged" since the most likely change
-    point (Page's CUSUM), the optimal detector for a shift of the given size. It fires at
-    ``ln(arl)``, which keeps false alarms below about one per ``arl`` in-control samples.
+    Bernoulli error rate p0 (estimated, plus one posterior deviation) and the detector looks
+    for the odds of an error multiplied by ``1 + shift``, and at least ``min_rise`` more
+    (:func:`bernoulli_increments`): a change that exists at every p0. When ``p0 + min_rise >= 1``
+    (a model wrong ~98% of the time or more) nothing can rise, and the detector is inert. Other
+    values are treated as Gaussian with mean mu0 and deviation s0, looking for
+    ``mu0 + shift * s0`` (the monitor sends regression errors to the policy's numeric detector
+    instead, see :mod:`streamproc.core.errors`). The statistic is the log-likelihood ratio of
+    "changed" against "unchanged" since the most likely change point (Page's CUSUM), the
+    optimal detector for a shift of the given size. It fires at ``ln(arl)``, which keeps false
+    alarms below about one per ``arl`` in-control samples. Measured with the default policy
+    (warm-up 1000, ``bench/error_detectors.py``, 5M labels per rate): 0 alarms per 1M at base
+    error rates 0%, 1%, 10%, 50% and 100%, 0.4-0.6 at 90-97%.
 
     Only rises count: after a retrain the error falls, and that is no reason to retrain again.
 
@@ -230,9 +237,13 @@ class Cusum:
     warmup
         Samples used to estimate the in-control level before detection starts.
     shift
-        Relative rise of the error rate (Bernoulli) or rise in deviations (Gaussian) to look for.
+        Rise of the odds of an error, relative (Bernoulli), or rise in deviations (Gaussian).
     arl
         Target average run length between false alarms, in samples.
+    min_rise
+        Smallest rise of the error rate worth detecting (Bernoulli), absolute.
+    reference_max
+        Keep learning the reference while in control, up to this many values (default: no).
 
     Examples
     --------

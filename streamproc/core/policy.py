@@ -12,7 +12,8 @@ CUSUM on the error rate of predictions joined with their labels.
     training_window = 1000    # labelled examples kept per model for retraining
     join = { ttl_s = 86400, max_pending = 2000, max_early = 500 }
     metrics = [{ name = "drift", above = 0.1 }]
-    error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6 }
+    task = "auto"             # or "classification" / "regression" (streamproc.core.errors)
+    error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6, loss = "absolute" }
     rollback = { min_samples = 200, max_samples = 5000, z = 3.7 }   # or false
     trainer = "builtin"       # or { kind = "command", argv = [...] }, { kind = "webhook", ... }
 

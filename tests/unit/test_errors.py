@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -491,3 +493,14 @@ def test_gate_scores_integer_regression_by_absolute_error() -> None:
     err, _ = current_error(job.holdout, "v1", "regression")
     assert err == 1000.0
     assert errors_of([(1, "x"), (2, 3)], "regression") == ([1.0], 1)
+
+
+def test_the_readme_policy_example_declares_a_regression_task() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (block,) = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    book = load_policy_text(block)
+    assert book.default.task == "auto"
+    price = book.for_model("price-eu")
+    assert price.task == "regression" and price.error is not None
+    assert price.error.loss == "squared"
+    assert book.for_model("fraud-eu").task == "auto"

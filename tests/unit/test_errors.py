@@ -36,6 +36,8 @@ from streamproc.core.monitor import ModelMonitor
 from streamproc.core.policy import DEFAULT_POLICY, DriftRule, PolicyError, load_policy_text
 from streamproc.core.retrain import Candidate, judge, prepare
 from streamproc.core.router import Monitors, Outcome, route
+from streamproc.replay import replay
+from streamproc.scenarios import interactions, rule_model
 
 T0 = 1_767_225_600.0
 NO_DRIFT = load_policy_text("[default]\ndrift = false\n")
@@ -504,3 +506,41 @@ def test_the_readme_policy_example_declares_a_regression_task() -> None:
     assert price.task == "regression" and price.error is not None
     assert price.error.loss == "squared"
     assert book.for_model("fraud-eu").task == "auto"
+
+
+# --------------------------------------------------------------------------- replay
+
+
+def replay_lines(n: int, label_of: Callable[[int, bool], Any], seed: int = 3) -> list[bytes]:
+    """A 95%-accurate model with integer predictions; labels as ``label_of(i, truth)``."""
+    initial = ("v1", rule_model("A", flip=0.05))
+    out = []
+    for i, x in enumerate(interactions("m", lambda i: "A", lambda i: initial, 0, n, seed=seed)):
+        pred = {**x.prediction, "prediction": int(x.prediction["prediction"])}
+        label = {**x.label, "label": label_of(i, bool(x.label["label"]))}
+        out += [orjson.dumps({"topic": "predictions", "value": pred}),
+                orjson.dumps({"topic": "labels", "value": label})]  # fmt: skip
+    return out
+
+
+def test_replay_retrain_judges_string_labels_as_numbers() -> None:
+    """Issue 11: the gate saw current error 1.0 and promoted a candidate with error 0.577."""
+    records = replay_lines(3000, lambda i, y: str(int(y)))
+    assert list(replay(records)) == []  # no request, no dead letter
+    drift = {"model_id": "m", "ts": 2e9, "name": "drift", "value": 0.5}
+    records.append(orjson.dumps({"topic": "metrics", "value": drift}))
+    out = list(replay(records, retrain_for_real=True))
+    assert [e.topic for e in out][:2] == ["retrain-requests", "retrain-results"]
+    metrics = out[1].value["metrics"]
+    assert metrics["task"] == "classification"
+    assert metrics["current_error"] < 0.15  # the model's real 5%, not 1.0
+    if out[1].value["status"] == "succeeded":
+        assert metrics["candidate_error"] <= metrics["current_error"]
+
+
+def test_replay_dead_letters_mismatched_labels_and_goes_on() -> None:
+    records = replay_lines(400, lambda i, y: "unknown" if i % 50 == 0 else int(y))
+    out = list(replay(records))
+    assert [e.topic for e in out] == ["dead-letters"] * 8
+    assert {e.value["reason"] for e in out} == {"label_type_mismatch"}
+    assert [e.input_index for e in out] == [2 * i + 1 for i in range(0, 400, 50)]

@@ -60,12 +60,12 @@ def alarms(make: Callable[[], Detector], draw: Callable[[random.Random], float],
 def residual_shapes() -> dict[str, Callable[[random.Random], float]]:
     """Absolute errors |y - y_hat| of regressions with these residual shapes."""
     return {
-        "|N(0,1)|": lambda r: abs(r.gauss(0.0, 1.0)),
-        "|t(2)| (infinite variance)": lambda r: abs(r.gauss(0.0, 1.0) / math.sqrt(
+        "abs(N(0,1))": lambda r: abs(r.gauss(0.0, 1.0)),
+        "abs(t(2)), infinite variance": lambda r: abs(r.gauss(0.0, 1.0) / math.sqrt(
             r.gammavariate(1.0, 2.0) / 2.0)),
         "lognormal(0, 1.5)": lambda r: r.lognormvariate(0.0, 1.5),
         "Pareto(1.5) x 1000": lambda r: 1000.0 * r.paretovariate(1.5),
-        "|Poisson(3) - 3| (integers)": lambda r: float(abs(_poisson(r, 3.0) - 3)),
+        "abs(Poisson(3) - 3), integers": lambda r: float(abs(_poisson(r, 3.0) - 3)),
         "constant 1000 (whole-unit prices)": lambda r: 1000.0,
     }  # fmt: skip
 

@@ -240,6 +240,7 @@ class ModelMonitor:
             self.mismatches.append(msg)
         if not scored.comparable:
             return None  # never scored, never a training or gate example
+        self._error_detector()  # exists from the moment the task is known
         self.examples.append([j.features, j.label, j.prediction, j.version, j.label_ts])
         emitted: Emitted = None
         for s in scored.ready:  # this pair, or those held until the task was known

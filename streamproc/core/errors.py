@@ -121,9 +121,8 @@ def as_number(v: object) -> int | float | None:
     >>> as_number("12"), as_number("-2.5e1"), as_number(" 1"), as_number("nan"), as_number(True)
     (12, -25.0, None, None, None)
     """
-    if _is_number(v):
-        x = v if math.isfinite(v) else None  # type: ignore[arg-type]
-        return x  # type: ignore[return-value]
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return v if math.isfinite(v) else None
     if isinstance(v, str) and _NUMBER.fullmatch(v):
         if v.lstrip("+-").isdigit():
             return int(v)

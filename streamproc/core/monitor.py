@@ -531,6 +531,11 @@ class ModelMonitor:
         mon.offsets = s["offsets"]
         mon.counts = s["counts"]
         mon.last_ts = s["last_ts"]
-        if "scorer" in s:  # snapshots written before task-aware errors infer afresh
-            mon.scorer = ErrorScorer.from_state(s["scorer"])
+        scorer = ErrorScorer.from_state(s["scorer"]) if "scorer" in s else None
+        if scorer is not None and scorer.declared == policy.task:
+            mon.scorer = scorer
+        elif ERROR_SIGNAL in mon.detectors:
+            # The policy now declares another task: its errors mean something else.
+            del mon.detectors[ERROR_SIGNAL]
+            mon._error_detector()
         return mon

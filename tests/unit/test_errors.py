@@ -544,3 +544,15 @@ def test_replay_dead_letters_mismatched_labels_and_goes_on() -> None:
     assert [e.topic for e in out] == ["dead-letters"] * 8
     assert {e.value["reason"] for e in out} == {"label_type_mismatch"}
     assert [e.input_index for e in out] == [2 * i + 1 for i in range(0, 400, 50)]
+
+
+def test_a_task_declared_later_applies_to_a_restored_monitor() -> None:
+    monitors = Monitors(NO_DRIFT)
+    play(monitors, stream(300, lambda i, r: (r.randrange(5), r.randrange(5))))
+    mon = monitors.get("m")
+    assert mon.scorer.task == "classification" and isinstance(mon.detectors["error"], Cusum)
+    declared = load_policy_text('[default]\ndrift = false\ntask = "regression"\n').default
+    again = ModelMonitor.restore(mon.snapshot(), declared)
+    assert again.scorer.task == "regression" and isinstance(again.detectors["error"], RisingOnly)
+    same = ModelMonitor.restore(mon.snapshot(), NO_DRIFT.default)
+    assert same.snapshot() == mon.snapshot()

@@ -11,6 +11,9 @@ from streamproc.config import Settings
 
 log = logging.getLogger("streamproc")
 
+# The event contracts, in the repository (and in the installed package's source tree).
+CONTRACTS_URL = "docs/contracts.md in the streamproc repository"
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
@@ -154,15 +157,28 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--web-port", type=int, help="worker web port (STREAMPROC_WEB_PORT)")
 
 
+def _version() -> str:
+    from streamproc import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamproc", description="Automated model retraining triggers on Kafka."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     k = sub.add_parser("kafka", help="manage the local Apache Kafka broker")
-    k.add_argument("action", choices=["install", "start", "stop", "status"])
+    k.add_argument(
+        "action",
+        choices=["install", "start", "stop", "status"],
+        help="install (download Kafka), start (prints the bootstrap address), stop, status",
+    )
     k.add_argument("--port", type=int, help="broker port (default: a free one)")
     k.add_argument("--kafka-dir", help="broker data dir (default: DATA_DIR/kafka)")
     _common(k)
@@ -170,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run the drift and retrain agents")
     _common(w)
-    w.add_argument("--loglevel", default="info")
+    w.add_argument("--loglevel", default="info", help="log level of the worker (default: info)")
     w.set_defaults(func=cmd_worker)
 
     d = sub.add_parser("demo", help="live demo on a local broker: drift -> retrain -> deploy")
@@ -181,10 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="an inference server on a drifting world, live")
     _common(sim)
     sim.add_argument("--stream", default="stagger", help="sea, stagger, hyperplane, sea_shift")
-    sim.add_argument("--events", type=int, default=25_000)
+    sim.add_argument("--events", type=int, default=25_000, help="events to serve (default: 25000)")
     sim.add_argument("--lag", type=int, default=50, help="events before a label arrives")
     sim.add_argument("--rate", type=float, default=2000.0, help="events per second")
-    sim.add_argument("--model-id", default="sim")
+    sim.add_argument("--model-id", default="sim", help="the simulated model's id (default: sim)")
     sim.set_defaults(func=cmd_simulate)
 
     st = sub.add_parser("status", help="each model's version, signals and retrains, as a table")
@@ -192,7 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--web", action="append", help="a worker's web address (repeat for each)")
     st.set_defaults(func=cmd_status)
 
-    r = sub.add_parser("replay", help="backtest a policy on recorded traffic (no Kafka)")
+    r = sub.add_parser(
+        "replay",
+        help="backtest a policy on recorded traffic (no Kafka)",
+        epilog=f"Event fields (every field of every event): {CONTRACTS_URL}",
+    )
     r.add_argument("input", help="JSONL: {topic, value} per line, in arrival order")
     r.add_argument("--policy", help="trigger policy TOML file")
     r.add_argument("--out", help="write emitted events here (JSONL)")

@@ -17,6 +17,7 @@
 | STREAMPROC_METRICS_MODELS | 100 | models that get their own label in /metrics |
 | STREAMPROC_ADMIN_TOKEN | (none: refused) | token for manual retrain / rollback on the web API |
 | STREAMPROC_ADMIN_TOKEN_FILE | | file holding that token; wins over the variable |
+| STREAMPROC_WEB_AUTH | actions | token for: actions; reads (+ /api, /dashboard); all (+ /metrics) |
 | STREAMPROC_SECURITY_PROTOCOL | PLAINTEXT | PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL |
 | STREAMPROC_SASL_MECHANISM | PLAIN | PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 |
 | STREAMPROC_SASL_USERNAME | | SASL user name |
@@ -60,6 +61,18 @@ def _store(name: str) -> str:
     return name
 
 
+WEB_AUTH_LEVELS = ("actions", "reads", "all")
+
+
+def _web_auth(level: str) -> str:
+    if level not in WEB_AUTH_LEVELS:
+        raise ValueError(
+            f"STREAMPROC_WEB_AUTH={level!r} is not a level; use actions (default: only manual "
+            "actions need the token), reads (also /api/* and the dashboard) or all (also /metrics)."
+        )
+    return level
+
+
 def _default_data_dir() -> Path:
     return Path(os.environ.get("STREAMPROC_CACHE", Path.home() / ".cache" / "streamproc")) / "run"
 
@@ -81,6 +94,7 @@ class Settings:
     replication: int = 1
     stall_s: float = 180.0
     admin_token_file: str | None = None
+    web_auth: str = "actions"  # what needs the admin token: actions, reads or all
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
@@ -103,6 +117,7 @@ class Settings:
             replication=int(env.get("STREAMPROC_REPLICATION", "1")),
             stall_s=float(env.get("STREAMPROC_STALL_S", "180")),
             admin_token_file=env.get("STREAMPROC_ADMIN_TOKEN_FILE") or None,
+            web_auth=_web_auth(env.get("STREAMPROC_WEB_AUTH") or "actions"),
             security=KafkaSecurity.from_env(env),
         )
         return s.with_(**overrides)

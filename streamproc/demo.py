@@ -7,12 +7,19 @@
    each change, the retrainer trains and gates a candidate, the server hot-swaps to the
    deployed version, and accuracy recovers.
 
-Everything it starts (broker if none was running, worker) it stops again.
+Part 1's events are stamped with the current time (as a live model's would be), so its plots
+and the retrains' wall-clock results share one time axis. Part 2 ends with each decision the
+worker made for the simulated model: what fired (statistic against threshold), what the gate
+measured, what was deployed.
+
+Everything it starts (broker if none was running, worker) it stops again, and it removes its
+temporary folder (worker state, model registry, worker log).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +32,7 @@ from streamproc.simulation import SCHEDULES
 from streamproc.testing import TopicReader, WorkerProcess, as_json, free_port, produce
 
 SEED_MODEL = "seed-model"
+LIVE_MODEL = "sim"
 LIVE_STREAM = "stagger"
 LIVE_EVENTS = 25_000
 
@@ -37,6 +45,7 @@ def run_demo(settings: Settings, linger_s: float = 0.0) -> int:
     started_broker = False
     worker: WorkerProcess | None = None
     reader: TopicReader | None = None
+    data: Path | None = None
     try:
         bootstrap, started_broker = _broker(settings)
         run_id = f"demo{os.getpid()}-"
@@ -61,11 +70,19 @@ def run_demo(settings: Settings, linger_s: float = 0.0) -> int:
             f"\n== part 2: an inference server on the '{LIVE_STREAM}' world: its concept changes "
             "at events 10000 and 20000; labels arrive 50 events late"
         )
-        live = simulate(s, bootstrap, LIVE_STREAM, events=LIVE_EVENTS, rate=1000.0, say=say)
+        live = simulate(
+            s, bootstrap, LIVE_STREAM, events=LIVE_EVENTS, rate=1000.0, say=say, model_id=LIVE_MODEL
+        )
+        _decisions(s, reader)
         _summary(seed_rows, live, time.monotonic() - t_start)
         if linger_s > 0:
             say(f"\n== the worker and its dashboard stay up for {linger_s:.0f} s (Ctrl-C ends it)")
             time.sleep(linger_s)
+        else:
+            say(
+                "\n== the worker and its dashboard stop now; `streamproc demo --linger 600` keeps "
+                "them up 10 minutes after the run, to look at the plots and audit trails"
+            )
         ok = [r["deployed"] is not None for r in seed_rows] == [v > 0.1 for v in SEED_STEPS]
         return 0 if ok and live.onset_delays else 1
     finally:
@@ -78,6 +95,8 @@ def run_demo(settings: Settings, linger_s: float = 0.0) -> int:
 
             stop_broker(settings.data_dir / "kafka")
             say("== stopped the local broker")
+        if data is not None:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def _broker(settings: Settings) -> tuple[str, bool]:
@@ -104,14 +123,18 @@ def _seed(s: Settings, bootstrap: str, reader: TopicReader) -> list[dict[str, An
     say("\n== part 1: the seed loop (metric 'drift' against threshold 0.1)")
     # Labelled traffic first, so the retrainer has examples to learn from.
     initial = ("v1", rule_model("A", flip=0.2))
-    warm = list(interactions(SEED_MODEL, lambda i: "A", lambda i: initial, 0, 300))
+    # Now's time: 300 labelled events a second apart, then the five metrics a minute apart,
+    # the last one now (the retrains' results and deployments carry the wall clock's time).
+    now = time.time()
+    warm = list(interactions(SEED_MODEL, lambda i: "A", lambda i: initial, 0, 300, t0=now - 600.0))
     produce(
         bootstrap,
         [(s.topic("predictions"), SEED_MODEL, as_json(x.prediction)) for x in warm]
         + [(s.topic("labels"), SEED_MODEL, as_json(x.label)) for x in warm],
     )
     rows = []
-    for step, metric in enumerate(seed_metrics(SEED_MODEL), start=1):
+    metrics = seed_metrics(SEED_MODEL, t0=now - 60.0 * len(SEED_STEPS))
+    for step, metric in enumerate(metrics, start=1):
         before = len(_records_for(s, "deployments", SEED_MODEL, reader))
         produce(bootstrap, [(s.topic("metrics"), SEED_MODEL, as_json(metric))])
         row: dict[str, Any] = {"step": step, "drift": metric["value"], "deployed": None}
@@ -137,6 +160,56 @@ def _seed(s: Settings, bootstrap: str, reader: TopicReader) -> list[dict[str, An
         f"{len(_records_for(s, 'deployments', SEED_MODEL, reader))} deployments"
     )
     return rows
+
+
+REFIT_NOTE = (
+    "a refit: a model retrained right after an alarm learned from the few examples since the "
+    "change; once the new version has answered {n} labels of its own, it is retrained on them"
+)
+
+
+def _decisions(s: Settings, reader: TopicReader) -> None:
+    """Each request for the live model: what fired, what the gate measured, what was deployed."""
+    reader.settle(quiet_s=2.0, timeout=30)
+    results = {r["request_id"]: r for r in _records_for(s, "retrain-results", LIVE_MODEL, reader)}
+    deployed = {d.get("request_id"): d for d in _records_for(s, "deployments", LIVE_MODEL, reader)}
+    requests = _records_for(s, "retrain-requests", LIVE_MODEL, reader)
+    say(f"\n== the worker's decisions for '{LIVE_MODEL}' ({len(requests)} retrain requests)")
+    say(
+        "(a detector fires when its statistic reaches its threshold; the gate deploys a "
+        "candidate only if its error on held-out recent examples is not worse than the "
+        "deployed model's)"
+    )
+    for req in requests:
+        why = []
+        for r in req["reasons"]:
+            if r["signal"] == "refit":
+                why.append(REFIT_NOTE.format(n=int(r["threshold"])))
+            else:
+                why.append(
+                    f"{r['signal']} ({r['detector']}): statistic {r['value']:.4g} reached its "
+                    f"threshold {r['threshold']:.4g} after {r['n']} samples"
+                )
+        say(f"request {req['request_id']} against {req['model_version']}: " + "; ".join(why))
+        res = results.get(req["request_id"])
+        if res is None:
+            say("  no result yet (coalesced into a retrain in flight, or still training)")
+            continue
+        m = res.get("metrics") or {}
+        gate = (
+            f"gate: holdout error of the candidate {_num(m.get('candidate_error'))} vs the "
+            f"deployed model {_num(m.get('current_error'))} on {m.get('holdout', '?')} "
+            f"held-out examples ({m.get('gate', 'no verdict recorded')})"
+        )
+        err = f" ({res['error']})" if res.get("error") else ""
+        say(f"  {res['status']}{err}; {gate}")
+        dep = deployed.get(req["request_id"])
+        if dep is not None:
+            say(f"  deployed {dep['version']} (replacing {dep.get('previous_version')})")
+
+
+def _num(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, int | float) else "not measured"
 
 
 def _summary(seed_rows: list[dict[str, Any]], live: LiveRun, seconds: float) -> None:

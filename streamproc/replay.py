@@ -9,7 +9,9 @@ a fresh reference); ``retrain=True`` runs the built-in trainer and gate for real
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +64,14 @@ def instant_deployment(req: RetrainRequest) -> DeploymentEvent:
     )
 
 
+def _scratch_registry() -> FileRegistry:
+    """A registry in a temporary folder, removed when the registry is garbage collected."""
+    path = tempfile.mkdtemp(prefix="streamproc-replay-")
+    registry = FileRegistry(path)
+    weakref.finalize(registry, shutil.rmtree, path, ignore_errors=True)
+    return registry
+
+
 def replay(
     lines: Iterable[bytes],
     book: PolicyBook | None = None,
@@ -69,9 +79,7 @@ def replay(
 ) -> Iterator[ReplayEvent]:
     """Yield the events the live worker would emit for these input lines."""
     monitors = Monitors(book)
-    registry = (
-        FileRegistry(tempfile.mkdtemp(prefix="streamproc-replay-")) if retrain_for_real else None
-    )
+    registry = _scratch_registry() if retrain_for_real else None
     offsets = dict.fromkeys((*INPUT_TOPICS, "deployments", "retrain-results"), 0)
     last_ts = 0.0
     for index, line in enumerate(lines):

@@ -52,8 +52,11 @@ def interactions(
     seed: int = 1,
     dt: float = 1.0,
     label_noise: float = 0.0,
+    t0: float = T0,
 ) -> Iterator[Interaction]:
     """Predictions ``start .. start+count-1`` with their labels (label_ts = prediction ts).
+
+    Event ``i`` is at ``t0 + i * dt`` (seconds since the epoch).
 
     ``concept_at(i)`` names the concept in force at index i; ``predictor(i)`` returns the
     (version, predict function) serving at index i.
@@ -66,7 +69,7 @@ def interactions(
         if label_noise and rng.random() < label_noise:
             y = not y
         version, predict = predictor(i)
-        ts = T0 + i * dt
+        ts = t0 + i * dt
         event_id = f"{model_id}-{i}"
         yield Interaction(
             prediction={

@@ -33,6 +33,8 @@ class LiveRun:
     correct: int = 0
     swaps: list[tuple[int, str, float]] = field(default_factory=list)  # (event, version, wall s)
     phases: dict[str, list[int]] = field(default_factory=dict)  # phase -> [correct, events]
+    # (phase, version served) -> [correct, events]: what each version did, whatever the pace
+    by_version: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     onset_delays: list[tuple[int, float]] = field(default_factory=list)  # (events, seconds)
 
     @property
@@ -51,8 +53,16 @@ def simulate(
     seed: int = 1,
     say: Callable[[str], None] = lambda s: None,
     every: int = 1000,
+    until_swap: int = 0,
+    wait_s: float = 180.0,
 ) -> LiveRun:
-    """Serve ``events`` events of a world at about ``rate`` per second; see the module docstring."""
+    """Serve ``events`` events of a world at about ``rate`` per second; see the module docstring.
+
+    ``until_swap`` > 0: past ``events``, go on until a version deployed after the last drift
+    (before ``events``) has served ``until_swap`` events, at a tenth of the pace while none is
+    deployed yet; stop anyway at the next drift or after ``wait_s`` more seconds. Then what
+    the retrained version does is measured on that many events, however slow the worker was.
+    """
     schedule = SCHEDULES[stream]
     world = World(schedule, seed)
     prefix = settings.topic_prefix
@@ -69,10 +79,23 @@ def simulate(
     onset_wall: dict[int, float] = {}
     serving = "v0"
     start = time.monotonic()
+    last_drift = max((d for d in schedule.drifts if d < events), default=None)
+    next_drift = min((d for d in schedule.drifts if d >= events), default=None)
+    deadline = start + wait_s
     try:
         for i, feats, y in world:
             if i >= events:
-                break
+                after = [s[0] for s in run.swaps if last_drift is not None and s[0] >= last_drift]
+                if (
+                    not until_swap
+                    or last_drift is None
+                    or (after and i - after[0] >= until_swap)
+                    or i == next_drift
+                    or time.monotonic() > deadline
+                ):
+                    break
+                if not after:
+                    time.sleep(9.0 / rate)  # waiting for the deployment: slow down
             served = watcher.current(model_id)
             assert served is not None
             if served.version != serving:
@@ -85,7 +108,7 @@ def simulate(
                 onset_wall[i] = time.monotonic()
                 say(f"  ~~ event {i}: the world changes ({stream} schedule)")
             hit = int(pred == y)
-            _score(run, _phase(i, schedule.drifts), hit)
+            _score(run, _phase(i, schedule.drifts), hit, served.version)
             window.append(hit)
             due.append((i + lag, eid, y))
             while due and due[0][0] <= i:
@@ -107,12 +130,15 @@ def _phase(i: int, drifts: tuple[int, ...]) -> str:
     return f"after drift at {passed[-1]}" if passed else "before any drift"
 
 
-def _score(run: LiveRun, phase: str, hit: int) -> None:
+def _score(run: LiveRun, phase: str, hit: int, version: str) -> None:
     run.events += 1
     run.correct += hit
-    acc = run.phases.setdefault(phase, [0, 0])
-    acc[0] += hit
-    acc[1] += 1
+    for acc in (
+        run.phases.setdefault(phase, [0, 0]),
+        run.by_version.setdefault((phase, version), [0, 0]),
+    ):
+        acc[0] += hit
+        acc[1] += 1
 
 
 def _swapped(
@@ -144,6 +170,8 @@ def summary_lines(run: LiveRun) -> list[str]:
     for phase, (right, n) in run.phases.items():
         lines.append(f"{phase:<22} {right / n:9.1%} {n:7d}")
     lines.append(f"{'all':<22} {run.accuracy:9.1%} {run.events:7d}")
+    for (phase, version), (right, n) in run.by_version.items():
+        lines.append(f"  {phase} served by {version}: {right / n:.1%} of {n}")
     for events, seconds in run.onset_delays:
         lines.append(f"drift -> deployed: {events} events, {seconds:.1f} s")
     lines.append(f"deployments served: {len(run.swaps)}")

@@ -175,13 +175,14 @@ def closed_loop(
     world = World(schedule, seed)
     policies = {"default": DEFAULT_POLICY, "seed_threshold": SEED_POLICY, "oracle": ORACLE_POLICY}
     policy = policies.get(strategy, QUIET_POLICY)
-    loop = _Loop(schedule, strategy, policy, world.warm_start(), lag, period)
-    for i, feats, y in world:
-        if length is not None and i >= length:
-            break
-        loop.step(i, feats, y)
-        if on_step is not None:
-            on_step(loop.result, i)
+    with tempfile.TemporaryDirectory(prefix="streamproc-sim-") as registry:
+        loop = _Loop(schedule, strategy, policy, world.warm_start(), lag, period, registry)
+        for i, feats, y in world:
+            if length is not None and i >= length:
+                break
+            loop.step(i, feats, y)
+            if on_step is not None:
+                on_step(loop.result, i)
     return loop.result
 
 
@@ -189,12 +190,12 @@ class _Loop:
     """One inference server, its monitor and its retrainer, in event time (1 event = 1 s)."""
 
     def __init__(self, schedule: Schedule, strategy: str, policy: Policy, model: TrainedModel,
-                 lag: int, period: int) -> None:  # fmt: skip
+                 lag: int, period: int, registry: str) -> None:  # fmt: skip
         self.schedule = schedule
         self.strategy = strategy
         self.mon = ModelMonitor(MODEL, policy)
         self.model, self.version = model, "v0"
-        self.registry = FileRegistry(tempfile.mkdtemp(prefix="streamproc-sim-"))
+        self.registry = FileRegistry(registry)  # a folder the caller removes
         self.lag, self.period = lag, period
         self.labels: deque[tuple[int, LabelEvent]] = deque()
         self.result = LoopResult(strategy, schedule.name)

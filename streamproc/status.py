@@ -5,6 +5,7 @@ Each worker serves the models of its own partitions; give every worker's web add
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.error
 import urllib.request
@@ -12,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
+
+from streamproc.config import Settings
 
 __all__ = ["fetch_status", "format_table", "gather"]
 
@@ -21,8 +24,12 @@ COLUMNS = ("model", "version", "deployed", "nearest signal", "stat/thr", "retrai
 def fetch_status(base_url: str, timeout: float = 5.0) -> dict[str, Any]:
     """GET ``{base_url}/api/status``; raise OSError saying which worker did not answer."""
     url = base_url.rstrip("/") + "/api/status"
+    # A worker with STREAMPROC_WEB_AUTH=reads asks its admin token of reads too.
+    token = Settings(admin_token_file=os.environ.get("STREAMPROC_ADMIN_TOKEN_FILE")).admin_token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return dict(orjson.loads(resp.read()))
     except (urllib.error.URLError, OSError, orjson.JSONDecodeError) as exc:
         raise OSError(

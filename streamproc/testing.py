@@ -231,7 +231,8 @@ class WorkerProcess:
 
     The child inherits the environment, then gets ``settings.security`` (unless plaintext) as
     ``STREAMPROC_SECURITY_PROTOCOL`` / ``STREAMPROC_SASL_*`` / ``STREAMPROC_SSL_*`` and
-    ``settings.web_host`` as ``STREAMPROC_WEB_HOST``, then ``extra_env``, which wins.
+    ``settings.web_host`` as ``STREAMPROC_WEB_HOST``, ``TMPDIR`` in its data dir, then
+    ``extra_env``, which wins.
     """
 
     settings: Settings
@@ -255,10 +256,15 @@ class WorkerProcess:
             cmd += ["--policy", s.policy_file]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on
+        # Temporary files of the worker and of what it runs (trainer commands' artifacts) go in
+        # its data dir, removed with it, instead of piling up in /tmp.
+        tmp = s.data_dir / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
             **({} if s.security.plaintext else s.security.to_env()),
             "STREAMPROC_WEB_HOST": s.web_host,  # the CLI has no flag for it
+            "TMPDIR": str(tmp),
             **self.extra_env,
             "PYTHONUNBUFFERED": "1",
         }

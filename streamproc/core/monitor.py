@@ -50,10 +50,11 @@ from streamproc.core.events import (
     RetrainResult,
     SourceRef,
 )
+from streamproc.core.identifiers import IdentifierScreen
 from streamproc.core.labeljoin import Joined, LabelJoin
-from streamproc.core.policy import DEFAULT_POLICY, Policy
+from streamproc.core.policy import DEFAULT_POLICY, DriftRule, Policy
 from streamproc.core.rollback import RollbackWatch
-from streamproc.core.timeline import SignalStatus
+from streamproc.core.timeline import Firing, SignalStatus
 from streamproc.core.trigger import Trigger
 
 __all__ = ["UNKNOWN_VERSION", "Example", "ModelMonitor"]
@@ -69,6 +70,11 @@ _OUTPUTS: Final = frozenset({"prediction", "score"})
 Example = list[Any]
 # What one record can make a monitor emit: a retrain request, or a rollback deployment.
 Emitted = RetrainRequest | DeploymentEvent | None
+
+
+def _screen(policy: Policy) -> IdentifierScreen:
+    rule = policy.drift or DriftRule()
+    return IdentifierScreen(rule.identifier_probe, rule.identifier_distinct, rule.identifiers)
 
 
 def error_of(prediction: Any, label: Any) -> float:
@@ -133,6 +139,10 @@ class ModelMonitor:
         self.last_ts = 0.0
         # Label delays since the worker last read them (for its metrics); not part of the state.
         self.join_latencies: list[float] = []
+        self.screen = _screen(policy)
+        # Detectors that fired since the worker last read them (for its plots: a detector is
+        # reset when it fires, so a later sample would not show the value); not in the state.
+        self.firings: list[Firing] = []
         # Task and error scoring (streamproc.core.errors); type mismatches found while applying
         # the current record, for the router to dead-letter (not part of the state).
         self.scorer = ErrorScorer(policy.task, policy.error.loss if policy.error else "absolute")
@@ -292,7 +302,11 @@ class ModelMonitor:
             if ev.score is not None:
                 values.append(("score", ev.score))
         fired = None
-        for signal, value in values:
+        for watched, raw in values:
+            screened = self._screen(watched, raw)
+            if screened is None:
+                continue
+            signal, value = screened
             det = self.detectors.get(signal)
             if det is None:
                 if value is None:
@@ -302,6 +316,20 @@ class ModelMonitor:
                 evidence = f"{signal}@{ev.event_id}"
                 fired = self._fired(signal, det, det.statistic, ev.ts, evidence, source)
         return fired
+
+    def _screen(self, signal: str, value: Any) -> tuple[str, Any] | None:
+        """Text features pass the identifier screen first: an identifier-like one is never
+        watched as a category (its state would be a copy of the identifiers)."""
+        if not (isinstance(value, str) and signal.startswith("feature:")):
+            return signal, value
+        known = signal in self.screen.verdicts
+        out = self.screen.check(signal, value)
+        if not known and signal in self.screen.verdicts:
+            log.info("model %s: %s is %s-like", self.model_id, signal, self.screen.verdicts[signal])
+            self._count(f"{self.screen.verdicts[signal]}:{signal}")
+        if out is None and self.screen.verdicts.get(signal) == "identifier":
+            self._count(f"identifier_skipped:{signal}")
+        return out
 
     def _significant(self, det: Detector) -> bool:
         """Bonferroni across the model's watched distributions: many tests, one alarm budget.
@@ -369,6 +397,8 @@ class ModelMonitor:
             n=det.n,
             details=details,
         )
+        if len(self.firings) < MAX_LATENCIES:
+            self.firings.append(Firing(signal, ts, reason.value, reason.threshold))
         det.reset()
         if det.n < self.policy.min_samples and reason.n < self.policy.min_samples:
             self._count("suppressed")
@@ -504,6 +534,7 @@ class ModelMonitor:
                 "offsets": self.offsets,
                 "counts": self.counts,
                 "last_ts": self.last_ts,
+                "screen": self.screen.state(),
                 "scorer": self.scorer.state(),
             }
         )
@@ -531,6 +562,8 @@ class ModelMonitor:
         mon.offsets = s["offsets"]
         mon.counts = s["counts"]
         mon.last_ts = s["last_ts"]
+        if "screen" in s:  # snapshots from before the screen: features are probed again
+            mon.screen.load(s["screen"])
         scorer = ErrorScorer.from_state(s["scorer"]) if "scorer" in s else None
         if scorer is not None and scorer.declared == policy.task:
             mon.scorer = scorer

@@ -46,6 +46,7 @@ from typing import Any
 
 from streamproc.core.detectors import Detector, make_detector
 from streamproc.core.errors import LOSSES, TASKS
+from streamproc.core.identifiers import IdentifierScreen
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -139,6 +140,12 @@ class DriftRule:
     )
     features: tuple[str, ...] = ("*",)  # globs of feature names to watch
     outputs: bool = True  # also watch the prediction and score distributions
+    # Identifier-like text features (nearly every value distinct: e-mails, user ids) are not
+    # watched as categories: their lengths are ("length"), or they are skipped and counted
+    # ("skip"); "watch" treats them as any category (:mod:`streamproc.core.identifiers`).
+    identifiers: str = "length"
+    identifier_probe: int = 500  # values of a text feature looked at before deciding
+    identifier_distinct: float = 0.95  # distinct fraction from which it is an identifier
 
     def make(self, value: Any, output: bool = False) -> Detector:
         """A detector suited to ``value``: categorical for strings and booleans, else numeric.
@@ -469,9 +476,10 @@ def _rollback_rule(r: Any, where: str) -> RollbackRule | None:
 def _drift(d: Any, where: str) -> DriftRule | None:
     if d is False:
         return None
-    if not isinstance(d, dict) or set(d) - {"numeric", "categorical", "features", "outputs"}:
+    if not isinstance(d, dict) or set(d) - {"numeric", "categorical", "features", "outputs", *_ID}:
         raise PolicyError(
-            f"{where}: 'drift' must be false or a table of numeric, categorical, features, outputs."
+            f"{where}: 'drift' must be false or a table of numeric, categorical, features, "
+            "outputs, identifiers, identifier_probe, identifier_distinct."
         )
     base = DriftRule()
     changes: dict[str, Any] = {}
@@ -491,6 +499,7 @@ def _drift(d: Any, where: str) -> DriftRule | None:
         changes["features"] = tuple(f)
     if "outputs" in d:
         changes["outputs"] = bool(d["outputs"])
+    changes.update(_identifier_changes(d, where))
     rule = replace(base, **changes)
     for sample in (0.0, "a"):
         try:
@@ -498,6 +507,25 @@ def _drift(d: Any, where: str) -> DriftRule | None:
         except (TypeError, ValueError) as exc:
             raise PolicyError(f"{where}: drift detector is not valid: {exc}") from None
     return rule
+
+
+_ID = ("identifiers", "identifier_probe", "identifier_distinct")
+
+
+def _identifier_changes(d: dict[str, Any], where: str) -> dict[str, Any]:
+    """The drift table's identifier settings, checked by the screen that will use them."""
+    changes = {k: d[k] for k in _ID if k in d}
+    if not changes:
+        return changes
+    rule = replace(DriftRule(), **changes)
+    try:
+        IdentifierScreen(rule.identifier_probe, rule.identifier_distinct, rule.identifiers)
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(
+            f'{where}: drift identifiers are not valid ({exc}); e.g. identifiers = "length" '
+            '(or "skip", "watch"), identifier_probe = 500, identifier_distinct = 0.95.'
+        ) from None
+    return changes
 
 
 def _join(j: Any, where: str) -> JoinLimits:

@@ -23,16 +23,40 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import orjson
 
 __all__ = ["FileRegistry", "ModelVersion", "RegistryError"]
 
 
+# Longest path segment made of an id. File systems allow 255 bytes per name (NAME_MAX); a
+# percent-escaped id takes up to 9 bytes per character (35 CJK characters are 315), and the
+# registry's own names ("meta.json.tmp<pid>") need room beside it.
+MAX_SEGMENT = 140
+_KEEP = 64  # readable prefix of a long id: with "+" and 64 hex digits, 129 bytes at most
+
+
 def _path_part(ident: str) -> str:
-    """An id as one safe path segment: injective, never '.', '..' or containing a separator."""
-    return quote(ident, safe="-_").replace(".", "%2E") or "%00"
+    """An id as one safe path segment: injective, never '.', '..' or containing a separator,
+    at most :data:`MAX_SEGMENT` bytes.
+
+    A longer escaped id keeps a readable prefix and ends with ``+`` and the sha256 of the id
+    (``+`` never appears in an escaped id, so a short id cannot take a long one's place).
+
+    >>> _path_part("fraud/eu")
+    'fraud%2Feu'
+    >>> long = _path_part("模型" * 40)
+    >>> len(long) <= MAX_SEGMENT and long.startswith("%E6%A8%A1") and "+" in long
+    True
+    """
+    escaped = quote(ident, safe="-_").replace(".", "%2E") or "%00"
+    if len(escaped) <= MAX_SEGMENT:
+        return escaped
+    head = escaped[:_KEEP]
+    if "%" in head[-2:]:  # do not cut an escape in two
+        head = head[: head.rindex("%")]
+    return f"{head}+{hashlib.sha256(ident.encode()).hexdigest()}"
 
 
 class RegistryError(RuntimeError):
@@ -89,10 +113,7 @@ class FileRegistry:
         return mv
 
     def get(self, model_id: str, version: str) -> ModelVersion | None:
-        meta = self._dir(model_id, version) / "meta.json"
-        if not meta.exists():
-            return None
-        return ModelVersion(**orjson.loads(meta.read_bytes()))
+        return _read_meta(self._dir(model_id, version) / "meta.json")
 
     def load(self, model_id: str, version: str) -> bytes:
         mv = self.get(model_id, version)
@@ -114,8 +135,15 @@ class FileRegistry:
         base = self.root / _path_part(model_id)
         if not base.exists():
             return []
-        found = (self.get(model_id, unquote(p.name)) for p in base.iterdir() if p.is_dir())
+        # Each version's own meta names it: a long version's folder name is hashed.
+        found = (_read_meta(p / "meta.json") for p in base.iterdir() if p.is_dir())
         return sorted((v for v in found if v), key=lambda v: v.created_ts)
+
+
+def _read_meta(meta: Path) -> ModelVersion | None:
+    if not meta.exists():
+        return None
+    return ModelVersion(**orjson.loads(meta.read_bytes()))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

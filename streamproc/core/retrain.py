@@ -57,11 +57,17 @@ __all__ = [
     "judge",
     "prepare",
     "retrain",
+    "unexpected",
 ]
 
 log = logging.getLogger(__name__)
 
 Admission = Literal["start", "resume", "coalesce", "duplicate"]
+
+# How long a job may stay in flight before a new request for the model replaces it (and the
+# old one gets a ``failed`` result): a worker killed mid-job whose request is not delivered
+# again must not leave the model "in flight" forever, every later request coalesced into it.
+RUN_DEADLINE_S = 3600.0
 
 # Marks the results streamproc publishes, to tell them from an external trainer's answers.
 OURS: Mapping[str, Any] = {"by": "streamproc"}
@@ -79,11 +85,21 @@ class RetrainLedger:
         self.deadline: float | None = None
         self.expired: str | None = None
 
-    def admit(self, request_id: str, now: float | None = None) -> Admission:
+    def admit(
+        self, request_id: str, now: float | None = None, run_s: float = RUN_DEADLINE_S
+    ) -> Admission:
         """What to do with a request: start it, resume it (seen before a crash), or skip it.
 
         A job past its deadline no longer blocks the model: the new request starts, and
         :attr:`expired` names the abandoned one (its ``failed`` result is the caller's to send).
+        A started job's deadline is ``now + run_s`` (none without ``now``); an external
+        trainer's job gets its own (:meth:`wait_for_external`).
+
+        >>> led = RetrainLedger()
+        >>> led.admit("rr-1", now=0.0), led.admit("rr-2", now=10.0)
+        ('start', 'coalesce')
+        >>> led.admit("rr-3", now=RUN_DEADLINE_S + 1), led.expired
+        ('start', 'rr-1')
         """
         self.expired = None
         if request_id in self.handled:
@@ -98,6 +114,7 @@ class RetrainLedger:
             self.expired = self.in_flight
             self.finish(self.in_flight)
         self.in_flight = request_id
+        self.deadline = None if now is None else now + run_s
         return "start"
 
     def _overdue(self, now: float | None) -> bool:
@@ -334,13 +351,23 @@ def retrain(
     trainer: Callable[[TrainingJob], Candidate] = builtin_trainer,
     task: str | None = None,
 ) -> RetrainOutcome:
-    """Prepare, train, gate and register in one call; a failure becomes a ``failed`` result."""
+    """Prepare, train, gate and register in one call; a failure becomes a ``failed`` result.
+
+    Any exception (a trainer's bug, a registry that cannot write) is such a failure too.
+    """
     try:
         job = prepare(request, examples, deployed_version, task=task)
         candidate = trainer(job)
     except TrainerError as exc:
         return failed(request, now, str(exc))
-    return judge(job, candidate, registry, now, margin)
+    except Exception as exc:  # a bad job must not stop its caller
+        log.exception("model %s: retrain %s raised", request.model_id, request.request_id)
+        return failed(request, now, unexpected(exc))
+    try:
+        return judge(job, candidate, registry, now, margin)
+    except Exception as exc:  # registering: the disk, the registry's store
+        log.exception("model %s: judging %s raised", request.model_id, request.request_id)
+        return failed(request, now, unexpected(exc))
 
 
 def holdout_error(
@@ -378,6 +405,21 @@ def training_span(
         return examples
     recent = [ex for ex in examples if ex[4] >= onset]
     return recent if len(recent) >= min_examples else examples[-min_examples:]
+
+
+def unexpected(exc: BaseException) -> str:
+    """The error of a job that raised: what was raised, and what to do.
+
+    >>> unexpected(OSError(36, "File name too long")).split(";")[0]
+    'training or registering raised OSError: [Errno 36] File name too long'
+    """
+    text = str(exc)
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return (
+        f"training or registering raised {type(exc).__name__}: {text}; see the worker's log "
+        "for the stack, fix the cause, and ask for a retrain again"
+    )
 
 
 def failed(request: RetrainRequest, now: float, error: str) -> RetrainOutcome:

@@ -45,6 +45,7 @@ from streamproc.core.retrain import (
     failed,
     judge,
     prepare,
+    unexpected,
 )
 from streamproc.core.router import Monitors, route
 from streamproc.service.app import Wiring
@@ -253,6 +254,19 @@ class Retrains:
             return  # an external trainer has it; its result completes the job
         await self._save(mid, ledger, partition)  # in flight before the work: never lost
         self.board.retrain_started(req)
+        try:
+            outcome = await self._run(req, ledger, partition)
+        except Exception as exc:  # one bad job must not stop the worker
+            log.exception("model %s: retrain %s raised", mid, req.request_id)
+            outcome = failed(req, time.time(), unexpected(exc))
+        if outcome is not None:
+            await self._finish(outcome, ledger, partition)
+
+    async def _run(
+        self, req: RetrainRequest, ledger: RetrainLedger, partition: int
+    ) -> RetrainOutcome | None:
+        """Train and judge; None when an external trainer took the job."""
+        mid = req.model_id
         mon = self.live.get(mid)
         if mon is None:
             mon_bytes = self.w.monitors.load(mid)
@@ -262,15 +276,13 @@ class Retrains:
         try:
             job = prepare(req, examples, deployed, task=mon.scorer.task if mon else None)
         except TrainerError as exc:
-            await self._finish(failed(req, time.time(), str(exc)), ledger, partition)
-            return
+            return failed(req, time.time(), str(exc))
         trainer = self._trainer(mid)
         log.info("model %s: retraining for %s on %d examples", mid, req.request_id, len(job.train))
         if isinstance(trainer, WebhookTrainer):
             await self._hand_off(trainer, job, ledger, partition)
-            return
-        outcome = await self._train_and_judge(trainer, job)
-        await self._finish(outcome, ledger, partition)
+            return None
+        return await self._train_and_judge(trainer, job)
 
     async def _train_and_judge(
         self, trainer: Callable[[TrainingJob], Candidate], job: TrainingJob
@@ -329,9 +341,13 @@ class Retrains:
             await self._finish(failed(job.request, time.time(), str(exc)), ledger, partition)
             return
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(
-            None, judge, job, candidate, self.registry, time.time(), self.w.settings.gate_margin
-        )
+        try:
+            outcome = await loop.run_in_executor(
+                None, judge, job, candidate, self.registry, time.time(), self.w.settings.gate_margin
+            )
+        except Exception as exc:  # one bad job must not stop the worker
+            log.exception("model %s: judging %s raised", result.model_id, result.request_id)
+            outcome = failed(job.request, time.time(), unexpected(exc))
         await self._finish(outcome, ledger, partition)
 
     async def _finish(self, outcome: RetrainOutcome, ledger: RetrainLedger, partition: int) -> None:
@@ -354,6 +370,7 @@ class Retrains:
 
 def _expired(request_id: str) -> str:
     return (
-        f"retrain {request_id} got no answer from its external trainer before its deadline; "
-        "a newer request replaced it — check the training pipeline"
+        f"retrain {request_id} did not finish before its deadline (a worker stopped during "
+        "it, or its external trainer never answered); a newer request replaced it — check the "
+        "worker's log and the training pipeline"
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 from faust.streams import _current_event
+from faust.web.base import BlueprintManager
 
 from streamproc.config import Settings
 from streamproc.core.router import MONITORED_TOPICS
@@ -75,6 +77,22 @@ class ModelTable(faust.Table):
         return value  # type: ignore[no-any-return]
 
 
+def advertised_host(bind: str) -> str:
+    """The name faust advertises for a bind address: the host's name for a wildcard (which
+    is no address a client can use), else the address itself."""
+    return socket.gethostname() if bind in ("0.0.0.0", "::", "") else bind
+
+
+def without_builtin_views(app: faust.App) -> None:
+    """Serve none of faust's built-in web views, not even its index at ``/``.
+
+    With their settings off faust still mounts a placeholder index at ``/``; streamproc's own
+    ``GET /`` (a redirect to the dashboard) takes that path, so the blueprint list is emptied
+    before the server applies it.
+    """
+    app.web.blueprints = BlueprintManager([])
+
+
 @dataclass
 class Wiring:
     """Everything the agents need, built once per app."""
@@ -106,8 +124,19 @@ def create_app(settings: Settings, bootstrap: str) -> Wiring:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
         consumer_auto_offset_reset="earliest",
-        web_host=settings.web_host,
+        # faust binds ``web_bind`` (its default: every interface); ``web_host`` is only the
+        # name it advertises. STREAMPROC_WEB_HOST is the address to bind (127.0.0.1 default).
+        web_bind=settings.web_host,
+        web_host=advertised_host(settings.web_host),
         web_port=settings.web_port,
+        # faust's own views serve table contents (/table/: every monitor snapshot, raw feature
+        # values included), the cluster map (/router/), sensor statistics and the service
+        # graph, to anyone, with no token. streamproc serves none of them (issue 16).
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         web_in_thread=False,
         stream_wait_empty=False,
         broker_commit_every=1000,
@@ -123,6 +152,7 @@ def create_app(settings: Settings, bootstrap: str) -> Wiring:
         consumer_max_fetch_size=MAX_STATE_BYTES,
         table_cleanup_interval=3600.0,
     )
+    without_builtin_views(app)
     t = settings.topic
 
     def table(name: str) -> ModelTable:

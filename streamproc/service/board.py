@@ -82,7 +82,8 @@ class StatusBoard:
         v = self.view(mon.model_id)
         v.partition = partition
         v.signals = mon.signal_status()
-        v.timeline.sample(mon.last_ts, v.signals)
+        v.timeline.sample(mon.last_ts, v.signals, mon.firings)
+        mon.firings.clear()
         if v.version != mon.version:
             v.version = mon.version
         v.counts = {**mon.counts, **mon.join.counts}

@@ -1,6 +1,7 @@
 """The worker's web port: ``/metrics``, the status API, manual actions, and the dashboard.
 
 ==========================================  =========================================
+``GET /``                                   redirect to ``/dashboard``
 ``GET /metrics``                            Prometheus exposition (:mod:`.metrics`)
 ``GET /health``                             ``{"ok": true}``; 503 when stalled (:mod:`.watchdog`)
 ``GET /api/status``                         every model this worker serves, one line each
@@ -10,10 +11,17 @@
 ``GET /dashboard``                          the live page (:file:`dashboard.html`)
 ==========================================  =========================================
 
+Nothing else: faust's own views (``/table/``, ``/router/``, statistics, graph) are off
+(:func:`streamproc.service.app.create_app`). The reads show statistics, thresholds, decisions
+and evidence, never raw feature values or labels (monitor snapshots stay in the tables).
+
 Each worker serves the models of its own partitions; ``streamproc status`` and the dashboard's
 ``workers`` setting gather several. Manual actions need ``Authorization: Bearer <token>`` with
 the token of ``STREAMPROC_ADMIN_TOKEN`` (or the file named by ``STREAMPROC_ADMIN_TOKEN_FILE``);
-with no token configured they are refused.
+with no token configured they are refused. ``STREAMPROC_WEB_AUTH=reads`` asks the same token of
+``/api/*`` and ``/dashboard`` (``all``: of ``/metrics`` too; ``/health`` stays open for
+liveness probes, and ``/`` only redirects). A browser gets in once with
+``/dashboard?token=<token>``, which sets an HttpOnly cookie and redirects to the bare address.
 """
 
 from __future__ import annotations
@@ -47,9 +55,34 @@ def install_web(
     token: str | None,
     dog: Watchdog | None = None,
 ) -> None:
-    """Add the views to the app's web server."""
+    """Add the views to the app's web server.
+
+    Raises
+    ------
+    ValueError
+        ``STREAMPROC_WEB_AUTH`` asks the token of reads but no token is configured.
+    """
     app = w.app
     page = resources.files("streamproc.service").joinpath("dashboard.html").read_text()
+    auth = w.settings.web_auth
+    if auth != "actions" and not token:
+        raise ValueError(
+            f"STREAMPROC_WEB_AUTH={auth} asks a token of reads but none is configured: "
+            "set STREAMPROC_ADMIN_TOKEN (or STREAMPROC_ADMIN_TOKEN_FILE), "
+            "or STREAMPROC_WEB_AUTH=actions."
+        )
+    reads_guarded = auth in ("reads", "all")
+    metrics_guarded = auth == "all"
+
+    def unread(view: View, request: Request, guarded: bool = True) -> Response | None:
+        """None if this read may go ahead, else the 401 to send."""
+        if not guarded or (token and _carries(request, token)):
+            return None
+        return view.json(
+            {"error": "this worker asks a token for reads (STREAMPROC_WEB_AUTH): send "
+                      "'Authorization: Bearer <token>', or open /dashboard?token=<token>."},
+            status=401,
+        )  # fmt: skip
 
     def refuse(view: View, request: Request) -> Response | None:
         """None if the request carries the admin token, else the error response to send."""
@@ -59,8 +92,7 @@ def install_web(
                           "STREAMPROC_ADMIN_TOKEN (or STREAMPROC_ADMIN_TOKEN_FILE) set."},
                 status=403,
             )  # fmt: skip
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        if not _carries(request, token, cookie=False):
             return view.json(
                 {"error": "missing or wrong token: send 'Authorization: Bearer <token>' with "
                           "the worker's STREAMPROC_ADMIN_TOKEN."},
@@ -68,8 +100,15 @@ def install_web(
             )  # fmt: skip
         return None
 
+    @app.page("/")
+    async def index(view: View, request: Request) -> Response:
+        query = request.query_string
+        return _redirect(view, "/dashboard" + (f"?{query}" if query else ""))
+
     @app.page("/metrics")
     async def metrics(view: View, request: Request) -> Response:
+        if (denied := unread(view, request, metrics_guarded)) is not None:
+            return denied
         return view.bytes(board.metrics.exposition(), content_type=CONTENT_TYPE)
 
     @app.page("/health")
@@ -80,15 +119,26 @@ def install_web(
 
     @app.page("/dashboard")
     async def dashboard(view: View, request: Request) -> Response:
+        given = request.query.get("token")
+        if given is not None and token and hmac.compare_digest(given.encode(), token.encode()):
+            # Keep the token out of the address bar (and history): a cookie, then the bare page.
+            cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+            return _redirect(view, "/dashboard", {"Set-Cookie": cookie})
+        if (denied := unread(view, request, reads_guarded)) is not None:
+            return denied
         return view.html(page)
 
     @app.page("/api/status")
     async def status(view: View, request: Request) -> Response:
+        if (denied := unread(view, request, reads_guarded)) is not None:
+            return denied
         return _json(view, {"worker": w.settings.app_id, **board.status()})
 
     @app.page("/api/models/{model_id}")
     class ModelStatus(View):
         async def get(self, request: Request, model_id: str) -> Response:
+            if (denied := unread(self, request, reads_guarded)) is not None:
+                return denied
             detail = board.model(model_id)
             if detail is None:
                 return _json(self, {"error": f"model {model_id!r} is not served here"}, 404)
@@ -136,11 +186,26 @@ def install_web(
                 action="rollback",
                 ts=time.time(),
                 previous_version=current,
-                artifact_uri=known.uri if known else None,
+                artifact_uri=known.artifact_uri if known else None,
             )
             await (await w.deployments.send(key=model_id.encode(), value=encode(dep)))
             log.warning("model %s: manual rollback %s -> %s", model_id, current, target)
             return self.json({"deployment_id": dep.deployment_id, "version": target}, status=202)
+
+
+COOKIE = "streamproc_token"
+
+
+def _carries(request: Request, token: str, cookie: bool = True) -> bool:
+    """The request bears ``token``: as ``Authorization: Bearer``, or (reads) in the cookie.
+
+    Actions take the header only: a cookie is sent by the browser on its own, which would
+    let another page post actions in the operator's name (CSRF).
+    """
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not given and cookie:
+        given = str(request.cookies.get(COOKIE, ""))
+    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -159,6 +224,10 @@ def _previous(view: Any) -> str | None:
             prev = d.event.get("previous_version")
             return str(prev) if prev else None
     return None
+
+
+def _redirect(view: View, location: str, headers: dict[str, str] | None = None) -> Response:
+    return view.text("", status=302, headers={"Location": location, **(headers or {})})
 
 
 def _json(view: View, value: Any, status: int = 200) -> Response:

@@ -46,6 +46,24 @@ EVERY_REQUEST_ANSWERED = """() => {
   return n("requested") > 0 && n("requested") === n("accepted", "rejected", "failed");
 }"""
 NONE = "\u2013"  # what the page shows for nothing (an en dash)
+# Each value that fired in an SVG plot, with the y of the threshold line drawn at its x
+# (interpolated along the dashed path's segments; SVG y grows downwards).
+FIRINGS = """(svg) => {
+  const pts = [], re = /([ML])([-\\d.]+),([-\\d.]+)/g;
+  for (const m of svg.querySelector("path.threshold").getAttribute("d").matchAll(re))
+    pts.push({ move: m[1] === "M", x: +m[2], y: +m[3] });
+  const lineY = (x) => {
+    for (let i = 1; i < pts.length; i++) {
+      const a = pts[i - 1], b = pts[i];
+      if (b.move || a.x > x || x > b.x) continue;
+      return b.x === a.x ? Math.max(a.y, b.y) : a.y + ((b.y - a.y) * (x - a.x)) / (b.x - a.x);
+    }
+    return null;
+  };
+  return [...svg.querySelectorAll("circle.fired")].map((c) => ({
+    x: +c.getAttribute("cx"), y: +c.getAttribute("cy"), thresholdY: lineY(+c.getAttribute("cx")),
+    statistic: +c.dataset.statistic, threshold: +c.dataset.threshold, ts: +c.dataset.ts }));
+}"""
 
 
 def feed(stack: Any, start: int, count: int, chunk: int = 0) -> None:
@@ -119,6 +137,28 @@ def test_dashboard_plots_decisions_and_shows_audit_trails(stack: Any, tmp_path: 
             # (not coalesced into another) and learns the new concept only: it is promoted.
             auto = error_plot.locator('g.marker[data-kind="requested"]').first
             expect(auto).to_be_visible(timeout=WAIT_MS)
+            # The value that fired is on the plot, drawn above the threshold line, where the
+            # request's marker is; and it is the value the request gives as its reason.
+            expect(error_plot.locator("circle.fired").first).to_be_visible(timeout=WAIT_MS)
+            firings = error_plot.evaluate(FIRINGS)
+            assert firings, "no firing drawn"
+            for f in firings:
+                assert f["thresholdY"] is not None, f"no threshold line under the firing {f}"
+                assert f["y"] <= f["thresholdY"] + 0.1, f"firing drawn below the threshold: {f}"
+                assert f["statistic"] >= f["threshold"], f
+            assert any(f["y"] < f["thresholdY"] - 1 for f in firings), firings
+            auto_x = float(auto.get_attribute("transform").split("(")[1].split(",")[0])
+            assert any(abs(f["x"] - auto_x) < 1 for f in firings), (auto_x, firings)
+            reason = orjson.loads(
+                urllib.request.urlopen(f"{base}/api/models/{MODEL}", timeout=10).read()
+            )["decisions"]
+            auto_reasons = [r for d in reason if d["kind"] == "requested"
+                            for r in d["event"]["reasons"] if r["signal"] == "error"]  # fmt: skip
+            assert {round(r["value"], 6) for r in auto_reasons} <= {
+                round(f["statistic"], 6) for f in firings
+            }, (auto_reasons, firings)
+            # No panel for the policy's "drift" metric: this model never reported one.
+            expect(page.locator('figure.plot[data-series="metric:drift"]')).to_have_count(0)
             off_loop(stack.wait_processed)
             page.wait_for_function(EVERY_REQUEST_ANSWERED, timeout=WAIT_MS)
             expect(row.locator("td.last-result")).not_to_have_text(NONE)

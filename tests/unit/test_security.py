@@ -255,9 +255,11 @@ def test_the_worker_app_gets_the_credentials_and_the_web_host(tmp_path: Path) ->
     conf = create_app(settings, "127.0.0.1:1").app.conf
     assert isinstance(conf.broker_credentials, faust.SASLCredentials)
     assert conf.broker_credentials.username == "alice"
-    assert conf.web_host == "0.0.0.0"
+    # faust binds web_bind; web_host is only the name it advertises (issue 12 item 4).
+    assert conf.web_bind == "0.0.0.0" and conf.web_host not in ("0.0.0.0", "127.0.0.1")
     plain = create_app(Settings(data_dir=tmp_path), "127.0.0.1:1").app.conf
-    assert plain.broker_credentials is None and plain.web_host == "127.0.0.1"
+    assert plain.broker_credentials is None
+    assert plain.web_bind == "127.0.0.1" and plain.web_host == "127.0.0.1"
 
 
 # --------------------------------------------------------------------------- the SDK

@@ -124,7 +124,7 @@ def as_number(v: object) -> int | float | None:
     if isinstance(v, int | float) and not isinstance(v, bool):
         return v if math.isfinite(v) else None
     if isinstance(v, str) and _NUMBER.fullmatch(v):
-        if v.lstrip("+-").isdigit():
+        if len(v) <= 30 and v.lstrip("+-").isdigit():  # int() refuses 4300+ digits
             return int(v)
         f = float(v)
         return f if math.isfinite(f) else None

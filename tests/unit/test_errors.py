@@ -103,7 +103,17 @@ def test_comparable_pairs(prediction: Any, label: Any, numbers: bool, same: bool
 
 @pytest.mark.parametrize(
     ("prediction", "label"),
-    [(1, "cat"), (3.5, "cat"), ("dog", 2), (True, 2), (True, "yes"), (1, " 1"), (1, "nan")],
+    [
+        (1, "cat"),
+        (3.5, "cat"),
+        ("dog", 2),
+        (True, 2),
+        (True, "yes"),
+        (1, " 1"),
+        (1, "nan"),
+        (1, "9" * 5000),
+        (1.5, "1e999"),
+    ],
 )
 def test_mismatched_types_say_what_and_what_to_do(prediction: Any, label: Any) -> None:
     msg = comparable(prediction, label)

@@ -144,6 +144,12 @@ def _as_bool(v: object) -> bool | None:
     return None
 
 
+def _short(v: object) -> str:
+    """``repr`` cut to 60 characters: a giant label must not make a giant message."""
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
 def _kind(v: object) -> str:
     if isinstance(v, bool):
         return "a boolean"
@@ -172,7 +178,8 @@ def comparable(prediction: Any, label: Any) -> Pair | str:
             return Pair(p2, y2, True)
         why = "a number only compares with a number or a numeric string"
     return (
-        f"label {label!r} ({_kind(label)}) cannot be compared with prediction {prediction!r} "
+        f"label {_short(label)} ({_kind(label)}) cannot be compared with prediction "
+        f"{_short(prediction)} "
         f"({_kind(prediction)}): {why}; send labels of the predictions' type (numbers or numeric "
         "strings for numeric predictions, the same class names for class predictions). "
         "This label was not scored."
@@ -193,7 +200,7 @@ def error_value(pair: Pair, task: str, loss: str = "absolute") -> float | None:
 
 
 _NOT_A_QUANTITY = (
-    "label {label!r} and prediction {prediction!r} are not both numbers, and the model's task "
+    "label {label} and prediction {prediction} are not both numbers, and the model's task "
     'is regression ({why}); send numeric labels, or declare task = "classification" in the '
     "policy if the model predicts classes. This label was not scored."
 )
@@ -377,7 +384,7 @@ class ErrorScorer:
             e = error_value(Pair(p, y, numbers), task, self.loss)
             if e is None:
                 why = "declared" if self.declared != "auto" else f"inferred: {self.why}"
-                msg = _NOT_A_QUANTITY.format(label=y, prediction=p, why=why)
+                msg = _NOT_A_QUANTITY.format(label=_short(y), prediction=_short(p), why=why)
                 bad.append(f"event {event_id!r}: {msg}")
             else:
                 ready.append(ScoredError(event_id, version, e, ts))

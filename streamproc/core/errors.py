@@ -422,7 +422,8 @@ class RisingOnly:
     Wraps a (two-sided) numeric detector such as the policy's default numeric kind; when it
     fires on a change its :meth:`details` name as falling (``change`` containing ``_down``),
     the wrapper restarts it quietly (a fresh reference of the new, lower level) instead of
-    reporting. Everything else is the inner detector's.
+    reporting. A detector whose details do not name a direction (a windowed two-sample test)
+    reports every change it finds. Everything else is the inner detector's.
 
     Parameters
     ----------

@@ -166,7 +166,8 @@ def _replay(
             dl = to_dict(out.dead_letter)
             dl["source"] = to_dict(src)
             yield ReplayEvent("dead-letters", dl, index)
-            continue
+            if out.model_id is None:
+                continue  # not applied; else applied (a label_type_mismatch) and goes on
         for req in out.requests:
             last_ts = max(last_ts, req.ts)
             yield ReplayEvent("retrain-requests", to_dict(req), index)
@@ -201,7 +202,8 @@ def _aftermath(
     if registry is None:
         return [("deployments", instant_deployment(req))]
     mon = monitors.get(req.model_id)
-    outcome = retrain(req, mon.training_examples(), mon.version, registry, now=req.ts)
+    examples, task = mon.training_examples(), mon.scorer.task
+    outcome = retrain(req, examples, mon.version, registry, now=req.ts, task=task)
     out: list[tuple[str, Any]] = [("retrain-results", outcome.result)]
     if outcome.deployment is not None:
         out.append(("deployments", outcome.deployment))

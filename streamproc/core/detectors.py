@@ -41,6 +41,7 @@ import math
 import pickle
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from streamproc.core.errors import RisingOnly
 from streamproc.core.seriescp import RankChangePoint
 from streamproc.core.shift import MeanVarianceCusum
 from streamproc.core.twosample import (
@@ -111,6 +112,10 @@ class Detector(Protocol):
         """Parameters and state as JSON-able primitives; :func:`restore` inverts it."""
 
 
+# Posterior deviations added to the reference error rate of the Bernoulli CUSUM.
+REFERENCE_Z = 1.0
+
+
 class ThresholdRule:
     """Fires when a value is above ``above`` (or below ``below``): the seed's rule.
 
@@ -178,15 +183,55 @@ class ThresholdRule:
         return r
 
 
+def bernoulli_increments(
+    errors: float, n: int, shift: float, min_rise: float, z: float = REFERENCE_Z
+) -> tuple[float, float]:
+    """Page's CUSUM increments ``(a, b)`` for a correct answer and an error, from a reference.
+
+    ``p0`` is the reference's error rate, estimated from ``errors`` among ``n`` (posterior mean
+    under a uniform prior, plus ``z`` posterior deviations: an underestimated ``p0`` would make
+    an unchanged stream drift upwards). The alternative multiplies the odds by ``1 + shift``,
+    and asks for at least ``min_rise`` more: ``odds(p1) = (1 + shift) odds(p0)``,
+    ``p1 >= p0 + min_rise``. The odds ratio is meaningful at every ``p0`` (a relative rise of
+    the rate is not: 95% cannot rise by half). When ``p0 + min_rise >= 1`` no rise is possible,
+    and both increments are 0: the detector is inert, whatever comes.
+
+    Source: Page (1954) for the CUSUM; Reynolds & Stoumbos (1999), "A CUSUM chart for
+    monitoring a proportion when inspecting continuously", for the Bernoulli CUSUM; the odds
+    ratio as the size of a change, as in Steiner et al. (2000) risk-adjusted CUSUMs.
+
+    >>> a, b = bernoulli_increments(100, 1000, shift=0.5, min_rise=0.02)
+    >>> a < 0 < b
+    True
+    >>> bernoulli_increments(1000, 1000, shift=0.5, min_rise=0.02)  # 100% errors: inert
+    (0.0, 0.0)
+    """
+    mean_p = (errors + 1.0) / (n + 2.0)
+    sd_p = math.sqrt(mean_p * (1.0 - mean_p) / (n + 3.0))
+    p0 = min(max(mean_p + z * sd_p, 1e-4), 1.0)
+    if p0 + min_rise >= 1.0 or p0 >= 1.0 - 1e-9:
+        return 0.0, 0.0
+    odds1 = (1.0 + shift) * p0 / (1.0 - p0)
+    p1 = max(odds1 / (1.0 + odds1), p0 + min_rise)
+    return math.log((1.0 - p1) / (1.0 - p0)), math.log(p1 / p0)
+
+
 class Cusum:
     """One-sided CUSUM for a rise of an error signal, calibrated on a warm-up window.
 
     The first ``warmup`` values estimate the in-control level. Values in {0, 1} are treated as a
-    Bernoulli error rate p0 and the detector looks for ``p1 = p0 * (1 + shift)``; other values
-    as Gaussian with mean mu0 and deviation s0, looking for ``mu0 + shift * s0``. The statistic
-    is the log-likelihood ratio of "changed" against "unchanged" since the most likely change
-    point (Page's CUSUM), the optimal detector for a shift of the given size. It fires at
-    ``ln(arl)``, which keeps false alarms below about one per ``arl`` in-control samples.
+    Bernoulli error rate p0 (estimated, plus one posterior deviation) and the detector looks
+    for the odds of an error multiplied by ``1 + shift``, and at least ``min_rise`` more
+    (:func:`bernoulli_increments`): a change that exists at every p0. When ``p0 + min_rise >= 1``
+    (a model wrong ~98% of the time or more) nothing can rise, and the detector is inert. Other
+    values are treated as Gaussian with mean mu0 and deviation s0, looking for
+    ``mu0 + shift * s0`` (the monitor sends regression errors to the policy's numeric detector
+    instead, see :mod:`streamproc.core.errors`). The statistic is the log-likelihood ratio of
+    "changed" against "unchanged" since the most likely change point (Page's CUSUM), the
+    optimal detector for a shift of the given size. It fires at ``ln(arl)``, which keeps false
+    alarms below about one per ``arl`` in-control samples. Measured with the default policy
+    (warm-up 1000, ``bench/error_detectors.py``, 5M labels per rate): 0 alarms per 1M at base
+    error rates 0%, 1%, 10%, 50% and 100%, 0.4-0.6 at 90-97%.
 
     Only rises count: after a retrain the error falls, and that is no reason to retrain again.
 
@@ -195,9 +240,13 @@ class Cusum:
     warmup
         Samples used to estimate the in-control level before detection starts.
     shift
-        Relative rise of the error rate (Bernoulli) or rise in deviations (Gaussian) to look for.
+        Rise of the odds of an error, relative (Bernoulli), or rise in deviations (Gaussian).
     arl
         Target average run length between false alarms, in samples.
+    min_rise
+        Smallest rise of the error rate worth detecting (Bernoulli), absolute.
+    reference_max
+        Keep learning the reference while in control, up to this many values (default: no).
 
     Examples
     --------
@@ -249,16 +298,9 @@ class Cusum:
         n = self._ref
         mean = self._sum / n
         if self._binary:
-            # Posterior mean with a uniform prior keeps p0 away from 0 on a model that never errs.
-            # Half a posterior deviation above the estimate: an underestimated p0 would make
-            # the in-control stream drift upwards and raise false alarms.
-            mean_p = (self._sum + 1.0) / (n + 2.0)
-            sd_p = math.sqrt(mean_p * (1.0 - mean_p) / (n + 3.0))
-            p0 = min(max(mean_p + 0.5 * sd_p, 1e-4), 0.9)
-            # A relative rise of a tiny error rate is noise: ask for at least min_rise more.
-            p1 = min(max(p0 * (1.0 + self.shift), p0 + self.min_rise), 0.999)
-            self._a = math.log((1.0 - p1) / (1.0 - p0))
-            self._b = math.log(p1 / p0)
+            self._a, self._b = bernoulli_increments(
+                self._sum, n, self.shift, self.min_rise, REFERENCE_Z
+            )
         else:
             var = max(self._sumsq / n - mean * mean, 0.0) * n / (n - 1)
             self._a = mean
@@ -998,6 +1040,7 @@ _KINDS: dict[str, Any] = {
     **TWOSAMPLE_KINDS,
     MeanVarianceCusum.kind: MeanVarianceCusum,
     RankChangePoint.kind: RankChangePoint,
+    RisingOnly.kind: RisingOnly,
 }
 
 

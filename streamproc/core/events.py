@@ -76,6 +76,7 @@ DEAD_LETTER_REASONS: Final = (
     "too_large",
     "future_timestamp",
     "internal_error",
+    "label_type_mismatch",
 )
 
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamproc.core.monitor import error_of
+from streamproc.core.errors import errors_of, infer_task
 from streamproc.core.policy import MIN_HOLDOUT
 
 __all__ = ["MIN_HOLDOUT", "GateDecision", "current_error", "decide", "split_holdout"]
@@ -66,9 +66,17 @@ def split_holdout(
     return train, holdout
 
 
-def current_error(holdout: Sequence[Sequence[Any]], version: str) -> tuple[float | None, int]:
-    """Error of the predictions the deployed ``version`` made on the holdout, and how many."""
-    errs = [error_of(ex[2], ex[1]) for ex in holdout if ex[3] == version and ex[2] is not None]
+def current_error(
+    holdout: Sequence[Sequence[Any]], version: str, task: str | None = None
+) -> tuple[float | None, int]:
+    """Error of the predictions the deployed ``version`` made on the holdout, and how many.
+
+    ``task`` (the model's, :mod:`streamproc.core.errors`; inferred from these pairs if None)
+    decides 0/1 or absolute errors. Pairs whose types do not match are left out, never scored
+    as errors (the monitor keeps them out of the examples in the first place).
+    """
+    pairs = [(ex[2], ex[1]) for ex in holdout if ex[3] == version and ex[2] is not None]
+    errs, _ = errors_of(pairs, task or infer_task(pairs))
     return (sum(errs) / len(errs) if errs else None), len(errs)
 
 

@@ -44,6 +44,7 @@ import orjson
 from streamproc.core.changepoint import estimate_change
 from streamproc.core.degraded import DegradedWatch
 from streamproc.core.detectors import Detector, restore
+from streamproc.core.errors import ErrorScorer, ScoredError, errors_of, infer_task
 from streamproc.core.events import (
     DeploymentEvent,
     LabelEvent,
@@ -85,6 +86,9 @@ def _screen(policy: Policy) -> IdentifierScreen:
 
 def error_of(prediction: Any, label: Any) -> float:
     """0/1 error for classes, absolute error when both sides are non-integral numbers.
+
+    Task-unaware, from one pair (an integer regression is scored as classes): kept for
+    compatibility only. The monitor, gate and retrain score with :mod:`streamproc.core.errors`.
 
     >>> error_of("cat", "dog"), error_of(1, 1), error_of(2.5, 2.0)
     (1.0, 0.0, 0.5)
@@ -161,6 +165,10 @@ class ModelMonitor:
         # Detectors that fired since the worker last read them (for its plots: a detector is
         # reset when it fires, so a later sample would not show the value); not in the state.
         self.firings: list[Firing] = []
+        # Task and error scoring (streamproc.core.errors); type mismatches found while applying
+        # the current record, for the router to dead-letter (not part of the state).
+        self.scorer = ErrorScorer(policy.task, policy.error.loss if policy.error else "absolute")
+        self.mismatches: list[str] = []
         self._fresh_detectors()
 
     # ------------------------------------------------------------------ intake
@@ -290,27 +298,60 @@ class ModelMonitor:
     def _on_joined(self, j: Joined, source: SourceRef | None) -> Emitted:
         if len(self.join_latencies) < MAX_LATENCIES:
             self.join_latencies.append(j.latency_s)
+        scored = self.scorer.add(j.event_id, j.version, j.prediction, j.label, j.label_ts)
+        for msg in scored.mismatches:
+            self._count("label_type_mismatch")
+            self.mismatches.append(msg)
+        if not scored.comparable:
+            return None  # never scored, never a training or gate example
+        self._error_detector()  # exists from the moment the task is known
         self.examples.append([j.features, j.label, j.prediction, j.version, j.label_ts])
-        err = error_of(j.prediction, j.label)
-        if j.version != self.version:
+        emitted: Emitted = None
+        for s in scored.ready:  # this pair, or those held until the task was known
+            out = self._on_error(s, source)
+            emitted = emitted or out
+        return emitted
+
+    def _on_error(self, s: ScoredError, source: SourceRef | None) -> Emitted:
+        err = s.error
+        if s.version != self.version:
             self._count("stale_joins")  # answered a prediction by another version
-            self._other_label(j, err)
+            self._other_label(s)
             return None
         if self.watch is not None and self.watch.update(err):
-            return self._rollback(j)
+            return self._rollback(s)
         self.own_examples += 1
         if self.refit_due and self.own_examples >= self.refit_due:
-            return self._refit(j, source)
+            return self._refit(s, source)
         if self.degraded is not None and self.degraded.due():
-            asked = self._ask_again(j, source)
+            asked = self._ask_again(s, source)
             if asked is not None:
                 return asked
-        det = self.detectors.get(ERROR_SIGNAL)
+        det = self._error_detector()
         if det is None:
             return None
         if self._update(ERROR_SIGNAL, det, err):
-            return self._fired(ERROR_SIGNAL, det, err, j.label_ts, f"label:{j.event_id}", source)
+            return self._fired(ERROR_SIGNAL, det, err, s.label_ts, f"label:{s.event_id}", source)
         return None
+
+    def _error_detector(self) -> Detector | None:
+        """The error detector, made once the task is known (it depends on the task)."""
+        det = self.detectors.get(ERROR_SIGNAL)
+        if det is None and self.policy.error is not None and self.scorer.task is not None:
+            det = self.detectors[ERROR_SIGNAL] = self._make_error_detector()
+        return det
+
+    def _make_error_detector(self) -> Detector:
+        """A fresh error detector for the model's (known) task."""
+        rule, task = self.policy.error, self.scorer.task
+        assert rule is not None and task is not None
+        numeric = self.policy.drift.numeric if self.policy.drift else None
+        return rule.make(task, numeric)
+
+    def take_mismatches(self) -> list[str]:
+        """Type mismatches found by the last record (to dead-letter), and forget them."""
+        out, self.mismatches = self.mismatches, []
+        return out
 
     def _watch_distributions(self, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
         """Label-free signals: each watched feature, the prediction and the score."""
@@ -370,11 +411,12 @@ class ModelMonitor:
             if vs.update(signal, value, make):
                 self._count("other_version_alarms")
 
-    def _other_label(self, j: Joined, err: float) -> None:
-        vs = self.others.get(j.version, j.label_ts)
+    def _other_label(self, s: ScoredError) -> None:
+        vs = self.others.get(s.version, s.label_ts)
         vs.labels += 1
-        rule = self.policy.error
-        if rule is not None and vs.update(ERROR_SIGNAL, err, rule.make):
+        if self.policy.error is None or self.scorer.task is None:
+            return
+        if vs.update(ERROR_SIGNAL, s.error, self._make_error_detector):
             self._count("other_version_alarms")
 
     def _significant(self, det: Detector) -> bool:
@@ -393,7 +435,7 @@ class ModelMonitor:
             self._count("not_significant_after_correction")
         return bool(ok)
 
-    def _refit(self, j: Joined, source: SourceRef | None) -> RetrainRequest | None:
+    def _refit(self, j: ScoredError, source: SourceRef | None) -> RetrainRequest | None:
         """Retrain once a version retrained after an alarm has answered enough labels itself."""
         self.refit_due = 0
         details = {"change_ts": self.last_change_ts} if self.last_change_ts is not None else {}
@@ -406,7 +448,7 @@ class ModelMonitor:
         self.last_refit_id = req.request_id
         return req
 
-    def _ask_again(self, j: Joined, source: SourceRef | None) -> RetrainRequest | None:
+    def _ask_again(self, j: ScoredError, source: SourceRef | None) -> RetrainRequest | None:
         """Re-request for a model still degraded after a retrain that did not deploy."""
         watch = self.degraded
         assert watch is not None
@@ -515,9 +557,14 @@ class ModelMonitor:
         if since is not None:
             after = [ex for ex in mine if ex[4] >= since]
             mine = after if len(after) >= 30 or not fallback else mine
-        return [error_of(ex[2], ex[1]) for ex in mine[-limit:]]
+        return self._errors([(ex[2], ex[1]) for ex in mine[-limit:]])
 
-    def _rollback(self, j: Joined) -> DeploymentEvent:
+    def _errors(self, pairs: list[tuple[Any, Any]]) -> list[float]:
+        """Errors of (prediction, label) pairs as the model's task scores them."""
+        task = self.scorer.task or infer_task(pairs)
+        return errors_of(pairs, task, self.scorer.loss)[0]
+
+    def _rollback(self, j: ScoredError) -> DeploymentEvent:
         watch = self.watch
         assert watch is not None
         self.watch = None
@@ -556,7 +603,7 @@ class ModelMonitor:
         before the change) only when that finds no rise.
         """
         mine = [ex for ex in self.examples if ex[3] == self.version and ex[2] is not None]
-        k = estimate_change([error_of(ex[2], ex[1]) for ex in mine])
+        k = estimate_change(self._errors([(ex[2], ex[1]) for ex in mine]))
         if k is not None:
             return float(mine[k][4])
         seen = 0
@@ -571,9 +618,8 @@ class ModelMonitor:
         dets: dict[str, Detector] = {
             f"metric:{r.name}": r.detector() for r in self.policy.metric_rules
         }
-        if self.policy.error is not None:
-            dets[ERROR_SIGNAL] = self.policy.error.make()
         self.detectors = dets
+        self._error_detector()
 
     def _observe_version(self, version: str) -> None:
         # Before any deployment event, the current version is the one carrying the majority of
@@ -673,6 +719,7 @@ class ModelMonitor:
                 "counts": self.counts,
                 "last_ts": self.last_ts,
                 "screen": self.screen.state(),
+                "scorer": self.scorer.state(),
             }
         )
 
@@ -713,5 +760,12 @@ class ModelMonitor:
         mon.last_ts = s["last_ts"]
         if "screen" in s:  # snapshots from before the screen: features are probed again
             mon.screen.load(s["screen"])
+        scorer = ErrorScorer.from_state(s["scorer"]) if "scorer" in s else None
+        if scorer is not None and scorer.declared == policy.task:
+            mon.scorer = scorer
+        elif ERROR_SIGNAL in mon.detectors:
+            # The policy now declares another task: its errors mean something else.
+            del mon.detectors[ERROR_SIGNAL]
+            mon._error_detector()
         mon.examples.extend(examples)  # the policy's window: the newest that fit, counted
         return mon

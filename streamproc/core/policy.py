@@ -14,7 +14,8 @@ CUSUM on the error rate of predictions joined with their labels.
     join = { ttl_s = 86400, max_pending = 2000, max_early = 500, max_bytes = 3145728 }
     metrics = [{ name = "drift", above = 0.1 }]
     metric_change = { detector = "rank_cp", metrics = ["*"], warmup = 20, window = 100 }  # or false
-    error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6 }
+    task = "auto"             # or "classification" / "regression" (streamproc.core.errors)
+    error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6, loss = "absolute" }
     rollback = { min_samples = 200, max_samples = 5000, z = 3.7 }   # or false
     trainer = "builtin"       # or { kind = "command", argv = [...] }, { kind = "webhook", ... }
 
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.core.detectors import Detector, make_detector, parameters
+from streamproc.core.errors import LOSSES, TASKS
 from streamproc.core.identifiers import IdentifierScreen
 
 # The smallest holdout the gate judges a candidate on (see streamproc.core.gate).
@@ -111,12 +113,26 @@ class MetricChangeRule:
 
 @dataclass(frozen=True, slots=True)
 class ErrorRule:
-    """An online detector on the error of predictions joined with their labels."""
+    """An online detector on the error of predictions joined with their labels.
+
+    Classification errors (0/1) go to ``detector`` with ``params`` (the Bernoulli CUSUM by
+    default). Regression errors (absolute, or squared with ``loss = "squared"``) go to the
+    ``regression`` spec, by default the policy's numeric drift detector (whatever kind
+    :class:`DriftRule` names), reporting rises only (:class:`~streamproc.core.errors.RisingOnly`).
+    """
 
     detector: str = "cusum"
     params: tuple[tuple[str, Any], ...] = (("warmup", 1000), ("shift", 0.5), ("arl", 1e6))
+    loss: str = "absolute"
+    regression: tuple[tuple[str, Any], ...] | None = None  # None: the numeric drift default
 
-    def make(self) -> Detector:
+    def make(
+        self, task: str = "classification", numeric: tuple[tuple[str, Any], ...] | None = None
+    ) -> Detector:
+        """The detector for the model's task; ``numeric`` is the policy's numeric drift spec."""
+        if task == "regression":
+            spec = self.regression or numeric or DriftRule().numeric
+            return make_detector("rising_only", inner=dict(spec))
         return make_detector(self.detector, **dict(self.params))
 
 
@@ -199,6 +215,8 @@ class Policy:
     """Everything that decides when one model is retrained."""
 
     name: str = "default"
+    # "classification", "regression", or "auto": inferred from the labels (streamproc.core.errors)
+    task: str = "auto"
     metric_rules: tuple[MetricRule, ...] = (MetricRule("drift", above=0.1),)
     metric_change: MetricChangeRule | None = field(default_factory=lambda: MetricChangeRule())
     error: ErrorRule | None = field(default_factory=ErrorRule)
@@ -270,6 +288,7 @@ _POLICY_KEYS = {
     "schedule",
     "refit_examples",
     "match",
+    "task",
 }
 
 
@@ -337,6 +356,13 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         changes["metric_change"] = _metric_change(table["metric_change"], where)
     if "error" in table:
         changes["error"] = _error_rule(table["error"], where)
+    if "task" in table:
+        if table["task"] not in TASKS:
+            raise PolicyError(
+                f'{where}: task must be one of {list(TASKS)} ("auto" infers it from the '
+                f"labels), got {table['task']!r}."
+            )
+        changes["task"] = table["task"]
     if "trainer" in table:
         changes["trainer"] = _trainer(table["trainer"], where)
     if "rollback" in table:
@@ -457,18 +483,36 @@ def _error_rule(e: Any, where: str) -> ErrorRule | None:
         raise PolicyError(
             f"{where}: 'error' must be a table like {{ detector = 'cusum' }} or false."
         )
-    params = {k: v for k, v in e.items() if k != "detector"}
+    params = {k: v for k, v in e.items() if k not in ("detector", "loss", "regression")}
+    loss = e.get("loss", "absolute")
+    if loss not in LOSSES:
+        raise PolicyError(
+            f"{where}: error.loss must be one of {list(LOSSES)} (regression errors), got {loss!r}."
+        )
+    regression = e.get("regression")
+    if regression is not None and not (
+        isinstance(regression, dict) and isinstance(regression.get("detector"), str)
+    ):
+        raise PolicyError(
+            f"{where}: error.regression must be a table like {{ detector = 'page_hinkley' }}."
+        )
     for k, v in params.items():
         if isinstance(v, bool) or (isinstance(v, float) and not math.isfinite(v)):
             raise PolicyError(
                 f"{where}: error detector parameter {k} = {v!r} is not a usable number."
             )
-    rule = ErrorRule(detector=str(e.get("detector", "cusum")), params=tuple(sorted(params.items())))
+    rule = ErrorRule(
+        detector=str(e.get("detector", "cusum")),
+        params=tuple(sorted(params.items())),
+        loss=loss,
+        regression=tuple(sorted(regression.items())) if regression else None,
+    )
     _check_keys(
         (("detector", rule.detector), *rule.params), f"{where}: error detector is not valid"
     )
     try:
         rule.make()
+        rule.make("regression")
     except (TypeError, ValueError) as exc:
         raise PolicyError(f"{where}: error detector is not valid: {exc}") from None
     return rule

@@ -56,7 +56,11 @@ MONITORED_TOPICS: Final = ("predictions", "labels", "metrics", "deployments", "r
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one record caused: retrain requests, a rollback, or the dead letter it became."""
+    """What one record caused: retrain requests, a rollback, or the dead letter it became.
+
+    A record that was applied can also carry a dead letter (``model_id`` set): a label whose
+    type does not match its prediction's (reason ``label_type_mismatch``), never scored.
+    """
 
     model_id: str | None = None
     requests: tuple[RetrainRequest, ...] = ()
@@ -166,9 +170,25 @@ def _route(
     if not mon.accept(source):
         return Outcome(model_id=mon.model_id, redelivered=True)
     emitted = _HANDLERS[topic](mon, ev, source)
+    dl = _mismatch_letter(mon.take_mismatches(), source, raw, received_ts)
     if isinstance(emitted, DeploymentEvent):
-        return Outcome(model_id=mon.model_id, deployments=(emitted,))
-    return Outcome(model_id=mon.model_id, requests=(emitted,) if emitted else ())
+        return Outcome(model_id=mon.model_id, deployments=(emitted,), dead_letter=dl)
+    requests = (emitted,) if emitted else ()
+    return Outcome(model_id=mon.model_id, requests=requests, dead_letter=dl)
+
+
+def _mismatch_letter(
+    found: list[str], source: SourceRef, raw: bytes, received_ts: float
+) -> DeadLetter | None:
+    """One dead letter for the labels this record made the monitor refuse (usually one).
+
+    The record itself was applied (its label consumed the prediction it answers); the letter
+    says which pair could not be scored and why. It comes with the record's other outcomes.
+    """
+    if not found:
+        return None
+    more = f" (and {len(found) - 1} more labels like it)" if len(found) > 1 else ""
+    return dead_letter(source, found[0] + more, raw, received_ts, "label_type_mismatch")
 
 
 _PARSERS: Final[dict[str, Callable[[bytes], Any]]] = {

@@ -137,7 +137,8 @@ def install(w: Wiring, board: StatusBoard) -> None:
                 log.warning("dead letter from %s: %s", src, out.dead_letter.error)
                 metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
                 await w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
-                continue
+                if out.model_id is None:
+                    continue  # not applied; else applied (a label_type_mismatch) and goes on
             if out.model_id is not None:
                 touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
                 if not out.redelivered:
@@ -275,7 +276,7 @@ class Retrains:
         examples: Sequence[Any] = mon.training_examples() if mon else []
         deployed = mon.version if mon else req.model_version
         try:
-            job = prepare(req, examples, deployed)
+            job = prepare(req, examples, deployed, task=mon.scorer.task if mon else None)
         except TrainerError as exc:
             return failed(req, time.time(), str(exc))
         trainer = self._trainer(mid)

@@ -34,6 +34,7 @@ import hashlib
 import logging
 import math
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
@@ -63,6 +64,7 @@ SNAPSHOT_FORMAT: Final = 1
 UNKNOWN_VERSION: Final = "unknown"
 ERROR_SIGNAL: Final = "error"
 _OUTPUTS: Final = frozenset({"prediction", "score"})
+_FLOAT_MAX: Final = 1.7976931348623157e308
 
 # A labelled example as kept for training: [features, label, prediction, version, ts].
 Example = list[Any]
@@ -94,6 +96,25 @@ def request_id_for(model_id: str, version: str, evidence: str, reasons: tuple[Re
 
 
 MAX_LATENCIES: Final = 10_000
+
+
+def _finite(v: float) -> float:
+    """Evidence numbers are finite (the request parser refuses others): +-inf is clipped."""
+    v = float(v)
+    if math.isfinite(v):
+        return v
+    return 0.0 if v != v else math.copysign(_FLOAT_MAX, v)
+
+
+def _finite_details(d: Any) -> Any:
+    """A detector's details with every non-finite number replaced by null (not a number)."""
+    if isinstance(d, float):
+        return d if math.isfinite(d) else None
+    if isinstance(d, dict):
+        return {k: _finite_details(v) for k, v in d.items()}
+    if isinstance(d, list | tuple):
+        return [_finite_details(v) for v in d]
+    return d
 
 
 class ModelMonitor:
@@ -251,6 +272,8 @@ class ModelMonitor:
         values: list[tuple[str, Any]] = [
             (f"feature:{k}", v) for k, v in ev.features.items() if rule.watches(k)
         ]
+        if len(values) < self._feature_signals():
+            values.extend(self._left_out(ev.features))
         if rule.outputs:
             values.append(("prediction", ev.prediction))
             if ev.score is not None:
@@ -266,6 +289,23 @@ class ModelMonitor:
                 evidence = f"{signal}@{ev.event_id}"
                 fired = self._fired(signal, det, det.statistic, ev.ts, evidence, source)
         return fired
+
+    def _feature_signals(self) -> int:
+        """How many feature detectors exist (every other signal is counted out, O(1))."""
+        dets = self.detectors
+        others = len(self.policy.metric_rules) + sum(
+            1 for s in (ERROR_SIGNAL, "prediction", "score") if s in dets
+        )
+        return len(dets) - others
+
+    def _left_out(self, features: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """Watched features whose key this record left out: missing, exactly like ``null``."""
+        gone = [
+            (s, None) for s in self.detectors if s.startswith("feature:") and s[8:] not in features
+        ]
+        if gone:
+            self.counts["missing_keys"] = self.counts.get("missing_keys", 0) + len(gone)
+        return gone
 
     def _significant(self, det: Detector) -> bool:
         """Bonferroni across the model's watched distributions: many tests, one alarm budget.
@@ -328,10 +368,10 @@ class ModelMonitor:
         reason = Reason(
             signal=signal,
             detector=det.kind,
-            value=value if det.kind == "threshold" else det.statistic,
-            threshold=det.threshold,
+            value=_finite(value if det.kind == "threshold" else det.statistic),
+            threshold=_finite(det.threshold),
             n=det.n,
-            details=details,
+            details=_finite_details(details),
         )
         det.reset()
         if det.n < self.policy.min_samples and reason.n < self.policy.min_samples:

@@ -47,9 +47,12 @@ def feed(det: RankCusum, xs: list[float]) -> list[int]:
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_no_alarm_on_200k_stationary_values_of_any_shape(shape: str) -> None:
+    # arl 1e7: the threshold ln(1e6 * 10) each of 10 watched features gets under the default
+    # policy (Bonferroni in the monitor); one feature alone runs at ln(1e6), about 0.2 false
+    # alarms per 1M values (bench/shapes.py, README).
     rng = np.random.default_rng([10, sorted(SHAPES).index(shape)])
     xs = SHAPES[shape](rng, 200_000).tolist()
-    assert feed(RankCusum(arl=1e6), xs) == []
+    assert feed(RankCusum(arl=1e7), xs) == []
 
 
 def test_the_old_gaussian_default_does_cry_wolf_on_lognormal() -> None:
@@ -117,9 +120,9 @@ def test_ties_are_broken_by_a_counter_based_generator_replayable_anywhere() -> N
     for det in (a, b):
         for _ in range(10):
             det.update(1.0)
-    scores = [a.score(1.0) for _ in range(5)]
-    assert scores == [b.score(1.0) for _ in range(5)]
-    assert len(set(scores)) == 5  # randomized among the tied ranks
+    scores = [a.score(1.0) for _ in range(20)]
+    assert scores == [b.score(1.0) for _ in range(20)]
+    assert len(set(scores)) >= 8  # randomized among the 11 tied ranks
     # The generator is a pure function of (seed, counter): a batch path reproduces it.
     assert splitmix64_unit(0, 3) == splitmix64_unit(0, 3) != splitmix64_unit(1, 3)
 
@@ -138,7 +141,7 @@ def test_missing_values_count_and_a_missing_rate_rise_fires() -> None:
     det = RankCusum(warmup=200)
     xs: list[float | None] = [None if rng.random() < 0.05 else float(v) for v in rng.random(2000)]
     assert feed(det, xs) == []
-    ys = [None if rng.random() < 0.5 else 1.0 for _ in range(500)]
+    ys = [None if rng.random() < 0.5 else float(rng.random()) for _ in range(500)]
     fired = next(i for i, y in enumerate(ys) if det.update(y))
     assert fired < 100 and det.details()["change"] == "missing_up"
     assert det.details()["current_missing"] > 0

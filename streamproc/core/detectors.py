@@ -716,13 +716,16 @@ class RiverPageHinkley(RiverDetector):
     above its running minimum, i.e. river's ``test_increase``; with ``direction="both"`` the
     larger of that and the mirrored ``test_decrease``. ``threshold``: river's ``threshold``
     parameter (50 by default, in the units of x: scale it to the data). ``since_change``:
-    samples since the cumulative sum left its minimum (the likeliest change point).
+    samples since the likeliest change point, ``mean_before`` and ``mean_after`` the means of
+    the values before and after it, from the wrapper's own block histogram of the values since
+    the last reset (:class:`~streamproc.core.changepoint.BlockHistogram`; the sample where
+    the cumulative sum left its minimum was measured 500 values off on a clean step).
     """
 
     kind: ClassVar[str] = "page_hinkley"
     _name: ClassVar[str] = "PageHinkley"
     _reserved: ClassVar[tuple[str, ...]] = ("mode",)
-    _extra: ClassVar[tuple[str, ...]] = ("_since_up", "_since_down")
+    _extra: ClassVar[tuple[str, ...]] = ("_since_up", "_since_down", "_hist_state")
 
     def _river_params(self) -> dict[str, Any]:
         return {**self.params, "mode": "up" if self.direction == "up" else "both"}
@@ -730,8 +733,19 @@ class RiverPageHinkley(RiverDetector):
     def _reset_extra(self) -> None:
         self._since_up = 0
         self._since_down = 0
+        # Block sums of the values, for the means before and after the change point.
+        self._hist = BlockHistogram()
+
+    @property
+    def _hist_state(self) -> list[Any]:
+        return self._hist.state()
+
+    @_hist_state.setter
+    def _hist_state(self, value: list[Any]) -> None:
+        self._hist = BlockHistogram.from_state(value)
 
     def _after(self, v: float, detected: bool) -> bool:
+        self._hist.add(v)
         det = self._det
         self._since_up = 0 if det._sum_increase <= det._min_increase else self._since_up + 1
         self._since_down = 0 if det._sum_decrease >= det._max_decrease else self._since_down + 1
@@ -754,11 +768,19 @@ class RiverPageHinkley(RiverDetector):
     def _details(self) -> dict[str, Any]:
         up, down = self._sides()
         rising = self.direction == "up" or up >= down
-        return {
+        d: dict[str, Any] = {
             "mean": float(self._det._x_mean.get()),
             "side": "up" if rising else "down",
             "since_change": self._since_up if rising else self._since_down,
         }
+        split = self._hist.best_split()
+        if split is not None:  # at block resolution: exact near the end of the stream
+            d.update(
+                since_change=split.after_n,
+                mean_before=split.mean_before,
+                mean_after=split.mean_after,
+            )
+        return d
 
 
 class RiverKSWIN(RiverDetector):

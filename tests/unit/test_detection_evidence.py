@@ -187,3 +187,15 @@ def test_policy_can_still_choose_the_windowed_tests_with_their_own_parameters() 
     ).default
     assert pol.drift is not None
     assert pol.drift.make(1.0).kind == "ks" and pol.drift.make("a").kind == "chi2"
+
+
+def test_page_hinkley_reports_means_before_and_after_its_change_point() -> None:
+    rng = np.random.default_rng(8)
+    xs = np.concatenate([rng.normal(0.0, 0.1, 2000), rng.normal(1.0, 0.1, 500)]).tolist()
+    det = make_detector("page_hinkley")
+    fired = next(i for i, x in enumerate(xs) if det.update(x))
+    assert 2000 <= fired < 2200
+    d = det.details()
+    assert abs((fired + 1 - d["since_change"]) - 2000) <= 2
+    assert round(d["mean_before"], 1) == 0.0 and round(d["mean_after"], 1) == 1.0
+    assert restore(orjson.loads(orjson.dumps(det.state()))).state() == det.state()

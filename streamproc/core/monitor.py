@@ -293,8 +293,8 @@ class ModelMonitor:
     def _feature_signals(self) -> int:
         """How many feature detectors exist (every other signal is counted out, O(1))."""
         dets = self.detectors
-        others = len(self.policy.metric_rules) + sum(
-            1 for s in (ERROR_SIGNAL, "prediction", "score") if s in dets
+        others = len(self.policy.metric_rules) + (
+            (ERROR_SIGNAL in dets) + ("prediction" in dets) + ("score" in dets)
         )
         return len(dets) - others
 

@@ -191,3 +191,18 @@ def test_default_policy_uses_rank_and_multinomial_cusums() -> None:
     assert rule.make(3).kind == "rank_cusum"  # an integer feature is a count
     assert rule.make("fr").kind == "multinomial_cusum"
     assert make_detector("mean_variance_cusum").kind == "mean_variance_cusum"  # still there
+
+
+def test_direction_up_ignores_a_fall_and_catches_the_rise_after_it() -> None:
+    """For an error stream (the errors signal): only a rise is a reason to retrain."""
+    rng = np.random.default_rng(7)
+    det = make_detector("rank_cusum", direction="up")
+    assert feed(det, rng.exponential(1.0, 3000).tolist()) == []  # type: ignore[arg-type]
+    assert not any(det.update(x) for x in (0.2 * rng.exponential(1.0, 2000)).tolist())
+    fired = next(
+        i for i, x in enumerate((3.0 * rng.exponential(1.0, 2000)).tolist()) if det.update(x)
+    )
+    assert fired < 300 and det.details()["change"].startswith("mean_up")
+    assert restore(orjson.loads(orjson.dumps(det.state()))).state() == det.state()
+    with pytest.raises(ValueError, match="direction"):
+        RankCusum(direction="down")

@@ -10,8 +10,11 @@ Kinds (:func:`make_detector`): ``threshold`` and ``cusum`` (below); river's dete
 ``fhddm`` (:class:`RiverDetector`, rises only unless ``direction="both"``); and windowed
 two-sample tests of a feature against a frozen reference, ``numeric_drift`` (``ks``, ``psi``,
 ``wasserstein``) and ``categorical_drift`` (``chi2``, ``js``), each test also on its own kind
-(:mod:`streamproc.core.twosample`); ``rank_cp``, a robust two-segment change test on a
-reported metric's own recent values (:mod:`streamproc.core.seriescp`).
+(:mod:`streamproc.core.twosample`); CUSUMs on one feature: ``rank_cusum``
+(:mod:`streamproc.core.ranks`, distribution-free, the default for numbers),
+``mean_variance_cusum`` (:mod:`streamproc.core.shift`, Gaussian) and ``multinomial_cusum``
+(:mod:`streamproc.core.multinomial`, the default for categories); ``rank_cp``, a robust
+two-segment change test on a reported metric's own recent values (:mod:`streamproc.core.seriescp`).
 
 Examples
 --------
@@ -41,7 +44,10 @@ import math
 import pickle
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from streamproc.core.blockhist import BlockHistogram
 from streamproc.core.errors import RisingOnly
+from streamproc.core.multinomial import MultinomialCusum
+from streamproc.core.ranks import RankCusum
 from streamproc.core.seriescp import RankChangePoint
 from streamproc.core.shift import MeanVarianceCusum
 from streamproc.core.twosample import (
@@ -63,9 +69,11 @@ __all__ = [
     "Detector",
     "JSDrift",
     "KSDrift",
+    "MultinomialCusum",
     "NumericDrift",
     "PSIDrift",
     "RankChangePoint",
+    "RankCusum",
     "RiverADWIN",
     "RiverDDM",
     "RiverDetector",
@@ -140,16 +148,31 @@ class ThresholdRule:
         self.below = below
         self._last = math.nan
         self._n = 0
+        self._side = ""  # "above" or "below": the side that fired last
 
     def update(self, x: float) -> bool:
         self._last = x
         self._n += 1
-        return (self.above is not None and x > self.above) or (
-            self.below is not None and x < self.below
-        )
+        if self.above is not None and x > self.above:
+            self._side = "above"
+            return True
+        if self.below is not None and x < self.below:
+            self._side = "below"
+            return True
+        return False
 
     def reset(self) -> None:
         self._n = 0
+
+    def _direction(self) -> str:
+        """The side that fired last; before any firing, the side nearer to the value."""
+        if self._side:
+            return self._side
+        if self.above is None:
+            return "below"
+        if self.below is None or self._last != self._last:
+            return "above"
+        return "above" if self.above - self._last <= self._last - self.below else "below"
 
     @property
     def statistic(self) -> float:
@@ -157,14 +180,14 @@ class ThresholdRule:
 
     @property
     def threshold(self) -> float:
-        return self.above if self.above is not None else self.below  # type: ignore[return-value]
+        return self.above if self._direction() == "above" else self.below  # type: ignore[return-value]
 
     @property
     def n(self) -> int:
         return self._n
 
     def details(self) -> dict[str, Any]:
-        return {"direction": "above" if self.above is not None else "below"}
+        return {"direction": self._direction()}
 
     def state(self) -> dict[str, Any]:
         return {
@@ -173,6 +196,7 @@ class ThresholdRule:
             "below": self.below,
             "last": None if math.isnan(self._last) else self._last,
             "count": self._n,
+            "side": self._side,
         }
 
     @classmethod
@@ -180,6 +204,7 @@ class ThresholdRule:
         r = cls(above=s["above"], below=s["below"])
         r._last = math.nan if s["last"] is None else s["last"]
         r._n = s["count"]
+        r._side = s.get("side", "")
         return r
 
 
@@ -624,26 +649,43 @@ class RiverDetector:
 class RiverADWIN(RiverDetector):
     """ADWIN (kind ``adwin``): adaptive window, cut where two sub-windows' means differ.
 
-    ``statistic``: at ADWIN's last cut, the mean of the window it kept minus the mean of the
-    part it dropped (absolute value with ``direction="both"``); 0.0 before any cut.
-    ``threshold``: ADWIN's cut bound for a split between those two parts, with river's formula
-    (``sqrt(2 m v d') + 2/3 d' m``, v the window variance); before any cut, the bound for
-    splitting the current window in halves. ADWIN tests every split of its window (bucket
-    boundaries) and the split that decided may lie elsewhere, so at a detection the statistic
-    is usually, not always, above this threshold: evidence of the size of the change, not the
-    decision. ``details`` adds the window (width, mean, variance), the means before and after
-    the cut and ``since_change`` (the samples ADWIN kept: since the estimated change).
+    river's ADWIN (Bifet & Gavalda 2007, compiled) says that its window changed, not where:
+    at a detection it drops its oldest buckets only, so its own cut can be far from the change
+    (measured: a change at 1,000 reported at 512, means 0.80 -> 0.78). The wrapper keeps its own
+    exponential histogram of the window (:class:`~streamproc.core.blockhist.BlockHistogram`,
+    trimmed to ADWIN's width after each update) and, at a detection, finds the likeliest
+    change point in the window ADWIN held, with the means before and after it.
+
+    ``statistic``: at the last detection, the mean after that change point minus the mean
+    before it (absolute value with ``direction="both"``); 0.0 before any detection.
+    ``threshold``: ADWIN's cut bound for that split, with river's formula
+    (``sqrt(2 m v d') + 2/3 d' m``, v the window variance); before any detection, the bound for
+    splitting the current window in halves. ``details`` adds the window (width, mean,
+    variance), ``mean_before``, ``mean_after``, ``since_change`` (values after the change
+    point), ``change_index`` (its index since the last reset) and ``dropped`` (values ADWIN
+    itself dropped).
     """
 
     kind: ClassVar[str] = "adwin"
     _name: ClassVar[str] = "ADWIN"
-    _extra: ClassVar[tuple[str, ...]] = ("_w", "_t", "_v", "_cut")
+    _extra: ClassVar[tuple[str, ...]] = ("_w", "_t", "_v", "_cut", "_hist_state")
 
     def _reset_extra(self) -> None:
         self._w = 0.0  # width, total and sum of squared deviations after the last update
         self._t = 0.0
         self._v = 0.0
-        self._cut: list[float] = []  # [mean_after - mean_before, bound, kept, dropped, before]
+        # [mean_after - mean_before, bound, after_n, before_n, mean_before, change_index,
+        #  dropped by ADWIN]
+        self._cut: list[float] = []
+        self._hist = BlockHistogram()
+
+    @property
+    def _hist_state(self) -> list[Any]:
+        return self._hist.state()
+
+    @_hist_state.setter
+    def _hist_state(self, value: list[Any]) -> None:
+        self._hist = BlockHistogram.from_state(value)
 
     def _bound(self, n0: float, n1: float, width: float, var: float) -> float:
         if width <= 1.0:
@@ -657,16 +699,29 @@ class RiverADWIN(RiverDetector):
     def _after(self, v: float, detected: bool) -> bool:
         det = self._det
         w1, t1 = float(det.width), float(det.total)
+        hist = self._hist
+        hist.add(v)
         fired = False
         if detected:
-            dropped = self._w + 1.0 - w1
-            if dropped > 0.0 and w1 > 0.0:
-                before = (self._t + v - t1) / dropped
-                after = t1 / w1
+            held = self._w + 1.0  # ADWIN's window just before its cut
+            hist.trim(int(held))
+            split = hist.best_split()
+            if split is not None:
                 var = self._v / self._w if self._w > 0.0 else 0.0
-                bound = self._bound(dropped, w1, self._w + 1.0, var)
-                self._cut = [after - before, bound, w1, dropped, before]
-                fired = self.direction == "both" or after > before
+                diff = split.mean_after - split.mean_before
+                bound = self._bound(split.before_n, split.after_n, held, var)
+                self._cut = [
+                    diff,
+                    bound,
+                    split.after_n,
+                    split.before_n,
+                    split.mean_before,
+                    self._n - split.after_n,
+                    held - w1,
+                ]
+                fired = self.direction == "both" or diff > 0.0
+        if hist.n > w1:
+            hist.trim(int(w1))
         self._w, self._t, self._v = w1, t1, float(det.variance)
         return fired
 
@@ -688,12 +743,13 @@ class RiverADWIN(RiverDetector):
             "delta": float(self._det.delta),
         }
         if self._cut:
-            diff, _, kept, dropped, before = self._cut
+            diff, _, after_n, _, before, index, dropped = self._cut
             d.update(
                 mean_before=before,
                 mean_after=before + diff,
+                since_change=int(after_n),
+                change_index=int(index),
                 dropped=int(dropped),
-                since_change=int(kept),
             )
         return d
 
@@ -705,13 +761,16 @@ class RiverPageHinkley(RiverDetector):
     above its running minimum, i.e. river's ``test_increase``; with ``direction="both"`` the
     larger of that and the mirrored ``test_decrease``. ``threshold``: river's ``threshold``
     parameter (50 by default, in the units of x: scale it to the data). ``since_change``:
-    samples since the cumulative sum left its minimum (the likeliest change point).
+    samples since the likeliest change point, ``mean_before`` and ``mean_after`` the means of
+    the values before and after it, from the wrapper's own block histogram of the values since
+    the last reset (:class:`~streamproc.core.blockhist.BlockHistogram`; the sample where
+    the cumulative sum left its minimum was measured 500 values off on a clean step).
     """
 
     kind: ClassVar[str] = "page_hinkley"
     _name: ClassVar[str] = "PageHinkley"
     _reserved: ClassVar[tuple[str, ...]] = ("mode",)
-    _extra: ClassVar[tuple[str, ...]] = ("_since_up", "_since_down")
+    _extra: ClassVar[tuple[str, ...]] = ("_since_up", "_since_down", "_hist_state")
 
     def _river_params(self) -> dict[str, Any]:
         return {**self.params, "mode": "up" if self.direction == "up" else "both"}
@@ -719,8 +778,19 @@ class RiverPageHinkley(RiverDetector):
     def _reset_extra(self) -> None:
         self._since_up = 0
         self._since_down = 0
+        # Block sums of the values, for the means before and after the change point.
+        self._hist = BlockHistogram()
+
+    @property
+    def _hist_state(self) -> list[Any]:
+        return self._hist.state()
+
+    @_hist_state.setter
+    def _hist_state(self, value: list[Any]) -> None:
+        self._hist = BlockHistogram.from_state(value)
 
     def _after(self, v: float, detected: bool) -> bool:
+        self._hist.add(v)
         det = self._det
         self._since_up = 0 if det._sum_increase <= det._min_increase else self._since_up + 1
         self._since_down = 0 if det._sum_decrease >= det._max_decrease else self._since_down + 1
@@ -743,11 +813,19 @@ class RiverPageHinkley(RiverDetector):
     def _details(self) -> dict[str, Any]:
         up, down = self._sides()
         rising = self.direction == "up" or up >= down
-        return {
+        d: dict[str, Any] = {
             "mean": float(self._det._x_mean.get()),
             "side": "up" if rising else "down",
             "since_change": self._since_up if rising else self._since_down,
         }
+        split = self._hist.best_split()
+        if split is not None:  # at block resolution: exact near the end of the stream
+            d.update(
+                since_change=split.after_n,
+                mean_before=split.mean_before,
+                mean_after=split.mean_after,
+            )
+        return d
 
 
 class RiverKSWIN(RiverDetector):
@@ -1041,6 +1119,8 @@ _KINDS: dict[str, Any] = {
     MeanVarianceCusum.kind: MeanVarianceCusum,
     RankChangePoint.kind: RankChangePoint,
     RisingOnly.kind: RisingOnly,
+    RankCusum.kind: RankCusum,
+    MultinomialCusum.kind: MultinomialCusum,
 }
 
 
@@ -1052,6 +1132,8 @@ if TYPE_CHECKING:  # the registered classes implement the protocol (checked by m
         NumericDrift(),
         CategoricalDrift(),
         RankChangePoint(),
+        RankCusum(),
+        MultinomialCusum(),
     )
 
 

@@ -37,6 +37,7 @@ import functools
 import hashlib
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
@@ -55,7 +56,7 @@ from streamproc.core.events import (
     RetrainResult,
     SourceRef,
 )
-from streamproc.core.identifiers import IdentifierScreen
+from streamproc.core.identifiers import LENGTH_SUFFIX, IdentifierScreen
 from streamproc.core.labeljoin import Joined, LabelJoin
 from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, DriftRule, Policy
 from streamproc.core.rollback import RollbackWatch
@@ -72,6 +73,7 @@ SNAPSHOT_FORMAT: Final = 1
 UNKNOWN_VERSION: Final = "unknown"
 ERROR_SIGNAL: Final = "error"
 _OUTPUTS: Final = frozenset({"prediction", "score"})
+_FLOAT_MAX: Final = 1.7976931348623157e308
 
 # A labelled example as kept for training: [features, label, prediction, version, ts].
 Example = list[Any]
@@ -118,6 +120,25 @@ def detection_config(policy: Policy) -> str:
     """A digest of the rules that build a model's detectors (saved with its snapshot)."""
     rules = repr((policy.metric_rules, policy.error, policy.drift))
     return hashlib.sha256(rules.encode()).hexdigest()[:16]
+
+
+def _finite(v: float) -> float:
+    """Evidence numbers are finite (the request parser refuses others): +-inf is clipped."""
+    v = float(v)
+    if math.isfinite(v):
+        return v
+    return 0.0 if v != v else math.copysign(_FLOAT_MAX, v)
+
+
+def _finite_details(d: Any) -> Any:
+    """A detector's details with every non-finite number replaced by null (not a number)."""
+    if isinstance(d, float):
+        return d if math.isfinite(d) else None
+    if isinstance(d, dict):
+        return {k: _finite_details(v) for k, v in d.items()}
+    if isinstance(d, list | tuple):
+        return [_finite_details(v) for v in d]
+    return d
 
 
 class ModelMonitor:
@@ -392,6 +413,8 @@ class ModelMonitor:
         values: list[tuple[str, Any]] = [
             (f"feature:{k}", v) for k, v in ev.features.items() if rule.watches(k)
         ]
+        if len(values) < self._feature_signals():
+            values.extend(self._left_out(ev.features))
         if rule.outputs:
             values.append(("prediction", ev.prediction))
             if ev.score is not None:
@@ -418,6 +441,21 @@ class ModelMonitor:
             return
         if vs.update(ERROR_SIGNAL, s.error, self._make_error_detector):
             self._count("other_version_alarms")
+
+    def _feature_signals(self) -> int:
+        """How many feature detectors exist."""
+        return sum(1 for s in self.detectors if s.startswith("feature:"))
+
+    def _left_out(self, features: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """Watched features whose key this record left out: missing, exactly like ``null``."""
+        gone = [
+            (s, None)
+            for s in self.detectors
+            if s.startswith("feature:") and s[8:].removesuffix(LENGTH_SUFFIX) not in features
+        ]
+        if gone:
+            self.counts["missing_keys"] = self.counts.get("missing_keys", 0) + len(gone)
+        return gone
 
     def _significant(self, det: Detector) -> bool:
         """Bonferroni across the model's watched distributions: many tests, one alarm budget.
@@ -503,10 +541,10 @@ class ModelMonitor:
         reason = Reason(
             signal=signal,
             detector=det.kind,
-            value=value if det.kind == "threshold" else det.statistic,
-            threshold=det.threshold,
+            value=_finite(value if det.kind == "threshold" else det.statistic),
+            threshold=_finite(det.threshold),
             n=det.n,
-            details=details,
+            details=_finite_details(details),
         )
         if len(self.firings) < MAX_LATENCIES:
             self.firings.append(Firing(signal, ts, reason.value, reason.threshold))

@@ -151,24 +151,24 @@ class DriftRule:
     """Label-free drift of inputs (each feature) and outputs (prediction, score).
 
     Each watched value gets a detector against a reference captured after each deployment:
-    numbers the mean/variance/missing-rate CUSUMs of :mod:`streamproc.core.shift` (fast, a
-    dozen numbers of state), categories a windowed chi-square test
-    (:mod:`streamproc.core.twosample`). With many features, an alarm counts only if it
+    numbers the mean/variance/missing-rate CUSUMs on normal scores of ranks of
+    :mod:`streamproc.core.ranks` (distribution-free: the false-alarm rate does not depend on
+    the data's shape), categories the adaptive multinomial CUSUM of
+    :mod:`streamproc.core.multinomial`. A key missing from a prediction's features counts
+    as a missing value, like ``null``. With many features, an alarm counts only if it
     survives Bonferroni across the model's m watched values (``p * m <= alpha`` for tests,
     ``statistic >= ln(arl * m)`` for CUSUMs).
     """
 
     numeric: tuple[tuple[str, Any], ...] = (
-        ("detector", "mean_variance_cusum"),
+        ("detector", "rank_cusum"),
         ("warmup", 1000),
         ("arl", 1e6),
     )
     categorical: tuple[tuple[str, Any], ...] = (
-        ("detector", "chi2"),
-        ("reference_size", 1000),
-        ("window_size", 1000),
-        ("every", 250),
-        ("alpha", 1e-6),
+        ("detector", "multinomial_cusum"),
+        ("warmup", 1000),
+        ("arl", 1e6),
     )
     features: tuple[str, ...] = ("*",)  # globs of feature names to watch
     outputs: bool = True  # also watch the prediction and score distributions

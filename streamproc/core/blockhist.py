@@ -1,4 +1,4 @@
-"""Where a change happened in a stream, from a compact summary of it: an exponential block histogram.
+"""Where a change happened in a stream, from an exponential block histogram of it.
 
 River's drift detectors say *that* a change happened, not where, and their internals are
 compiled (ADWIN is in Rust since river 0.22). To report a real change point and the means

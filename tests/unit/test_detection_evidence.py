@@ -78,8 +78,10 @@ def test_a_categorical_key_left_out_is_caught_too() -> None:
     rng = np.random.default_rng(2)
     mon = ModelMonitor("m")
     cats = ["fr", "de", "es"]
-    assert feed(mon, [{"country": cats[int(i)]} for i in rng.integers(0, 3, 1000)]) == []
-    reqs = feed(mon, [{} for _ in range(500)], start=1000)
+    # A text feature's first 500 values go to the identifier screen, then 1000 make the
+    # categorical detector's reference.
+    assert feed(mon, [{"country": cats[int(i)]} for i in rng.integers(0, 3, 1600)]) == []
+    reqs = feed(mon, [{} for _ in range(500)], start=1600)
     assert reqs and reqs[0].reasons[0].signal == "feature:country"
     top = reqs[0].reasons[0].details["top_cells"][0]
     assert top[0] == "<missing>"

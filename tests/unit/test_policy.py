@@ -376,7 +376,7 @@ def test_same_kind_keeps_the_default_parameters_it_does_not_name() -> None:
     book = load_policy_text("[default.drift]\nnumeric = { warmup = 200 }\n")
     assert book.default.drift is not None
     assert dict(book.default.drift.numeric) == {
-        "detector": "mean_variance_cusum",
+        "detector": "rank_cusum",
         "warmup": 200,
         "arl": 1e6,
     }
@@ -405,7 +405,7 @@ def test_categorical_kind_starts_from_its_own_defaults() -> None:
         ('[default.drift]\nnumeric = { detector = "ks", alpah = 0.01 }', ["'alpah'", "'alpha'"]),
         ("[default.drift]\nnumeric = { wamup = 10 }", ["'wamup'", "'warmup'"]),
         ('[default.drift]\nnumeric = { detector = "adwin", delt = 0.1 }', ["'delt'", "'delta'"]),
-        ("[default.drift]\ncategorical = { windw_size = 9 }", ["'windw_size'", "window_size"]),
+        ("[default.drift]\ncategorical = { wamup = 9 }", ["'wamup'", "'warmup'"]),
         ('[default]\nerror = { detector = "cusum", wamup = 3 }', ["error", "'wamup'"]),
     ],
 )

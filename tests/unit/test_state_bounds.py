@@ -98,7 +98,8 @@ def test_detector_state_too_large_is_saved_without_it_and_restores_fresh_detecto
     assert mon.counts["snapshot_without_detectors"] == 1
     assert len(mon.detectors) > 2000  # the live monitor keeps its detectors
     back = ModelMonitor.restore(data)
-    assert set(back.detectors) == {"metric:drift", "error"}  # fresh, from the policy
+    # fresh, from the policy (the error detector comes once the task is known from labels)
+    assert set(back.detectors) == {"metric:drift"}
 
 
 def test_a_snapshot_that_cannot_fit_is_not_written_and_is_counted() -> None:
@@ -186,5 +187,5 @@ def test_changed_detection_rules_start_fresh_detectors() -> None:
     same = ModelMonitor.restore(mon.snapshot(), old)
     assert same.detectors["metric:drift"].n == 1  # state kept when the rules are the same
     back = ModelMonitor.restore(mon.snapshot(), new)
-    assert set(back.detectors) == {"metric:auc", "error"}
+    assert set(back.detectors) == {"metric:auc"}
     assert back.counts["metrics"] == 1  # the rest of the state is the snapshot's

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from streamproc.core.events import (
 from streamproc.core.policy import PolicyBook
 from streamproc.core.registry import FileRegistry
 from streamproc.core.retrain import candidate_version, retrain
-from streamproc.core.router import Monitors, route
+from streamproc.core.router import Monitors, iter_record, route
 
 __all__ = ["ReplayEvent", "replay", "replay_file"]
 
@@ -83,25 +83,27 @@ def replay(
             yield ReplayEvent("dead-letters", _dead(src, problem, line, last_ts), index)
             continue
         offsets[topic] += 1
-        out = route(monitors, topic, raw, SourceRef(topic, 0, offsets[topic]), received)
-        if out.dead_letter is not None:
-            dl = to_dict(out.dead_letter)
-            dl["source"] = to_dict(src)
-            yield ReplayEvent("dead-letters", dl, index)
-            continue
-        for req in out.requests:
-            last_ts = max(last_ts, req.ts)
-            yield ReplayEvent("retrain-requests", to_dict(req), index)
-            for follow_topic, follow in _aftermath(req, monitors, registry):
-                offsets[follow_topic] += 1
-                route(
-                    monitors,
-                    follow_topic,
-                    encode(follow),
-                    SourceRef(follow_topic, 0, offsets[follow_topic]),
-                    req.ts,
-                )
-                yield ReplayEvent(follow_topic, to_dict(follow), index)
+        # A batched value is many events: one outcome each, applied in order, each followed
+        # by its aftermath before the next (as if the events had come one per line).
+        source = SourceRef(topic, 0, offsets[topic])
+        for out in iter_record(monitors, topic, raw, source, received):
+            if out.dead_letter is not None:
+                dl = to_dict(out.dead_letter)
+                dl["source"] = to_dict(replace(src, index=out.dead_letter.source.index))
+                yield ReplayEvent("dead-letters", dl, index)
+            for req in out.requests:
+                last_ts = max(last_ts, req.ts)
+                yield ReplayEvent("retrain-requests", to_dict(req), index)
+                for follow_topic, follow in _aftermath(req, monitors, registry):
+                    offsets[follow_topic] += 1
+                    route(
+                        monitors,
+                        follow_topic,
+                        encode(follow),
+                        SourceRef(follow_topic, 0, offsets[follow_topic]),
+                        req.ts,
+                    )
+                    yield ReplayEvent(follow_topic, to_dict(follow), index)
 
 
 def _aftermath(

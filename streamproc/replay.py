@@ -1,7 +1,8 @@
 """Offline replay: run recorded traffic through the same core the live drift agent runs.
 
 INPUT is JSON Lines, ``{"topic": "predictions" | "labels" | "metrics", "value": {...}}``, in
-arrival order. Every emitted event is written as ``{"topic", "value", "input_index"}``. By
+arrival order; a value may be a batched record (:mod:`streamproc.core.batches`), replayed event
+by event. Every emitted event is written as ``{"topic", "value", "input_index"}``. By
 default each retrain request counts as retrained and deployed at once (monitoring resumes against
 a fresh reference); ``retrain=True`` runs the built-in trainer and gate for real instead.
 """

@@ -123,7 +123,8 @@ def route(
     """Apply one raw record of a monitored topic (logical name) to its model's monitor.
 
     ``received_ts`` is when Kafka received the record (0 when unknown, as in a replay of a
-    file without broker times); an event time far after it is refused.
+    file without broker times); an event time far after it is refused. One event per record:
+    :func:`route_record` also takes batched records (a batch given here is a dead letter).
     """
     try:
         return _route(monitors, topic, raw, source, received_ts)

@@ -317,3 +317,24 @@ def test_unknown_batch_fields_are_kept_in_every_event() -> None:
     raw = batch(region="eu")
     events = split(orjson.loads(raw), "prediction")
     assert [e["region"] for e in events] == ["eu"] * 3
+
+
+def test_a_request_raised_inside_a_batch_names_the_event_s_index_and_round_trips() -> None:
+    from streamproc.core.events import Reason, RetrainRequest, parse_retrain_request
+
+    src = SourceRef("labels", 3, 17, 42)
+    req = RetrainRequest(
+        "rr-1", "m", "v1", 5.0, (Reason("error", "cusum", 1.0, 0.5, 9),), source=src
+    )
+    raw = encode(req)
+    assert orjson.loads(raw)["source"] == {
+        "topic": "labels",
+        "partition": 3,
+        "offset": 17,
+        "index": 42,
+    }
+    assert parse_retrain_request(raw).source == src
+    single = encode(
+        RetrainRequest("rr-2", "m", "v1", 5.0, req.reasons, source=SourceRef("l", 0, 1))
+    )
+    assert "index" not in orjson.loads(single)["source"]

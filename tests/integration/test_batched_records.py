@@ -3,13 +3,14 @@ one dead letter with its index, a malformed batch is one dead letter; the SDK se
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from streamproc.client import LabelLogger, PredictionLogger
-from streamproc.core.batches import is_batch
+from streamproc.core.batches import columns, is_batch
 from streamproc.testing import TopicReader, as_json, produce
 
 pytestmark = pytest.mark.integration
@@ -97,3 +98,46 @@ def test_batched_records_are_applied_event_by_event_with_bad_events_dead_lettere
     assert counts["f2"]["predictions"] == 1  # its event 2 was the bad one
     assert [counts[m]["join_joined"] for m in ("f0", "f1", "f2")] == [2, 2, 1]
     assert stack.workers[0].proc.poll() is None
+
+
+def batched_rounds(
+    rounds: list[list[tuple[str, str, bytes]]], size: int = 25
+) -> list[list[tuple[str, str, bytes]]]:
+    """The same rounds with each model's predictions and labels in batched records of ``size``."""
+    out = []
+    for records in rounds:
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        singles = []
+        for topic, key, raw in records:
+            if topic.endswith("metrics"):
+                singles.append((topic, key, raw))
+            else:
+                groups.setdefault((topic, key), []).append(orjson.loads(raw))
+        batches = []
+        for (topic, key), events in groups.items():
+            kind = "prediction" if topic.endswith("predictions") else "label"
+            for i in range(0, len(events), size):
+                batches.append((topic, key, as_json(columns(kind, events[i : i + size]))))
+        out.append(batches + singles)
+    return out
+
+
+def test_killing_a_worker_mid_batches_changes_nothing(
+    kafka: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """test_faults' crash scenario on batched records: a batch redelivered to the survivor is
+    not applied twice, and no event of a batch is taken for a redelivery."""
+    import test_faults as faults  # same directory: its stack and traffic
+
+    calm = faults.run_stack(kafka, tmp_path / "calm", "bcalm-", kill_after_round=None)
+    single = faults.traffic
+    monkeypatch.setattr(faults, "traffic", lambda prefix: batched_rounds(single(prefix)))
+    crash = faults.run_stack(kafka, tmp_path / "crash", "bcrash-", kill_after_round=1)
+    assert crash["sent"] < calm["sent"] / 10  # batched records did go on the wire
+    assert crash["requests"] == calm["requests"]
+    assert len(crash["requests"]) == 2 * len(faults.MODELS)
+    versions = [d["version"] for d in crash["deployments"]]
+    assert len(versions) == len(set(versions)) == 2 * len(faults.MODELS)
+    per_topic = 4 * len(faults.MODELS) * 100
+    expected = {"predictions": per_topic, "labels": per_topic, "metrics": 2 * len(faults.MODELS)}
+    assert crash["applied"] == expected == calm["applied"]

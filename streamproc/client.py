@@ -472,7 +472,7 @@ class _BufferedLogger:
             while True:
                 taken = self._take()
                 now = time.monotonic()
-                ready = [r for key, raw in taken for r in batcher.add(key, raw, now)]
+                ready = [r for key, raw in taken for r in self._batch(batcher, key, raw, now)]
                 ready += batcher.due(now)
                 if not taken and self._stopping.is_set():
                     ready += batcher.all()
@@ -494,6 +494,13 @@ class _BufferedLogger:
             self._unacked -= lost
             self.failed += lost
             raise
+
+    def _batch(self, batcher: _Batcher, key: bytes, raw: bytes, now: float) -> list[Outgoing]:
+        try:
+            return batcher.add(key, raw, now)
+        except Exception:  # a bug in batching must not stop the logger: send the event alone
+            log.exception("%s: could not batch an event; sending it alone", self.topic)
+            return [(key, raw, 1)]
 
     async def _send_records(self, producer: Any, records: list[Outgoing]) -> None:
         for i, (key, value, n) in enumerate(records):

@@ -1,7 +1,8 @@
 """Offline replay: run recorded traffic through the same core the live drift agent runs.
 
 INPUT is JSON Lines, ``{"topic": "predictions" | "labels" | "metrics", "value": {...}}``, in
-arrival order. Every emitted event is written as ``{"topic", "value", "input_index"}``. By
+arrival order; a value may be a batched record (:mod:`streamproc.core.batches`), replayed event
+by event. Every emitted event is written as ``{"topic", "value", "input_index"}``. By
 default each retrain request counts as retrained and deployed at once (monitoring resumes against
 a fresh reference); ``retrain=True`` runs the built-in trainer and gate for real instead.
 
@@ -41,7 +42,7 @@ from streamproc.core.events import (
 from streamproc.core.policy import PolicyBook
 from streamproc.core.registry import FileRegistry
 from streamproc.core.retrain import candidate_version, retrain
-from streamproc.core.router import Monitors, route
+from streamproc.core.router import Monitors, iter_record, route
 
 __all__ = ["ReplayEvent", "ReplaySummary", "replay", "replay_file"]
 
@@ -161,32 +162,35 @@ def _replay(
             yield ReplayEvent("dead-letters", _dead(src, problem, line, last_ts), index)
             continue
         offsets[topic] += 1
-        out = route(monitors, topic, raw, SourceRef(topic, 0, offsets[topic]), received)
-        if out.dead_letter is not None:
-            dl = to_dict(out.dead_letter)
-            dl["source"] = to_dict(src)
-            yield ReplayEvent("dead-letters", dl, index)
-            if out.model_id is None:
-                continue  # not applied; else applied (a label_type_mismatch) and goes on
-        for req in out.requests:
-            last_ts = max(last_ts, req.ts)
-            yield ReplayEvent("retrain-requests", to_dict(req), index)
-            for follow_topic, follow in _aftermath(req, monitors, registry):
-                offsets[follow_topic] += 1
-                mon = monitors.get(req.model_id)
-                recorded = isinstance(follow, DeploymentEvent)
-                route(
-                    monitors,
-                    follow_topic,
-                    encode(_as_recorded(follow, mon.version) if recorded else follow),
-                    SourceRef(follow_topic, 0, offsets[follow_topic]),
-                    req.ts,
-                )
-                if recorded:
-                    # The recorded predictions never carry the candidate's version: the
-                    # version they report stays the monitored one (as before any deployment).
-                    mon.version_deployed = False
-                yield ReplayEvent(follow_topic, to_dict(follow), index)
+        # A batched value is many events: one outcome each, applied in order, each followed
+        # by its aftermath before the next (as if the events had come one per line).
+        source = SourceRef(topic, 0, offsets[topic])
+        for out in iter_record(monitors, topic, raw, source, received):
+            if out.dead_letter is not None:
+                dl = to_dict(out.dead_letter)
+                dl["source"] = to_dict(replace(src, index=out.dead_letter.source.index))
+                yield ReplayEvent("dead-letters", dl, index)
+                if out.model_id is None:
+                    continue  # not applied; else applied (a label_type_mismatch) and goes on
+            for req in out.requests:
+                last_ts = max(last_ts, req.ts)
+                yield ReplayEvent("retrain-requests", to_dict(req), index)
+                for follow_topic, follow in _aftermath(req, monitors, registry):
+                    offsets[follow_topic] += 1
+                    mon = monitors.get(req.model_id)
+                    recorded = isinstance(follow, DeploymentEvent)
+                    route(
+                        monitors,
+                        follow_topic,
+                        encode(_as_recorded(follow, mon.version) if recorded else follow),
+                        SourceRef(follow_topic, 0, offsets[follow_topic]),
+                        req.ts,
+                    )
+                    if recorded:
+                        # The recorded predictions never carry the candidate's version: the
+                        # version they report stays the monitored one (as before any deployment).
+                        mon.version_deployed = False
+                    yield ReplayEvent(follow_topic, to_dict(follow), index)
     summary.take(monitors)
 
 

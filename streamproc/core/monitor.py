@@ -178,6 +178,7 @@ class ModelMonitor:
         self.others = OtherVersions()
         self.traffic = TrafficShare()
         self.offsets: dict[str, int] = {}
+        self.batch_pos: dict[str, int] = {}  # per source partition: see _later_in_batch
         self.counts: dict[str, int] = {}
         self.last_ts = 0.0
         # Label delays since the worker last read them (for its metrics); not part of the state.
@@ -199,11 +200,28 @@ class ModelMonitor:
         if source is None:
             return True
         key = f"{source.topic}/{source.partition}"
-        if source.offset <= self.offsets.get(key, -1):
+        last = self.offsets.get(key, -1)
+        if source.offset < last or (
+            source.offset == last and not self._later_in_batch(key, source)
+        ):
             self._count("redelivered")
             return False
         self.offsets[key] = source.offset
+        if source.index is None:
+            self.batch_pos.pop(key, None)
+        else:
+            self.batch_pos[key] = source.index
         return True
+
+    def _later_in_batch(self, key: str, source: SourceRef) -> bool:
+        """Whether an event of the record last applied comes after its last applied event.
+
+        Events of one batched record share its offset: the 2nd..nth are new, a redelivered
+        record's are not. ``batch_pos`` holds the index last applied at ``offsets[key]`` (none
+        when that record was a single event, applied whole).
+        """
+        done = self.batch_pos.get(key)
+        return source.index is not None and done is not None and source.index > done
 
     def on_prediction(self, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
         self._seen(ev.ts, "predictions")
@@ -754,6 +772,7 @@ class ModelMonitor:
                 "degraded": self.degraded.state() if self.degraded else None,
                 "versions": {"others": self.others.state(), "traffic": self.traffic.state()},
                 "offsets": self.offsets,
+                "batch_pos": self.batch_pos,
                 "counts": self.counts,
                 "last_ts": self.last_ts,
                 "screen": self.screen.state(),
@@ -794,6 +813,7 @@ class ModelMonitor:
             mon.others = OtherVersions.from_state(s["versions"]["others"])
             mon.traffic = TrafficShare.from_state(s["versions"]["traffic"])
         mon.offsets = s["offsets"]
+        mon.batch_pos = s.get("batch_pos", {})  # absent in snapshots from before batches
         mon.counts = s["counts"]
         mon.last_ts = s["last_ts"]
         if "screen" in s:  # snapshots from before the screen: features are probed again

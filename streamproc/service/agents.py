@@ -47,7 +47,7 @@ from streamproc.core.retrain import (
     prepare,
     unexpected,
 )
-from streamproc.core.router import Monitors, route
+from streamproc.core.router import Monitors, route_record
 from streamproc.service.app import MAX_STATE_BYTES, Wiring
 from streamproc.service.board import StatusBoard
 from streamproc.service.checkpoint import Checkpointer
@@ -132,26 +132,28 @@ def install(w: Wiring, board: StatusBoard) -> None:
             ckpt.hold(event)
             logical = logical_of.get(msg.topic, msg.topic.removeprefix(prefix))
             src = SourceRef(logical, msg.partition, msg.offset)
-            out = route(monitors, logical, event.value, src, msg.timestamp)
-            if out.dead_letter is not None:
-                log.warning("dead letter from %s: %s", src, out.dead_letter.error)
-                metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
-                await w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
-                if out.model_id is None:
-                    continue  # not applied; else applied (a label_type_mismatch) and goes on
-            if out.model_id is not None:
-                touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
-                if not out.redelivered:
-                    metrics.events.labels(logical, metrics.model(out.model_id)).inc()
-                    _report(board, logical, event.value)
-            for req in out.requests:
-                log.info("model %s: retrain requested: %s", req.model_id, _why(req))
-                ckpt.save_model(req.model_id)  # the retrainer reads its examples from the table
-                await send_acked(w.requests, req.model_id, encode(req))
-                board.requested(req)
-            for dep in out.deployments:
-                log.warning("model %s: rollback to %s", dep.model_id, dep.version)
-                await send_acked(w.deployments, dep.model_id, encode(dep))
+            # A batched record is many events: one outcome each, applied in order.
+            for out in route_record(monitors, logical, event.value, src, msg.timestamp):
+                if out.dead_letter is not None:
+                    dl = out.dead_letter
+                    log.warning("dead letter from %s: %s", dl.source, dl.error)
+                    metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
+                    await w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
+                    if out.model_id is None:
+                        continue  # not applied; else applied (a label_type_mismatch), goes on
+                if out.model_id is not None:
+                    touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
+                    if not out.redelivered:
+                        metrics.events.labels(logical, metrics.model(out.model_id)).inc()
+                        _report(board, logical, event.value)
+                for req in out.requests:
+                    log.info("model %s: retrain requested: %s", req.model_id, _why(req))
+                    ckpt.save_model(req.model_id)  # the retrainer reads examples from the table
+                    await send_acked(w.requests, req.model_id, encode(req))
+                    board.requested(req)
+                for dep in out.deployments:
+                    log.warning("model %s: rollback to %s", dep.model_id, dep.version)
+                    await send_acked(w.deployments, dep.model_id, encode(dep))
         if events:
             last = events[-1].message
             metrics.lag.labels(logical_of.get(last.topic, last.topic)).set(

@@ -80,6 +80,7 @@ class Settings:
     checkpoint_s: float = 2.0
     replication: int = 1
     stall_s: float = 180.0
+    commit_gap_s: float = 30.0
     admin_token_file: str | None = None
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
@@ -102,6 +103,7 @@ class Settings:
             checkpoint_s=float(env.get("STREAMPROC_CHECKPOINT_S", "2.0")),
             replication=int(env.get("STREAMPROC_REPLICATION", "1")),
             stall_s=float(env.get("STREAMPROC_STALL_S", "180")),
+            commit_gap_s=float(env.get("STREAMPROC_COMMIT_GAP_S", "30")),
             admin_token_file=env.get("STREAMPROC_ADMIN_TOKEN_FILE") or None,
             security=KafkaSecurity.from_env(env),
         )

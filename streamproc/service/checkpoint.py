@@ -24,6 +24,7 @@ from typing import Any
 
 from streamproc.core.router import Monitors
 from streamproc.service.app import Wiring
+from streamproc.service.commits import CommitGap
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,11 @@ MAX_HELD = 50_000  # events; checkpoint sooner rather than hold unbounded memory
 class Checkpointer:
     """Held events, the partition of each touched model, and the lock a checkpoint takes."""
 
-    def __init__(self, w: Wiring, monitors: Monitors, every_s: float) -> None:
+    def __init__(
+        self, w: Wiring, monitors: Monitors, every_s: float, commits: CommitGap | None = None
+    ) -> None:
         self.w = w
+        self.commits = commits
         self.monitors = monitors
         self.every_s = every_s
         self.held: list[Any] = []
@@ -46,8 +50,11 @@ class Checkpointer:
 
     def hold(self, event: Any) -> None:
         """Keep ``event`` uncommitted until the next checkpoint."""
-        event.message.incref()
+        msg = event.message
+        msg.incref()
         self.held.append(event)
+        if self.commits is not None:
+            self.commits.note((msg.topic, msg.partition), msg.offset, time.monotonic())
 
     def due(self) -> bool:
         return bool(self.held) and (

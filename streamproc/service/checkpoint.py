@@ -26,6 +26,7 @@ from typing import Any
 from streamproc.core.router import Monitors
 from streamproc.service.app import Wiring
 from streamproc.service.commits import CommitGap
+from streamproc.service.faust_compat import drop_duplicate_acks
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class Checkpointer:
         clears anything), or for an event fetched in an earlier generation, nothing is acked:
         the event keeps our reference, so it is never marked committable, and it is re-sent
         from the last commit, where its offset tells the monitor it was already applied.
+        Duplicates faust still ends up with are dropped after each release
+        (:mod:`streamproc.service.faust_compat`).
         """
         app = self.w.app
         if app.rebalancing or not app.flow_control.is_active():
@@ -114,4 +117,10 @@ class Checkpointer:
             released += 1
             if msg.ack(consumer):
                 sensors.on_message_out(msg.tp, msg.offset, msg)
+        dropped = drop_duplicate_acks(consumer)
+        if dropped:
+            log.info(
+                "dropped duplicate acked offsets from faust's commit bookkeeping: %s",
+                ", ".join(f"{tp.topic}[{tp.partition}]: {n}" for tp, n in sorted(dropped.items())),
+            )
         return released

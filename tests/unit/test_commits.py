@@ -119,3 +119,21 @@ def test_held_events_are_acked_only_outside_a_rebalance_and_in_their_generation(
     assert ckpt.release() == sum(released)
     # An event not released keeps our reference: faust never marks it committable.
     assert [m.refs == 0 for m in msgs] == released
+
+
+def test_duplicate_acked_offsets_are_dropped_and_kept_out() -> None:
+    from collections import defaultdict
+
+    from streamproc.service import faust_compat
+
+    acked: defaultdict[Any, list[int]] = defaultdict(list)
+    acked[P0] = [7, 5, 5, 6, 6, 8]  # one run 5..8 once the duplicates go
+    acked[P1] = [1, 2]
+    index: defaultdict[Any, set[int]] = defaultdict(set, {P0: {5, 6, 7}, P1: {1, 2}})
+    consumer = SimpleNamespace(_acked=acked, _acked_index=index)
+    if not faust_compat.FAUST_VERSION.startswith(faust_compat.SUPPORTED):
+        pytest.skip(f"faust-streaming {faust_compat.FAUST_VERSION} is not touched")
+    assert faust_compat.drop_duplicate_acks(consumer) == {P0: 2}
+    assert acked[P0] == [5, 6, 7, 8] and acked[P1] == [1, 2]
+    assert index[P0] == {5, 6, 7, 8}  # faust's ack() will not append 8 again
+    assert faust_compat.drop_duplicate_acks(consumer) == {}

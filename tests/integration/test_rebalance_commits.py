@@ -4,10 +4,10 @@ Two workers on four partitions, a producer that never pauses, and checkpoints ev
 that thousands of records are held (applied, not yet committable) whenever the group moves: a
 second worker joins, the first is killed (-9), then restarted. Once the stream has ended and
 every record is applied (the changelog's counts say so), the group's committed offsets must
-reach the end offsets within a few commit intervals, and no commit-gap warning may have been
-logged on the way. Before the fix, the checkpoint the revocation handler
-runs acked its held records into the bookkeeping faust had just cleared; commits then trailed
-by thousands of records for minutes while the workers idled.
+reach the end offsets within a few commit intervals; on the way, no commit-gap warning may have
+been logged and no watchdog look may have found an offset twice in faust's ack bookkeeping.
+Before the fix, the revocation handler's checkpoint acked its held records into the bookkeeping
+faust had just cleared, and duplicates held the commits back one offset per commit interval.
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ def gauge(worker: WorkerProcess, name: str) -> dict[str, float]:
     return {p: float(v) for p, v in pat.findall(text)}
 
 
-def _lines(logs: str, word: str) -> str:
-    return "\n".join(line for line in logs.splitlines() if word in line)
+def _lines(logs: str, word: str) -> list[str]:
+    return [line for line in logs.splitlines() if word in line]
 
 
 def test_commits_reach_what_was_applied_after_rebalances_under_load(stack: Any) -> None:
@@ -182,10 +182,12 @@ def test_commits_reach_what_was_applied_after_rebalances_under_load(stack: Any) 
         "the uncommitted-records gauges to read 0",
     )
     logs = "".join(p.read_text(errors="replace") for p in stack.settings.data_dir.glob("*.log"))
-    # Never, during the whole run, did applied records stay uncommitted for 25 s.
+    # Never, during the whole run, did applied records stay uncommitted for 25 s...
     assert "trails the applied" not in logs
-    dropped = sum(int(n) for n in re.findall(r"predictions\[\d\]: (\d+)", _lines(logs, "dropped")))
-    seen = len(_lines(logs, "acked twice"))
-    print(f"duplicate acked offsets dropped: {dropped}; watchdog looks that saw some: {seen}")
-    assert first.proc is not None and first.proc.poll() is None
-    assert second.proc is not None and second.proc.poll() is None
+    # ...nor did a watchdog look find an offset twice in faust's acked list (the condition
+    # behind issue 17; the workers drop such duplicates after each release of held events).
+    seen = _lines(logs, "acked twice")
+    dropped = sum(int(n) for line in _lines(logs, "dropped duplicate")
+                  for n in re.findall(r"\[\d+\]: (\d+)", line))  # fmt: skip
+    print(f"duplicate acked offsets dropped: {dropped}; looks that saw some: {len(seen)}")
+    assert not seen, seen

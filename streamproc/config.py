@@ -99,6 +99,7 @@ class Settings:
     checkpoint_s: float = 2.0
     replication: int = 1
     stall_s: float = 180.0
+    commit_gap_s: float = 30.0
     admin_token_file: str | None = None
     web_auth: str = "actions"  # what needs the admin token: actions, reads or all
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
@@ -122,6 +123,7 @@ class Settings:
             checkpoint_s=_env_float(env, "STREAMPROC_CHECKPOINT_S", 2.0),
             replication=_env_int(env, "STREAMPROC_REPLICATION", 1),
             stall_s=_env_float(env, "STREAMPROC_STALL_S", 180.0),
+            commit_gap_s=_env_float(env, "STREAMPROC_COMMIT_GAP_S", 30.0),
             admin_token_file=env.get("STREAMPROC_ADMIN_TOKEN_FILE") or None,
             web_auth=_web_auth(env.get("STREAMPROC_WEB_AUTH") or "actions"),
             security=KafkaSecurity.from_env(env),
@@ -174,6 +176,7 @@ _RANGES: dict[str, tuple[str, str, float, float, str]] = {
     "replication": ("STREAMPROC_REPLICATION", "", 1, 100, "a whole number 1-100"),
     "checkpoint_s": ("STREAMPROC_CHECKPOINT_S", "", 0.01, 3600.0, "seconds from 0.01 to 3600"),
     "stall_s": ("STREAMPROC_STALL_S", "", 1.0, 86_400.0, "seconds from 1 to 86400"),
+    "commit_gap_s": ("STREAMPROC_COMMIT_GAP_S", "", 1.0, 86_400.0, "seconds from 1 to 86400"),
 }
 
 

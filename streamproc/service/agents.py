@@ -51,6 +51,7 @@ from streamproc.core.router import Monitors, route_record
 from streamproc.service.app import MAX_STATE_BYTES, Wiring
 from streamproc.service.board import StatusBoard
 from streamproc.service.checkpoint import Checkpointer
+from streamproc.service.commits import CommitGap
 from streamproc.trainers import (
     WebhookTrainer,
     candidate_from_result,
@@ -74,7 +75,7 @@ async def send_acked(topic: Any, key: str | bytes | None, value: bytes) -> None:
     await fut
 
 
-def install(w: Wiring, board: StatusBoard) -> None:
+def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> None:
     """Attach the agents to the app; they report what they do to ``board``.
 
     A crashed agent stops the worker (CrashingSupervisor): a worker that stays up with a dead
@@ -91,7 +92,7 @@ def install(w: Wiring, board: StatusBoard) -> None:
         for n in ("predictions", "labels", "metrics", "deployments", "retrain-results")
     }
     monitors = Monitors(book, load=w.monitors.load, max_snapshot_bytes=SNAPSHOT_LIMIT)
-    ckpt = Checkpointer(w, monitors, settings.checkpoint_s)
+    ckpt = Checkpointer(w, monitors, settings.checkpoint_s, commits)
     retrains.live = monitors.live  # fresher than the table between checkpoints
     metrics = board.metrics
 
@@ -103,6 +104,8 @@ def install(w: Wiring, board: StatusBoard) -> None:
             await ckpt.checkpoint()
             monitors.forget()
         board.forget_partitions({tp.partition for tp in revoked})
+        if commits is not None:
+            commits.forget(revoked)
 
     @w.app.timer(interval=max(settings.checkpoint_s / 2, 0.1))
     async def checkpoint_when_idle() -> None:

@@ -12,7 +12,8 @@ After a crash the new owner restores the last checkpoint and is re-sent every ev
 last commit; events the checkpoint already applied are recognised by their offsets
 (:meth:`ModelMonitor.accept`) and skipped. A rebalance checkpoints first (faust awaits the
 revocation handler before the group moves on), so a partition never changes hands with
-unflushed state.
+unflushed state. That checkpoint writes the state but acks nothing (:meth:`Checkpointer.release`):
+faust has already cleared its commit bookkeeping by then, and the events come back anyway.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 
 from streamproc.core.router import Monitors
 from streamproc.service.app import Wiring
+from streamproc.service.commits import CommitGap
+from streamproc.service.faust_compat import drop_duplicate_acks
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,11 @@ MAX_HELD = 50_000  # events; checkpoint sooner rather than hold unbounded memory
 class Checkpointer:
     """Held events, the partition of each touched model, and the lock a checkpoint takes."""
 
-    def __init__(self, w: Wiring, monitors: Monitors, every_s: float) -> None:
+    def __init__(
+        self, w: Wiring, monitors: Monitors, every_s: float, commits: CommitGap | None = None
+    ) -> None:
         self.w = w
+        self.commits = commits
         self.monitors = monitors
         self.every_s = every_s
         self.held: list[Any] = []
@@ -46,8 +52,11 @@ class Checkpointer:
 
     def hold(self, event: Any) -> None:
         """Keep ``event`` uncommitted until the next checkpoint."""
-        event.message.incref()
+        msg = event.message
+        msg.incref()
         self.held.append(event)
+        if self.commits is not None:
+            self.commits.note((msg.topic, msg.partition), msg.offset, time.monotonic())
 
     def due(self) -> bool:
         return bool(self.held) and (
@@ -76,12 +85,43 @@ class Checkpointer:
         await self.w.app.producer.flush()
         # flush() may return with writes still queued; the acks are what count.
         await self.w.monitors.written()
-        consumer = self.w.app.consumer
-        sensors = self.w.app.sensors
-        for event in self.held:
-            msg = event.message
-            if msg.ack(consumer):
-                sensors.on_message_out(msg.tp, msg.offset, msg)
-        log.debug("checkpoint: %d models, %d events", len(dirty), len(self.held))
+        released = self.release()
+        log.debug("checkpoint: %d models, %d of %d events released", len(dirty), released,
+                  len(self.held))  # fmt: skip
         self.held.clear()
         self.last = time.monotonic()
+
+    def release(self) -> int:
+        """Ack the held events faust can still commit; keep our reference on the others.
+
+        faust clears its commit bookkeeping for every revoked partition *before* it runs our
+        revocation handler, and a kept partition is revoked too (eager rebalancing). An ack
+        after that lands in the next generation's bookkeeping; once the partition is fetched
+        again from its last commit, the same offset is acked a second time, and each such
+        duplicate holds faust's commit back one commit interval (issue 17: thousands of
+        records, minutes). So once a rebalance has begun (faust sets ``rebalancing`` before it
+        clears anything), or for an event fetched in an earlier generation, nothing is acked:
+        the event keeps our reference, so it is never marked committable, and it is re-sent
+        from the last commit, where its offset tells the monitor it was already applied.
+        Duplicates faust still ends up with are dropped after each release
+        (:mod:`streamproc.service.faust_compat`).
+        """
+        app = self.w.app
+        if app.rebalancing or not app.flow_control.is_active():
+            return 0
+        consumer, sensors, generation = app.consumer, app.sensors, app.consumer_generation_id
+        released = 0
+        for event in self.held:
+            msg = event.message
+            if msg.generation_id != generation:
+                continue
+            released += 1
+            if msg.ack(consumer):
+                sensors.on_message_out(msg.tp, msg.offset, msg)
+        dropped = drop_duplicate_acks(consumer)
+        if dropped:
+            log.info(
+                "dropped duplicate acked offsets from faust's commit bookkeeping: %s",
+                ", ".join(f"{tp.topic}[{tp.partition}]: {n}" for tp, n in sorted(dropped.items())),
+            )
+        return released

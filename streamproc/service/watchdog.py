@@ -7,6 +7,8 @@ broker for the end offsets and the group's committed offsets of the source parti
 worker is assigned. When some of them have records waiting and the commits have not moved for
 ``stall_s``, it logs an error with every task's stack, and ``/health`` answers 503, so a
 liveness probe (deploy/kubernetes) restarts the worker, which resumes from its last checkpoint.
+The same looks feed :class:`~streamproc.service.commits.CommitGap`: commits that move, but trail
+what the worker applied (issue 17), are reported there.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streamproc.service.app import Wiring
+from streamproc.service.commits import CommitGap
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,15 @@ __all__ = ["Watchdog"]
 class Watchdog:
     """Progress of this worker's source partitions; ``stalled`` says since when it has none."""
 
-    def __init__(self, stall_s: float, dump: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        stall_s: float,
+        dump: Callable[[], None] = lambda: None,
+        commits: CommitGap | None = None,
+    ) -> None:
         self.stall_s = stall_s
         self.dump = dump
+        self.commits = commits  # applied vs committed offsets, judged on the same looks
         self.committed: dict[Any, int] = {}
         self.moved = time.monotonic()
         self.stalled: dict[str, Any] | None = None
@@ -91,6 +100,13 @@ def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 
         consumer = w.app.consumer
         assigned = {tp for tp in consumer.assignment() if tp.topic in sources}
         refetch_orphans(consumer, assigned, orphans_seen)
+        dups = ack_duplicates(consumer, assigned)
+        if dups:
+            log.warning(
+                "faust's commit bookkeeping holds offsets acked twice (%s): each holds the "
+                "commit back one commit interval (issue 17)",
+                ", ".join(f"{tp.topic}[{tp.partition}]: {n}" for tp, n in sorted(dups.items())),
+            )
         tps = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
         try:
             waiting, committed = await asyncio.wait_for(
@@ -109,6 +125,8 @@ def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 
                 fetch_state(consumer, assigned),
             )
         dog.observe(waiting, committed, now)
+        if dog.commits is not None:
+            dog.commits.observe(committed, now)
 
 
 def fetch_state(consumer: Any, assigned: set[Any]) -> str:
@@ -121,6 +139,22 @@ def fetch_state(consumer: Any, assigned: set[Any]) -> str:
         f"{len(assigned & buffered)} held for a full buffer, "
         f"{len(assigned - active - paused - buffered)} in none of these"
     )
+
+
+def ack_duplicates(consumer: Any, assigned: set[Any]) -> dict[Any, int]:
+    """Offsets faust holds twice in its list of acked offsets, per assigned partition.
+
+    faust commits up to the end of the first run of consecutive acked offsets, so every
+    duplicate costs one commit interval; they appeared after rebalances when acks reached the
+    bookkeeping faust had just cleared (issue 17). Read only, from faust 0.15's ``_acked``.
+    """
+    acked = getattr(consumer, "_acked", None) or {}
+    out = {}
+    for tp in assigned:
+        offsets = acked.get(tp)
+        if offsets and len(offsets) != len(set(offsets)):
+            out[tp] = len(offsets) - len(set(offsets))
+    return out
 
 
 def refetch_orphans(consumer: Any, assigned: set[Any], seen: set[Any]) -> None:

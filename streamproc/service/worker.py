@@ -15,6 +15,7 @@ from streamproc.core.registry import FileRegistry
 from streamproc.service.agents import install
 from streamproc.service.app import create_app
 from streamproc.service.board import StatusBoard
+from streamproc.service.commits import CommitGap
 from streamproc.service.topics import ensure_topics
 from streamproc.service.watchdog import Watchdog, install_watchdog
 from streamproc.service.web import install_web
@@ -27,8 +28,9 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     asyncio.run(ensure_topics(settings, bootstrap))
     wiring = create_app(settings, bootstrap)
     board = StatusBoard(settings.metrics_models)
-    install(wiring, board)
-    dog = Watchdog(settings.stall_s, dump=lambda: dump_tasks(wiring.app))
+    commits = CommitGap(settings.commit_gap_s, board.metrics.registry)
+    install(wiring, board, commits)
+    dog = Watchdog(settings.stall_s, dump=lambda: dump_tasks(wiring.app), commits=commits)
     install_watchdog(wiring, dog, bootstrap, every_s=min(30.0, settings.stall_s / 3))
     install_web(wiring, board, FileRegistry(settings.registry_dir), settings.admin_token(), dog)
     log.info(

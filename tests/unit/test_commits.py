@@ -1,0 +1,139 @@
+"""Applied vs committed offsets (issue 17): the gauges, the warning, and the ack rule."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streamproc.service.checkpoint import Checkpointer
+from streamproc.service.commits import CommitGap
+from streamproc.service.watchdog import ack_duplicates
+
+P0, P1 = ("predictions", 0), ("predictions", 1)
+
+
+def sample(registry: CollectorRegistry, name: str, partition: int) -> float | None:
+    return registry.get_sample_value(name, {"topic": "predictions", "partition": str(partition)})
+
+
+def test_gap_in_records_and_age_of_the_oldest_uncommitted_record() -> None:
+    reg = CollectorRegistry()
+    gap = CommitGap(bound_s=30.0, registry=reg)
+    for offset in range(0, 500):
+        gap.note(P0, offset, now=offset / 100)  # 100 records/s from t=0 to t=5
+    seen = gap.observe({P0: 200, P1: 7}, now=6.0)
+    assert P1 not in seen  # nothing applied there: no figure rather than a wrong one
+    assert seen[P0].records == 300 and seen[P0].applied == 500
+    # offset 200 was applied at t=2.0 (to the 0.5 s sampling): 4 s ago
+    assert 3.5 <= seen[P0].age_s <= 4.0
+    assert sample(reg, "streamproc_uncommitted_records", 0) == 300
+    seen = gap.observe({P0: 500}, now=7.0)
+    assert seen[P0] == (500, 500, 0, 0.0)
+    assert sample(reg, "streamproc_uncommitted_age_seconds", 0) == 0.0
+
+
+def test_redelivered_records_do_not_move_the_applied_offset_back() -> None:
+    gap = CommitGap(bound_s=30.0, registry=CollectorRegistry())
+    for offset in range(100):
+        gap.note(P0, offset, now=1.0)
+    for offset in range(40, 60):  # re-sent from the last commit after a rebalance
+        gap.note(P0, offset, now=2.0)
+    assert gap.observe({P0: 40}, now=3.0)[P0].applied == 100
+
+
+def test_a_gap_that_stays_above_the_bound_warns_once_and_says_when_it_is_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gap = CommitGap(bound_s=30.0, registry=CollectorRegistry())
+    for offset in range(1000):
+        gap.note(P0, offset, now=0.0)
+    caplog.set_level(logging.WARNING, "streamproc.service.commits")
+    gap.observe({P0: 10}, now=20.0)
+    assert not caplog.records  # under the bound: a busy worker, not a problem
+    gap.observe({P0: 11}, now=40.0)  # commits move, one offset at a time: the issue's shape
+    gap.observe({P0: 12}, now=50.0)
+    assert len(caplog.records) == 1
+    assert "predictions[0]: committed offset 11 trails the applied 1000 by 989" in caplog.text
+    gap.observe({P0: 1000}, now=60.0)
+    assert len(caplog.records) == 2 and "caught up again" in caplog.records[1].message
+
+
+def test_forgotten_partitions_drop_their_series() -> None:
+    reg = CollectorRegistry()
+    gap = CommitGap(bound_s=30.0, registry=reg)
+    gap.note(P0, 5, now=0.0)
+    gap.observe({P0: 0}, now=1.0)
+    assert sample(reg, "streamproc_uncommitted_records", 0) == 6
+    gap.forget([P0, P1])
+    assert sample(reg, "streamproc_uncommitted_records", 0) is None
+    assert gap.observe({P0: 0}, now=2.0) == {}
+
+
+def test_duplicates_in_fausts_ack_list_are_counted_per_partition() -> None:
+    consumer = SimpleNamespace(_acked={P0: [5, 5, 6, 7, 7, 7], P1: [1, 2, 3]})
+    assert ack_duplicates(consumer, {P0, P1}) == {P0: 3}
+    assert ack_duplicates(SimpleNamespace(), {P0}) == {}  # another faust: nothing to read
+
+
+class Msg:
+    def __init__(self, offset: int, generation: int) -> None:
+        self.topic, self.partition, self.offset = "predictions", 0, offset
+        self.tp, self.generation_id, self.refs = P0, generation, 1
+
+    def incref(self) -> None:
+        self.refs += 1
+
+    def ack(self, consumer: Any) -> bool:
+        self.refs -= 1
+        return self.refs == 0
+
+
+def checkpointer(rebalancing: bool, active: bool, generation: int) -> Checkpointer:
+    app = SimpleNamespace(
+        rebalancing=rebalancing,
+        flow_control=SimpleNamespace(is_active=lambda: active),
+        consumer_generation_id=generation,
+        consumer=None,
+        sensors=SimpleNamespace(on_message_out=lambda *a: None),
+    )
+    w: Any = SimpleNamespace(app=app)
+    return Checkpointer(w, monitors=None, every_s=1.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rebalancing", "active", "released"),
+    [(False, True, [True, False]), (True, True, [False, False]), (False, False, [False, False])],
+)
+def test_held_events_are_acked_only_outside_a_rebalance_and_in_their_generation(
+    rebalancing: bool, active: bool, released: list[bool]
+) -> None:
+    ckpt = checkpointer(rebalancing, active, generation=3)
+    msgs = [Msg(10, generation=3), Msg(11, generation=2)]
+    for m in msgs:
+        ckpt.hold(SimpleNamespace(message=m))
+        m.ack(None)  # the stream's own ack: ours is the last reference
+    assert ckpt.release() == sum(released)
+    # An event not released keeps our reference: faust never marks it committable.
+    assert [m.refs == 0 for m in msgs] == released
+
+
+def test_duplicate_acked_offsets_are_dropped_and_kept_out() -> None:
+    from collections import defaultdict
+
+    from streamproc.service import faust_compat
+
+    acked: defaultdict[Any, list[int]] = defaultdict(list)
+    acked[P0] = [7, 5, 5, 6, 6, 8]  # one run 5..8 once the duplicates go
+    acked[P1] = [1, 2]
+    index: defaultdict[Any, set[int]] = defaultdict(set, {P0: {5, 6, 7}, P1: {1, 2}})
+    consumer = SimpleNamespace(_acked=acked, _acked_index=index)
+    if not faust_compat.FAUST_VERSION.startswith(faust_compat.SUPPORTED):
+        pytest.skip(f"faust-streaming {faust_compat.FAUST_VERSION} is not touched")
+    assert faust_compat.drop_duplicate_acks(consumer) == {P0: 2}
+    assert acked[P0] == [5, 6, 7, 8] and acked[P1] == [1, 2]
+    assert index[P0] == {5, 6, 7, 8}  # faust's ack() will not append 8 again
+    assert faust_compat.drop_duplicate_acks(consumer) == {}

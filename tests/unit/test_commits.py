@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from streamproc.service import faust_compat
 from streamproc.service.checkpoint import Checkpointer
 from streamproc.service.commits import CommitGap
 from streamproc.service.watchdog import ack_duplicates
@@ -92,39 +93,28 @@ class Msg:
         return self.refs == 0
 
 
-def checkpointer(rebalancing: bool, active: bool, generation: int) -> Checkpointer:
-    app = SimpleNamespace(
-        rebalancing=rebalancing,
-        flow_control=SimpleNamespace(is_active=lambda: active),
-        consumer_generation_id=generation,
-        consumer=None,
-        sensors=SimpleNamespace(on_message_out=lambda *a: None),
-    )
+def checkpointer() -> Checkpointer:
+    app = SimpleNamespace(consumer=None, sensors=SimpleNamespace(on_message_out=lambda *a: None))
     w: Any = SimpleNamespace(app=app)
     return Checkpointer(w, monitors=None, every_s=1.0)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("rebalancing", "active", "released"),
-    [(False, True, [True, False]), (True, True, [False, False]), (False, False, [False, False])],
-)
-def test_held_events_are_acked_only_outside_a_rebalance_and_in_their_generation(
-    rebalancing: bool, active: bool, released: list[bool]
-) -> None:
-    ckpt = checkpointer(rebalancing, active, generation=3)
+def test_release_acks_every_held_event() -> None:
+    # Held events are released once their state is written, in any generation: acking only
+    # outside a rebalance lost records in a rebalance test run (see Checkpointer.release).
+    ckpt = checkpointer()
     msgs = [Msg(10, generation=3), Msg(11, generation=2)]
     for m in msgs:
         ckpt.hold(SimpleNamespace(message=m))
         m.ack(None)  # the stream's own ack: ours is the last reference
-    assert ckpt.release() == sum(released)
-    # An event not released keeps our reference: faust never marks it committable.
-    assert [m.refs == 0 for m in msgs] == released
+    if not faust_compat.FAUST_VERSION.startswith(faust_compat.SUPPORTED):
+        pytest.skip(f"faust-streaming {faust_compat.FAUST_VERSION} is not touched")
+    assert ckpt.release() == 2
+    assert [m.refs for m in msgs] == [0, 0]
 
 
 def test_duplicate_acked_offsets_are_dropped_and_kept_out() -> None:
     from collections import defaultdict
-
-    from streamproc.service import faust_compat
 
     acked: defaultdict[Any, list[int]] = defaultdict(list)
     acked[P0] = [7, 5, 5, 6, 6, 8]  # one run 5..8 once the duplicates go

@@ -41,7 +41,7 @@ from streamproc.core.events import (
 )
 from streamproc.core.gate import current_error, decide, split_holdout
 from streamproc.core.monitor import error_of
-from streamproc.core.registry import FileRegistry
+from streamproc.core.registry import Registry
 from streamproc.core.training import train
 
 __all__ = [
@@ -258,7 +258,7 @@ def builtin_trainer(job: TrainingJob) -> Candidate:
 def judge(
     job: TrainingJob,
     candidate: Candidate,
-    registry: FileRegistry,
+    registry: Registry,
     now: float,
     margin: float = 0.0,
 ) -> RetrainOutcome:
@@ -320,7 +320,7 @@ def retrain(
     request: RetrainRequest,
     examples: Sequence[Sequence[Any]],
     deployed_version: str,
-    registry: FileRegistry,
+    registry: Registry,
     now: float,
     margin: float = 0.0,
     trainer: Callable[[TrainingJob], Candidate] = builtin_trainer,

@@ -722,7 +722,8 @@ class DeploymentWatcher:
     ) -> None:
         if loader is None and registry_root is None and registry is None:
             raise ValueError(
-                "DeploymentWatcher needs registry_root, a registry or a loader(event) callback."
+                "DeploymentWatcher needs registry_root or a loader(event) callback "
+                "(or registry=, any Registry such as an MlflowRegistry)."
             )
         self.bootstrap_servers = bootstrap_servers
         self.topic = f"{topic_prefix}deployments"

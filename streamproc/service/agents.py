@@ -34,7 +34,7 @@ from streamproc.core.events import (
 )
 from streamproc.core.monitor import ModelMonitor
 from streamproc.core.policy import PolicyBook, PolicyError, load_policy
-from streamproc.core.registry import FileRegistry
+from streamproc.core.registry import Registry
 from streamproc.core.retrain import (
     OURS,
     Candidate,
@@ -48,6 +48,8 @@ from streamproc.core.retrain import (
     unexpected,
 )
 from streamproc.core.router import Monitors, route
+from streamproc.registries import open_registry
+from streamproc.service.aliases import AliasFollower
 from streamproc.service.app import Wiring
 from streamproc.service.board import StatusBoard
 from streamproc.service.checkpoint import Checkpointer
@@ -82,7 +84,9 @@ def install(w: Wiring, board: StatusBoard) -> None:
     settings = w.settings
     book = load_policy(settings.policy_file)
     check_trainers(book, w.results.get_topic_name())
-    retrains = Retrains(w, book, FileRegistry(settings.registry_dir), board)
+    registry = open_registry(settings)
+    retrains = Retrains(w, book, registry, board)
+    aliases = AliasFollower(registry)
     prefix = settings.topic_prefix
     logical_of = {
         settings.topic(n): n
@@ -107,6 +111,10 @@ def install(w: Wiring, board: StatusBoard) -> None:
         async with ckpt.lock:
             if ckpt.due():
                 await ckpt.checkpoint()
+
+    @w.app.task
+    async def follow_aliases() -> None:
+        await aliases.run()
 
     @w.app.agent(w.monitored, name="drift", supervisor_strategy=CrashingSupervisor)
     async def drift(stream: Any) -> None:
@@ -137,6 +145,8 @@ def install(w: Wiring, board: StatusBoard) -> None:
                 await w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
                 continue
             if out.model_id is not None:
+                if logical == "deployments":  # every deployment, redelivered too: idempotent
+                    aliases.follow(parse_deployment(event.value))
                 touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
                 if not out.redelivered:
                     metrics.events.labels(logical, metrics.model(out.model_id)).inc()
@@ -208,9 +218,7 @@ def _why(req: RetrainRequest) -> str:
 class Retrains:
     """The retrain agent's work: ledger bookkeeping around prepare -> train -> judge -> publish."""
 
-    def __init__(
-        self, w: Wiring, book: PolicyBook, registry: FileRegistry, board: StatusBoard
-    ) -> None:
+    def __init__(self, w: Wiring, book: PolicyBook, registry: Registry, board: StatusBoard) -> None:
         self.w = w
         self.book = book
         self.registry = registry

@@ -37,7 +37,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from streamproc.core.events import DeploymentEvent, Reason, RetrainRequest, encode
-from streamproc.core.registry import FileRegistry
+from streamproc.core.registry import Registry
 from streamproc.service.app import Wiring
 from streamproc.service.board import StatusBoard
 from streamproc.service.metrics import CONTENT_TYPE
@@ -51,7 +51,7 @@ __all__ = ["install_web"]
 def install_web(
     w: Wiring,
     board: StatusBoard,
-    registry: FileRegistry,
+    registry: Registry,
     token: str | None,
     dog: Watchdog | None = None,
 ) -> None:

@@ -15,13 +15,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from streamproc.core.events import DeploymentEvent
 from streamproc.core.registry import CHAMPION, Registry, RegistryError
 from streamproc.core.training import train
-from streamproc.testing import free_port
+from streamproc.testing import as_json, free_port, produce
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +171,53 @@ def test_registry_round_trip_aliases_and_checksums(mlflow_server: MlflowServer) 
     watcher._previous.clear()  # force a load from the registry, not the swap's memory
     assert not watcher.handle(rollback)
     assert watcher.failures == 1 and watcher.current(mid).version == "v-b"
+
+
+def test_live_worker_registers_in_mlflow_and_moves_champion(
+    mlflow_server: MlflowServer, stack: Any
+) -> None:
+    """A worker with STREAMPROC_REGISTRY=mlflow: retrains land in MLflow, champion follows."""
+    from test_retraining import ask_retrain, of, send_traffic, wait_until
+
+    from streamproc.mlflow_registry import MlflowRegistry
+
+    env = {"STREAMPROC_REGISTRY": "mlflow", "MLFLOW_TRACKING_URI": mlflow_server.url}
+    stack.start_worker(env=env)
+    reg = MlflowRegistry(mlflow_server.url)
+    mid = "mlf-live"
+    reader = stack.reader("retrain-results", "deployments")
+    send_traffic(stack, mid, 400, flip=0.05)
+    stack.wait_processed()
+
+    def champion() -> str | None:
+        mv = reg.get_alias(mid, CHAMPION)
+        return None if mv is None else mv.version
+
+    deployed: list[dict[str, Any]] = []
+    for n, rid in enumerate(["rq-mlf-1", "rq-mlf-2"], start=1):
+        ask_retrain(stack, (mid, rid))
+        reader.wait_for(lambda r, n=n: len(of(r, stack, "deployments", mid)) >= n, 120, rid)
+        dep = of(reader, stack, "deployments", mid)[n - 1]
+        assert dep["action"] == "promote"
+        assert dep["artifact_uri"].startswith(f"models:/{reg.name(mid)}/")
+        wait_until(lambda dep=dep: champion() == dep["version"], 60, "champion on the promotion")
+        model = pickle.loads(reg.load_uri(dep["artifact_uri"]))
+        assert callable(model.predict)
+        deployed.append(dep)
+    results = of(reader, stack, "retrain-results", mid)
+    assert [r["status"] for r in results] == ["succeeded", "succeeded"]
+
+    # An operator's rollback to the first candidate, as the web API publishes it.
+    first, second = deployed
+    rollback = {
+        "deployment_id": "manual-rb-mlf",
+        "model_id": mid,
+        "version": first["version"],
+        "previous_version": second["version"],
+        "artifact_uri": first["artifact_uri"],
+        "action": "rollback",
+        "ts": time.time(),
+    }
+    produce(stack.bootstrap, [(stack.topic("deployments"), mid, as_json(rollback))])
+    wait_until(lambda: champion() == first["version"], 60, "champion back on the rollback")
+    assert [v.version for v in reg.versions(mid)] == [first["version"], second["version"]]

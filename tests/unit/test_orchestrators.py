@@ -247,3 +247,21 @@ def test_config_errors_say_what_to_fix(monkeypatch: Any) -> None:
     with pytest.raises(ValueError, match="unknown key"):
         trainer_from_config({**base, "conf": {}}, TOPIC)
     assert dag_run_id("rr 1/ü") == "streamproc__rr_1__"
+
+
+def test_policy_file_chooses_an_orchestrator_per_model(monkeypatch: Any) -> None:
+    from streamproc.core.policy import load_policy_text
+
+    monkeypatch.setenv("AF_USER", "ops")
+    monkeypatch.setenv("AF_PASS", "pw")
+    book = load_policy_text(
+        '[[model]]\nmatch = "fraud-*"\n'
+        'trainer = { kind = "airflow", url = "http://airflow:8080", dag_id = "retrain", '
+        'username_env = "AF_USER", password_env = "AF_PASS" }\n'
+    )
+    cfg = book.for_model("fraud-eu").trainer
+    assert cfg is not None
+    t = trainer_from_config(dict(cfg), TOPIC)
+    assert isinstance(t, AirflowTrainer)
+    assert t.url == "http://airflow:8080/api/v2/dags/retrain/dagRuns"
+    assert book.for_model("other").trainer is None

@@ -237,6 +237,10 @@ class MlflowRegistry:
             )
         self._client.set_registered_model_alias(mv.name, alias, mv.version)
 
+    def delete_alias(self, model_id: str, alias: str) -> None:
+        if self.get_alias(model_id, alias) is not None:
+            self._client.delete_registered_model_alias(self.name(model_id), alias)
+
     # -- reading ----------------------------------------------------------------------------
 
     def get(self, model_id: str, version: str) -> ModelVersion | None:

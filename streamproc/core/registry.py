@@ -21,6 +21,9 @@ True
 >>> reg.set_alias("m1", CHAMPION, "v2")
 >>> reg.get_alias("m1", CHAMPION).version
 'v2'
+>>> reg.delete_alias("m1", CHAMPION)
+>>> reg.get_alias("m1", CHAMPION) is None
+True
 >>> isinstance(reg, Registry)
 True
 """
@@ -143,6 +146,10 @@ class Registry(Protocol):
         """The version ``alias`` points at, or None when it is not set."""
         ...
 
+    def delete_alias(self, model_id: str, alias: str) -> None:
+        """Remove ``alias`` (nothing happens when it is not set)."""
+        ...
+
 
 class FileRegistry:
     """Versions of models under one root folder (shared by workers on one host or a mount)."""
@@ -228,6 +235,9 @@ class FileRegistry:
         if not path.exists():
             return None
         return self.get(model_id, path.read_bytes().decode())
+
+    def delete_alias(self, model_id: str, alias: str) -> None:
+        self._alias_path(model_id, alias).unlink(missing_ok=True)
 
 
 def _read_meta(meta: Path) -> ModelVersion | None:

@@ -4,7 +4,9 @@ Every deployment the drift agent reads (a promotion by the retrainer, an automat
 rollback, one published by hand) moves the alias to its version, so the registry names what is
 deployed. The moves run off the event loop, one at a time and in the order read; a registry
 call that fails (MLflow down, a version deployed from outside streamproc and so not in the
-registry) is logged with what to do and never stops the worker.
+registry) is logged with what to do and never stops the worker. A deployed version that is not
+in the registry (an external pipeline's artifact, an initial version deployed by hand) clears
+the alias: it must never name a version that is no longer deployed.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ class AliasFollower:
     def move(self, dep: DeploymentEvent) -> bool:
         """Point the alias at ``dep.version``; False (logged) when the registry refuses."""
         try:
+            if self.registry.get(dep.model_id, dep.version) is None:
+                self.registry.delete_alias(dep.model_id, self.alias)
+                log.info(
+                    "model %s: %s cleared: the deployed %s is not in the registry",
+                    dep.model_id,
+                    self.alias,
+                    dep.version,
+                )
+                return False
             self.registry.set_alias(dep.model_id, self.alias, dep.version)
         except RegistryError as exc:
             self.failed += 1

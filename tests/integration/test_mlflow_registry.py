@@ -150,6 +150,10 @@ def test_registry_round_trip_aliases_and_checksums(mlflow_server: MlflowServer) 
     assert reg.load_uri(f"models:/{name}@{CHAMPION}") == art_a
     with pytest.raises(RegistryError, match="register it first"):
         reg.set_alias(mid, CHAMPION, "v-never-registered")
+    reg.delete_alias(mid, CHAMPION)  # what a deployment of an unregistered version does
+    assert reg.get_alias(mid, CHAMPION) is None
+    assert CHAMPION not in client.get_registered_model(name).aliases
+    reg.delete_alias(mid, CHAMPION)  # nothing to delete: no error
 
     # The SDK's watcher loads the models:/ URI a deployment event carries.
     watcher = DeploymentWatcher("127.0.0.1:1", "", [mid], registry=reg)

@@ -32,8 +32,9 @@ START_S = 240.0  # a busy 2-core machine imports mlflow's server in 10-90 s
 
 
 class MlflowServer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, proxied: bool = False) -> None:
         self.root = root
+        self.proxied = proxied
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.artifacts = root / "artifacts"
@@ -45,7 +46,8 @@ class MlflowServer:
             str(Path(sys.executable).with_name("mlflow")),
             "server",
             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-            "--default-artifact-root", str(self.artifacts),
+            *(["--artifacts-destination", str(self.artifacts)] if self.proxied
+              else ["--default-artifact-root", str(self.artifacts)]),
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--workers", "1",
@@ -99,6 +101,35 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxied_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """Artifacts served through the server (mlflow-artifacts:/), as a remote MLflow does."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-proxied"), proxied=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_registry_through_proxied_artifacts(proxied_server: MlflowServer) -> None:
+    from mlflow import MlflowClient
+
+    from streamproc.mlflow_registry import MlflowRegistry
+
+    reg = MlflowRegistry(proxied_server.url)
+    mv = reg.register("proxied", "v-p", b"weights over http", created_ts=1.0)
+    client = MlflowClient(tracking_uri=proxied_server.url)
+    source = client.get_model_version_download_uri(reg.name("proxied"), "1")
+    assert source.startswith("mlflow-artifacts:/")  # uploaded to the server, not a local path
+    assert reg.load("proxied", "v-p") == b"weights over http"
+    reg.set_alias("proxied", CHAMPION, "v-p")
+    assert reg.load_uri(f"models:/proxied@{CHAMPION}") == b"weights over http"
+    (stored,) = proxied_server.artifacts.rglob("artifact.bin")
+    stored.write_bytes(b"tampered")
+    with pytest.raises(RegistryError, match="fails its checksum"):
+        reg.load_uri(mv.artifact_uri)
 
 
 def test_registry_round_trip_aliases_and_checksums(mlflow_server: MlflowServer) -> None:

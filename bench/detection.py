@@ -1,11 +1,12 @@
 """Detection benchmark: how fast each method catches a known change, and how often it cries wolf.
 
-Run ``python bench/detection.py [--json FILE] [--quick] [--runs N]``. It prints a table and the
-parameters and notes behind it; ``--json FILE`` writes the same rows as a list of objects with
-exactly the keys ``method``, ``stream``, ``detection_rate``, ``mean_delay``, ``p90_delay``,
-``false_alarms_per_million``, ``delay_ratio`` and ``us_per_event`` (null where a figure does not
-apply). Everything is generated with numpy from fixed seeds, so a run is reproducible (timings
-aside). Single process, wall time from ``time.perf_counter``.
+Run ``python bench/detection.py [--json FILE] [--quick] [--runs N] [--stationary N]
+[--only gaussian|shapes|tcpd]``. It prints a table and the parameters and notes behind it;
+``--json FILE`` writes the same rows as a list of objects with exactly the keys ``method``,
+``stream``, ``detection_rate``, ``mean_delay``, ``p90_delay``, ``false_alarms_per_million``,
+``delay_ratio`` and ``us_per_event`` (null where a figure does not apply); the ``tcpd_*`` rows
+have two more, ``f1`` and ``cover``. Everything is generated with numpy from fixed seeds, so a
+run is reproducible (timings aside). Single process, wall time from ``time.perf_counter``.
 
 Streams
 -------
@@ -24,6 +25,35 @@ Stationary streams (no change at all) measure false alarms and cost: ``stationar
 (N(0, 1)), ``stationary_error`` (Bernoulli(0.1)) and ``stationary_categorical`` ([0.5, 0.3,
 0.2]), 1,000,000 events each (50,000 with ``--quick``). After every alarm on a stationary
 stream the method restarts as it would after a retrain, and counting goes on.
+
+Real-shaped streams (default policy only, ``WIDE`` = 10 numeric features x0..x9 per event, all
+watched, each drawn independently from the shape): ``stationary_lognormal`` (lognormal(3,
+1.5)), ``stationary_student_t3``, ``stationary_pareto`` (Pareto I, shape 1.5: infinite
+variance), ``stationary_poisson`` (Poisson(0.2) counts, Python ints), ``stationary_rare_spike``
+(0, or 0.1% of the time lognormal(5, 1)), ``stationary_integer`` (0..23, ints),
+``stationary_offset_1e9`` (1e9 + N(0, 1)) and ``stationary_constant`` (5.0), 1M events each
+(50,000 with ``--quick``; ``--stationary N`` sets both); after each alarm an instant deployment
+resumes monitoring. Shifts of feature x0 only (the other nine stay stationary), ``pre`` events
+then ``horizon``: ``shift_lognormal_scale_x3`` (x0 * 3: a shift of ln 3 / 1.5 deviations of
+log x), ``shift_poisson_0.2_to_0.5`` and ``shift_offset_1e9_plus_3`` (+3 sd), ``--runs`` runs
+each, rows as for the change streams (delay ratio against the KL of x0's change).
+
+TCPD series (``tcpd_<series>``, :mod:`tcpd`): the seven annotated change-point series river
+bundles, preprocessed as TCPD does, scored with TCPD's F1 (margin 5, annotators combined) and
+cover. Methods: ``default`` replays each column as a reported metric (``MetricEvent``, one point
+per hour of event time) through a ``ModelMonitor`` with ``DEFAULT_POLICY``, whose
+``metric_change`` detector (``rank_cp``) is on for every metric; after each request the gate
+"rejects" the candidate (``RetrainResult`` status ``rejected``) so the same version goes on
+being watched, as the recorded series goes on. ``river_adwin`` and ``river_page_hinkley``:
+river's defaults, two-sided, one detector per column, reset after each alarm. ``never_alarm``:
+no change point (TCPD's zero baseline). Multi-column series (Apple: close and volume; Occupancy:
+4 sensors; RunLog: pace and distance) get one detector per column and the union of their
+change points (TCPD runs its univariate methods only on univariate series; a monitor with
+several metrics does this). The scored location of a detection is the change point the method
+reports (``since_change`` in its evidence: the first changed point), else the alarm index; the
+scores at the alarm index are printed in the notes. ``false_alarms_per_million`` of a TCPD row
+is (reported points with no annotated change of any annotator, or the start, within 5) / (points
+in the series) * 1e6; the notes print the largest count on one series.
 
 Methods
 -------
@@ -84,17 +114,27 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from streamproc.core.detectors import RIVER_KINDS, make_detector
-from streamproc.core.events import DeploymentEvent, LabelEvent, PredictionEvent, RetrainRequest
+from streamproc.core.events import (
+    DeploymentEvent,
+    LabelEvent,
+    MetricEvent,
+    PredictionEvent,
+    RetrainRequest,
+    RetrainResult,
+)
 from streamproc.core.monitor import ModelMonitor
 from streamproc.core.policy import DEFAULT_POLICY
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tcpd
 
 KEYS = (
     "method",
@@ -118,6 +158,11 @@ SEED_REFERENCE, SEED_BATCH, SEED_LIMIT = 1000, 100, 0.1
 RIVER_BOTH_WAYS = {"adwin", "page_hinkley", "kswin"}
 RIVER_BINARY = {"ddm", "eddm", "hddm_a", "hddm_w", "fhddm"}
 SLOW_KINDS = {"kswin"}
+TCPD_KEYS = (*KEYS, "f1", "cover")
+WIDE = 10  # watched numeric features per event on the real-shaped streams
+CHUNK = 50_000  # real-shaped streams are generated and fed in chunks of this many events
+TCPD_METHODS = ("default", "river_adwin", "river_page_hinkley", "never_alarm")
+METRIC_STEP_S = 3600.0  # event time between two points of a TCPD series replayed as metrics
 
 
 # --------------------------------------------------------------------------- configuration
@@ -134,11 +179,15 @@ class Config:
     slow_runs: int = 5
 
     @classmethod
-    def make(cls, quick: bool, runs: int | None) -> Config:
+    def make(cls, quick: bool, runs: int | None, stationary: int | None = None) -> Config:
         if quick:
             r = runs if runs is not None else 3
-            return cls(True, r, horizon=5000, stationary=50_000, slow_stationary=5000, slow_runs=1)
-        return cls(False, runs if runs is not None else 40)
+            cfg = cls(True, r, horizon=5000, stationary=50_000, slow_stationary=5000, slow_runs=1)
+        else:
+            cfg = cls(False, runs if runs is not None else 40)
+        if stationary is not None:
+            cfg = replace(cfg, stationary=stationary, slow_stationary=min(stationary, 5000))
+        return cfg
 
 
 # --------------------------------------------------------------------------- streams
@@ -598,6 +647,315 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- real shapes
+# The shapes real features have, WIDE features per event, all watched by the default policy.
+
+Shape = Callable[[np.random.Generator, int], np.ndarray]  # (rng, events) -> (events, WIDE)
+
+
+def _wide(draw: Callable[[np.random.Generator, tuple[int, int]], np.ndarray]) -> Shape:
+    return lambda rng, n: draw(rng, (n, WIDE))
+
+
+SHAPES: dict[str, Shape] = {
+    "lognormal": _wide(lambda r, s: r.lognormal(3.0, 1.5, s)),
+    "student_t3": _wide(lambda r, s: r.standard_t(3, s)),
+    "pareto": _wide(lambda r, s: r.pareto(1.5, s) + 1.0),
+    "poisson": _wide(lambda r, s: r.poisson(0.2, s)),
+    "rare_spike": _wide(lambda r, s: np.where(r.random(s) < 1e-3, r.lognormal(5.0, 1.0, s), 0.0)),
+    "integer": _wide(lambda r, s: r.integers(0, 24, s)),
+    "offset_1e9": _wide(lambda r, s: 1e9 + r.standard_normal(s)),
+    "constant": _wide(lambda r, s: np.full(s, 5.0)),
+}
+
+
+@dataclass(frozen=True)
+class ShapeShift:
+    name: str
+    shape: str  # the stationary shape before the change
+    kl: float  # KL(p1 || p0) of the changed feature
+    # The changed values of feature x0 after the change, from its values and a generator.
+    change: Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def _poisson_to(lam1: float) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
+    return lambda col, rng: rng.poisson(lam1, col.size)
+
+
+def _kl_poisson(l1: float, l0: float) -> float:
+    return l1 * math.log(l1 / l0) - l1 + l0
+
+
+SHAPE_SHIFTS = (
+    # log x ~ N(3, 1.5^2): x 3 is a mean shift of ln 3 / 1.5 deviations of log x.
+    ShapeShift(
+        "shift_lognormal_scale_x3",
+        "lognormal",
+        kl_gauss_mean(math.log(3) / 1.5),
+        lambda c, rng: c * 3.0,
+    ),
+    ShapeShift("shift_poisson_0.2_to_0.5", "poisson", _kl_poisson(0.5, 0.2), _poisson_to(0.5)),
+    ShapeShift("shift_offset_1e9_plus_3", "offset_1e9", kl_gauss_mean(3.0), lambda c, rng: c + 3.0),
+)
+
+
+def _chunks(shape: str, n: int, tag: Sequence[int]) -> Iterable[np.ndarray]:
+    rng = np.random.default_rng([SEED, 5, list(SHAPES).index(shape), *tag])
+    done = 0
+    while done < n:
+        size = min(CHUNK, n - done)
+        yield SHAPES[shape](rng, size)
+        done += size
+
+
+def run_default_wide(
+    chunks: Iterable[np.ndarray], tag: Sequence[int], stop_first: bool, n: int
+) -> Outcome:
+    """The default policy on events with WIDE numeric features x0..x9 (see run_default)."""
+    mon = ModelMonitor(MODEL, DEFAULT_POLICY)
+    deployed, version = 1, "v1"
+    mon.on_deployment(DeploymentEvent("dep-1", MODEL, version, "promote", 0.0))
+    preds = predictions(n, tag)
+    names = [f"x{j}" for j in range(WIDE)]
+    out = Outcome()
+    i = -1
+    for block in chunks:
+        rows = block.tolist()
+        t0 = time.perf_counter()
+        for row in rows:
+            i += 1
+            ts = float(i + 1)
+            feats = dict(zip(names, row, strict=True))
+            ev = PredictionEvent(f"e{i}", MODEL, version, ts, preds[i], feats)
+            e = mon.on_prediction(ev, None)
+            if isinstance(e, DeploymentEvent):  # a rollback: apply it, as the loop would
+                out.rollbacks += 1
+                mon.on_deployment(e)
+                version = e.version
+                continue
+            if e is None:
+                continue
+            out.alarms.append(i)
+            out.fired.append("+".join(f"{r.signal}/{r.detector}" for r in e.reasons))
+            if stop_first:
+                out.seconds += time.perf_counter() - t0
+                return out
+            deployed += 1
+            new = f"v{deployed}"
+            dep = DeploymentEvent(
+                f"dep-{deployed}", MODEL, new, "promote", ts, e.request_id, version
+            )
+            mon.on_deployment(dep)
+            version = new
+        out.seconds += time.perf_counter() - t0
+    return out
+
+
+def _shifted(s: ShapeShift, pre: int, horizon: int, tag: Sequence[int]) -> Iterable[np.ndarray]:
+    values = np.concatenate(list(_chunks(s.shape, pre + horizon, tag)))
+    values[pre:, 0] = s.change(values[pre:, 0], np.random.default_rng([SEED, 8, *tag]))
+    return [values]
+
+
+def measure_shapes(
+    cfg: Config, log: Callable[[str], None]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Default policy: false alarms on each real shape, then detection of the listed shifts."""
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    stat: dict[str, Stationary] = {}
+    n = cfg.stationary
+    for k, shape in enumerate(SHAPES):
+        out = run_default_wide(_chunks(shape, n, (0, k)), (4, k), stop_first=False, n=n)
+        st = Stationary(
+            n, len(out.alarms), out.seconds / n * 1e6, Counter(out.fired), out.rollbacks
+        )
+        stat[shape] = st
+        log(f"default stationary_{shape}: {st.alarms} alarms in {n} events, {out.seconds:.1f} s")
+        rows.append(_row("default", f"stationary_{shape}", None, [], st, None))
+        if st.alarms:
+            notes.append(f"default stationary_{shape} ({WIDE} features): {dict(st.fired)}")
+    for s_i, s in enumerate(SHAPE_SHIFTS):
+        delays: list[int] = []
+        early = 0
+        for r in range(cfg.runs):
+            tag = (1, s_i, r)
+            out = run_default_wide(
+                _shifted(s, cfg.pre, cfg.horizon, tag), (6, s_i, r), True, cfg.pre + cfg.horizon
+            )
+            if out.alarms and out.alarms[0] < cfg.pre:
+                early += 1
+            elif out.alarms:
+                delays.append(out.alarms[0] - cfg.pre + 1)
+        log(f"default {s.name}: {len(delays)}/{cfg.runs} detected")
+        rows.append(_row("default", s.name, cfg.runs, delays, stat[s.shape], s.kl))
+        if early:
+            notes.append(f"default {s.name}: {early}/{cfg.runs} runs alarmed before the change.")
+    return rows, notes
+
+
+def _row(
+    method: str,
+    stream: str,
+    runs: int | None,
+    delays: list[int],
+    st: Stationary,
+    kl: float | None,
+) -> dict[str, Any]:
+    mean = float(np.mean(delays)) if delays else None
+    bound = math.log(st.arl) / kl if kl and st.arl > 1.0 else None
+    return {
+        "method": method,
+        "stream": stream,
+        "detection_rate": None if runs is None else _round(len(delays) / runs, 4),
+        "mean_delay": _round(mean, 1),
+        "p90_delay": _round(float(np.percentile(delays, 90)), 1) if delays else None,
+        "false_alarms_per_million": _round(st.per_million, 2),
+        "delay_ratio": _round(mean / bound, 3) if mean is not None and bound else None,
+        "us_per_event": _round(st.us, 3),
+    }
+
+
+# --------------------------------------------------------------------------- TCPD series
+
+
+@dataclass
+class Located:
+    """Change points a method reports on one series: where it says the change is, and when."""
+
+    located: set[int] = field(default_factory=set)
+    alarms: set[int] = field(default_factory=set)
+    seconds: float = 0.0
+
+
+def _where(i: int, details: Any) -> int:
+    """The change point a detection reports (its first changed point), else the alarm index."""
+    since = details.get("since_change") if details else None
+    return max(0, i - int(since) + 1) if since else i
+
+
+def tcpd_default(series: tcpd.Series) -> Located:
+    """Replay each column as a reported metric (one point per hour) through the monitor."""
+    mon = ModelMonitor(MODEL, DEFAULT_POLICY)
+    mon.on_deployment(DeploymentEvent("dep-1", MODEL, "v1", "promote", 0.0))
+    out = Located()
+    t0 = time.perf_counter()
+    for i in range(series.n):
+        ts = (i + 1) * METRIC_STEP_S
+        for name, col in zip(series.columns, series.values, strict=True):
+            req = mon.on_metric(MetricEvent(MODEL, ts, name, col[i]), None)
+            if not isinstance(req, RetrainRequest):
+                continue
+            out.alarms.add(i)
+            out.located.add(_where(i, req.reasons[0].details))
+            # The gate turns the retrain down: the model stays, its metrics go on as recorded.
+            mon.on_result(RetrainResult(req.request_id, MODEL, "rejected", ts))
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def tcpd_river(kind: str, series: tcpd.Series) -> Located:
+    """river's defaults (two-sided), one detector per column; an alarm resets it."""
+    out = Located()
+    t0 = time.perf_counter()
+    for col in series.values:
+        det = make_detector(kind, direction="both")
+        for i, v in enumerate(col):
+            if det.update(v):
+                out.alarms.add(i)
+                out.located.add(_where(i, det.details()))
+                det.reset()
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def tcpd_method(method: str, series: tcpd.Series) -> Located:
+    if method == "default":
+        return tcpd_default(series)
+    if method == "never_alarm":
+        return Located()
+    return tcpd_river(method.removeprefix("river_"), series)
+
+
+def false_alarms(points: set[int], series: tcpd.Series) -> int:
+    """Reported points with no annotated change (of any annotator, or the start) within 5."""
+    truth = {0}.union(*(set(v) for v in series.annotations.values()))
+    return sum(1 for p in points if not any(abs(p - t) <= tcpd.MARGIN for t in truth))
+
+
+def measure_tcpd(log: Callable[[str], None]) -> tuple[list[dict[str, Any]], list[str]]:
+    rows: list[dict[str, Any]] = []
+    at_alarm: dict[str, list[tuple[float, float]]] = {m: [] for m in TCPD_METHODS}
+    worst: dict[str, tuple[int, str]] = {}
+    for name in tcpd.SERIES:
+        series = tcpd.load(name)
+        for method in TCPD_METHODS:
+            got = tcpd_method(method, series)
+            fa = false_alarms(got.located, series)
+            if fa > worst.get(method, (-1, ""))[0]:
+                worst[method] = (fa, name)
+            notes = series.annotations
+            at_alarm[method].append(
+                (tcpd.f1_score(notes, got.alarms), tcpd.cover_score(notes, got.alarms, series.n))
+            )
+            rows.append(
+                {
+                    "method": method,
+                    "stream": f"tcpd_{name}",
+                    "detection_rate": None,
+                    "mean_delay": None,
+                    "p90_delay": None,
+                    "false_alarms_per_million": _round(fa / series.n * 1e6, 2),
+                    "delay_ratio": None,
+                    "us_per_event": _round(got.seconds / series.n * 1e6, 3),
+                    "f1": _round(tcpd.f1_score(notes, got.located), 4),
+                    "cover": _round(tcpd.cover_score(notes, got.located, series.n), 4),
+                }
+            )
+        log(f"tcpd_{name}: {series.n} points x {len(series.columns)} columns scored")
+    out = [
+        "TCPD series, scored at the alarm index instead of the reported change point "
+        "(mean F1 / mean cover):"
+    ]
+    for method, pairs in at_alarm.items():
+        f1s, covers = zip(*pairs, strict=True)
+        out.append(
+            f"  {method}: {np.mean(f1s):.3f} / {np.mean(covers):.3f}; most false alarms on one "
+            f"series: {worst[method][0]} ({worst[method][1]})"
+        )
+    return rows, out
+
+
+def tcpd_table(rows: list[dict[str, Any]]) -> str:
+    """F1 / cover per series (rows) and method (columns), means last."""
+    cells = {(r["method"], r["stream"]): r for r in rows if r["stream"].startswith("tcpd_")}
+    if not cells:
+        return ""
+    methods = [m for m in TCPD_METHODS if any(k[0] == m for k in cells)]
+    streams = [f"tcpd_{n}" for n in tcpd.SERIES]
+    head = ["series", *(f"{m} f1/cover" for m in methods)]
+    body = []
+    for s in streams:
+        body.append(
+            [s, *(f"{cells[m, s]['f1']:.3f} / {cells[m, s]['cover']:.3f}" for m in methods)]
+        )
+    body.append(
+        [
+            "mean",
+            *(
+                f"{np.mean([cells[m, s]['f1'] for s in streams]):.3f} / "
+                f"{np.mean([cells[m, s]['cover'] for s in streams]):.3f}"
+                for m in methods
+            ),
+        ]
+    )
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)
+
+
 def feature_updates_per_second(n: int) -> float:
     """Throughput of the label-free path: predictions with 10 numeric features."""
     rng = np.random.default_rng([SEED, 9])
@@ -618,16 +976,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the rows to this file as JSON")
     ap.add_argument("--quick", action="store_true", help="small streams (a smoke test)")
     ap.add_argument("--runs", type=int, help="runs per change stream (40; 3 with --quick)")
+    ap.add_argument(
+        "--stationary", type=int, help="events per stationary stream (1M; 50,000 with --quick)"
+    )
+    ap.add_argument(
+        "--only",
+        choices=("all", "gaussian", "shapes", "tcpd"),
+        default="all",
+        help="run one part: the Gaussian/error/categorical streams, the real-shaped streams "
+        "(default policy, 10 features), or the TCPD series (default: all)",
+    )
     args = ap.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         ap.error("--runs must be >= 1")
-    cfg = Config.make(args.quick, args.runs)
+    if args.stationary is not None and args.stationary < 1000:
+        ap.error("--stationary must be >= 1000")
+    cfg = Config.make(args.quick, args.runs, args.stationary)
     started = time.perf_counter()
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
-    rows, notes = measure(cfg, log)
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    parts = (
+        ("gaussian", lambda: measure(cfg, log)),
+        ("shapes", lambda: measure_shapes(cfg, log)),
+        ("tcpd", lambda: measure_tcpd(log)),
+    )
+    for part, fn in parts:
+        if args.only in ("all", part):
+            more_rows, more_notes = fn()
+            rows += more_rows
+            notes += more_notes
     feature_rate = feature_updates_per_second(20_000 if cfg.quick else 100_000)
     elapsed = time.perf_counter() - started
 
@@ -644,6 +1025,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(table(rows))
+    if any(r["stream"].startswith("tcpd_") for r in rows):
+        print()
+        print("TCPD change-point series (F1 / cover, margin 5, annotators combined as in TCPD):")
+        print(tcpd_table(rows))
     print()
     print(
         f"data-drift path: {feature_rate:,.0f} feature-updates per second on one core "

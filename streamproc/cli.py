@@ -11,8 +11,16 @@ from streamproc.config import Settings
 
 log = logging.getLogger("streamproc")
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
 # The event contracts, in the repository (and in the installed package's source tree).
 CONTRACTS_URL = "docs/contracts.md in the streamproc repository"
+
+
+def _loglevel(args: argparse.Namespace) -> str:
+    """The level asked for: ``-l/--loglevel``, else debug with ``-v``, else info."""
+    chosen = getattr(args, "loglevel", None)
+    return str(chosen) if chosen else ("debug" if getattr(args, "verbose", False) else "info")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -30,6 +38,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def resolve_broker(settings: Settings, start: bool = True) -> str:
     """The configured cluster, else the local broker (started if it is not running)."""
     if settings.broker:
+        from streamproc.preflight import check_broker_reachable
+
+        check_broker_reachable(settings.broker)
         return settings.broker
     from streamproc.localkafka import broker_status, start_broker
 
@@ -76,10 +87,12 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from streamproc.preflight import check_worker
     from streamproc.service.worker import run_worker
 
     settings = _settings(args)
-    run_worker(settings, resolve_broker(settings), loglevel=args.loglevel)
+    check_worker(settings)  # before a broker starts or a topic is created
+    run_worker(settings, resolve_broker(settings), loglevel=_loglevel(args))
     return 0
 
 
@@ -109,13 +122,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from streamproc.core.policy import load_policy
-    from streamproc.replay import replay_file
+    from streamproc.preflight import PreflightError
+    from streamproc.replay import ReplaySummary, replay_file
 
-    counts = replay_file(
-        args.input, args.out, load_policy(args.policy), retrain_for_real=args.retrain
-    )
-    for topic, n in sorted(counts.items()):
-        print(f"{topic}\t{n}")
+    book = load_policy(args.policy)
+    try:
+        open(args.input, "rb").close()
+    except OSError as exc:
+        raise PreflightError(
+            f"cannot read the replay input {args.input!r} ({exc.strerror}); give a JSONL file "
+            "such as `streamproc record --out FILE` writes."
+        ) from None
+    summary = ReplaySummary()
+    replay_file(args.input, args.out, book, retrain_for_real=args.retrain, summary=summary)
+    print("\n".join(summary.lines()))
     return 0
 
 
@@ -186,7 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run the drift and retrain agents")
     _common(w)
-    w.add_argument("--loglevel", default="info", help="log level of the worker (default: info)")
+    w.add_argument(
+        "-l",
+        "--loglevel",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="logging level, as faust's -l (default: info, or debug with -v)",
+    )
     w.set_defaults(func=cmd_worker)
 
     d = sub.add_parser("demo", help="live demo on a local broker: drift -> retrain -> deploy")
@@ -231,19 +257,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    level = _loglevel(args).upper()
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger().setLevel(level)  # also when logging was configured before us
+    from aiokafka.errors import KafkaConnectionError
+
+    from streamproc.config import SettingsError
     from streamproc.core.policy import PolicyError
     from streamproc.localkafka import BrokerError
+    from streamproc.preflight import PreflightError
     from streamproc.security import SecurityConfigError
 
     try:
         return int(args.func(args) or 0)
-    except (BrokerError, PolicyError, SecurityConfigError, ConnectionError) as exc:
+    except (
+        BrokerError,
+        PolicyError,
+        SecurityConfigError,
+        SettingsError,
+        PreflightError,
+        ConnectionError,
+    ) as exc:
         print(f"streamproc: {exc}", file=sys.stderr)
+        return 2
+    except KafkaConnectionError as exc:
+        print(
+            f"streamproc: cannot connect to the Kafka broker ({exc}); check STREAMPROC_BROKER "
+            "(or --broker), or unset it to use the local broker (`streamproc kafka start`).",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

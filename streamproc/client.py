@@ -6,7 +6,10 @@ Two halves, both safe to put on the inference path:
   ``Async*`` twins) validate an event with the core's contracts *in the caller* (a caller bug,
   such as a NaN feature, raises :class:`ValueError` before anything leaves the process), then
   append it to a bounded in-memory buffer and return. A background task drains the buffer in
-  batches to an aiokafka producer, keyed by ``model_id``. Kafka being slow or down never blocks
+  batches to an aiokafka producer, keyed by ``model_id``. Predictions and labels go out as
+  batched records by default (:mod:`streamproc.core.batches`: per model, up to ``batch_events``
+  events or ``batch_ms`` milliseconds, each record under 1 MiB; ``batched=False`` sends one
+  record per event, as any producer may). Kafka being slow or down never blocks
   or raises in ``log()``: the buffer fills, the **oldest** events are dropped first (the newest
   describe the model as it is now), every loss is counted in ``dropped``, and a rate-limited
   warning is logged.
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import numbers
@@ -53,6 +57,7 @@ from typing import Any, ClassVar, NamedTuple, Self
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 
+from streamproc.core.batches import BATCHED_KINDS, columns
 from streamproc.core.events import (
     DeploymentEvent,
     InvalidEvent,
@@ -159,6 +164,85 @@ def _record(
     return raw
 
 
+# --------------------------------------------------------------------------- batching
+
+#: A record the SDK sends: (key, value, events it carries).
+Outgoing = tuple[bytes, bytes, int]
+#: Default size limit of a batched record: under the worker's 1 MiB limit with room for the
+#: Kafka record's own overhead under the producer's default ``max_request_size`` (1 MiB).
+DEFAULT_MAX_RECORD_BYTES = 1_000_000
+
+
+class _Batcher:
+    """Events waiting to become batched records: per key (model), in order.
+
+    A key's events are cut into a record when it holds ``max_events`` of them, when one more
+    would take the record past ``max_bytes``, or once its oldest has waited ``max_s``. An event
+    with fields outside the contract (``extra``) has no place in a batch: it goes alone, after
+    the events of its model that came before it.
+    """
+
+    def __init__(self, kind: str, max_events: int, max_s: float, max_bytes: int) -> None:
+        self.kind = kind
+        required, optional = BATCHED_KINDS[kind]
+        self.known = {*required, *optional, "model_id", "model_version", "features"}
+        self.max_events = max_events
+        self.max_s = max_s
+        self.max_bytes = max_bytes
+        self._events: dict[bytes, list[dict[str, Any]]] = {}
+        self._bytes: dict[bytes, int] = {}
+        self._since: dict[bytes, float] = {}
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._events.values())
+
+    def add(self, key: bytes, raw: bytes, now: float) -> list[Outgoing]:
+        """Take one event's JSON; return the records it completed (possibly none)."""
+        obj = orjson.loads(raw)
+        if not self.known.issuperset(obj):
+            return [*self.cut(key), (key, raw, 1)]
+        out = []
+        if self._bytes.get(key, 0) + len(raw) > self.max_bytes:
+            out = self.cut(key)
+        if key not in self._events:
+            self._events[key], self._bytes[key], self._since[key] = [], 0, now
+        self._events[key].append(obj)
+        self._bytes[key] += len(raw)
+        if len(self._events[key]) >= self.max_events:
+            out += self.cut(key)
+        return out
+
+    def due(self, now: float) -> list[Outgoing]:
+        """Records of the keys whose oldest event has waited ``max_s``."""
+        old = [k for k, t in self._since.items() if now - t >= self.max_s]
+        return [r for k in old for r in self.cut(k)]
+
+    def wait_s(self, now: float) -> float | None:
+        """Seconds until the next key is due; None when nothing waits."""
+        if not self._since:
+            return None
+        return max(min(self._since.values()) + self.max_s - now, 0.0)
+
+    def all(self) -> list[Outgoing]:
+        return [r for k in list(self._events) for r in self.cut(k)]
+
+    def cut(self, key: bytes) -> list[Outgoing]:
+        events = self._events.pop(key, None)
+        self._bytes.pop(key, None)
+        self._since.pop(key, None)
+        return self._encode(key, events) if events else []
+
+    def _encode(self, key: bytes, events: list[dict[str, Any]]) -> list[Outgoing]:
+        """One record, or halves until each fits ``max_bytes`` (the sizes were an estimate)."""
+        if len(events) == 1:  # a single event goes as one: the worker reads either form
+            return [(key, orjson.dumps(events[0], option=orjson.OPT_SERIALIZE_NUMPY), 1)]
+        value = orjson.dumps(columns(self.kind, events), option=orjson.OPT_SERIALIZE_NUMPY)
+        if len(value) <= self.max_bytes:
+            return [(key, value, len(events))]
+        half = len(events) // 2
+        return self._encode(key, events[:half]) + self._encode(key, events[half:])
+
+
 # --------------------------------------------------------------------------- loggers
 
 
@@ -177,9 +261,24 @@ class _BufferedLogger:
         producer_config: Mapping[str, Any] | None = None,
         warn_every_s: float = 30.0,
         security: KafkaSecurity | None = None,
+        batched: bool = True,
+        batch_events: int = 1000,
+        batch_ms: float = 100.0,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
-        if buffer_size < 1 or batch_size < 1:
-            raise ValueError("buffer_size and batch_size must be at least 1.")
+        if buffer_size < 1 or batch_size < 1 or batch_events < 1:
+            raise ValueError("buffer_size, batch_size and batch_events must be at least 1.")
+        if not batch_ms >= 0 or max_record_bytes < 1024:
+            raise ValueError("batch_ms must be >= 0 and max_record_bytes at least 1024.")
+        kind = self._logical.removesuffix("s")
+        #: Sends batched records (None: one record per event; metrics always are).
+        self.batcher = (
+            _Batcher(kind, batch_events, batch_ms / 1000.0, max_record_bytes)
+            if batched and kind in BATCHED_KINDS
+            else None
+        )
+        #: Kafka records sent (fewer than ``sent`` events when batched).
+        self.records = 0
         self.bootstrap_servers = bootstrap_servers
         self.topic = f"{topic_prefix}{self._logical}"
         self.buffer_size = buffer_size
@@ -321,19 +420,25 @@ class _BufferedLogger:
             self._unacked += n
         return batch
 
-    def _done(self, fut: asyncio.Future[Any]) -> None:
-        self._unacked -= 1
+    def _done(self, fut: asyncio.Future[Any], n: int = 1) -> None:
+        self._unacked -= n
         if fut.cancelled() or fut.exception() is not None:
-            self.failed += 1
+            self.failed += n
             err = "cancelled" if fut.cancelled() else fut.exception()
-            self._warn.warn("failed", "%s: Kafka did not take an event (%s).", self.topic, err)
+            self._warn.warn(
+                "failed", "%s: Kafka did not take %d event(s) (%s).", self.topic, n, err
+            )
         else:
-            self.sent += 1
+            self.sent += n
+            self.records += 1
 
     async def _run(self) -> None:
         assert self._stopping is not None and self._has_data is not None
         self._producer = producer = await self._connect()
         if producer is None:
+            return
+        if self.batcher is not None:
+            await self._run_batched(producer, self.batcher)
             return
         while True:
             batch = self._take()
@@ -359,6 +464,59 @@ class _BufferedLogger:
                 continue
             await self._has_data.wait()
             self._has_data.clear()
+
+    async def _run_batched(self, producer: Any, batcher: _Batcher) -> None:
+        """Drain the buffer into batched records (see :class:`_Batcher`)."""
+        assert self._stopping is not None and self._has_data is not None
+        try:
+            while True:
+                taken = self._take()
+                now = time.monotonic()
+                ready = [r for key, raw in taken for r in self._batch(batcher, key, raw, now)]
+                ready += batcher.due(now)
+                if not taken and self._stopping.is_set():
+                    ready += batcher.all()
+                await self._send_records(producer, ready)
+                if taken:
+                    continue
+                if self._stopping.is_set():
+                    return
+                self._notified = False
+                if self._buf:
+                    continue
+                wait = batcher.wait_s(now)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._has_data.wait(), wait)
+                self._has_data.clear()
+        except asyncio.CancelledError:
+            lost = len(batcher)
+            batcher.all()
+            self._unacked -= lost
+            self.failed += lost
+            raise
+
+    def _batch(self, batcher: _Batcher, key: bytes, raw: bytes, now: float) -> list[Outgoing]:
+        try:
+            return batcher.add(key, raw, now)
+        except Exception:  # a bug in batching must not stop the logger: send the event alone
+            log.exception("%s: could not batch an event; sending it alone", self.topic)
+            return [(key, raw, 1)]
+
+    async def _send_records(self, producer: Any, records: list[Outgoing]) -> None:
+        for i, (key, value, n) in enumerate(records):
+            try:
+                fut = await producer.send(self.topic, value=value, key=key)
+            except asyncio.CancelledError:
+                left = sum(r[2] for r in records[i:])
+                self._unacked -= left
+                self.failed += left
+                raise
+            except Exception as exc:
+                self._unacked -= n
+                self.failed += n
+                self._warn.warn("send", "%s: send failed (%s).", self.topic, exc)
+                continue
+            fut.add_done_callback(functools.partial(self._done, n=n))
 
     async def _aflush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -577,7 +735,19 @@ class PredictionLogger(_PredictionLog, _SyncLogger):
         Events held while Kafka is slow or down; beyond it the oldest are dropped and counted
         in ``dropped``.
     batch_size : int
-        Events handed to the producer per drain step.
+        Events taken from the buffer per drain step.
+    batched : bool
+        Send batched records (default; predictions and labels): per model, up to
+        ``batch_events`` events or ``batch_ms`` milliseconds, each record at most
+        ``max_record_bytes``. False sends one record per event. Events given ``extra`` fields
+        always go alone (a batch has no per-event place for them).
+    batch_events : int
+        Most events in one batched record (1,000 by default: the per-record cost of the
+        worker's consumer is then negligible).
+    batch_ms : float
+        Longest an event waits for its batch to fill, in milliseconds.
+    max_record_bytes : int
+        Largest batched record, in bytes (the worker refuses records over 1 MiB).
     producer_config : mapping, optional
         Extra ``AIOKafkaProducer`` keyword arguments (``acks``, ``linger_ms``,
         ``compression_type``...); they override ``security``.

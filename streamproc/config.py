@@ -33,14 +33,20 @@ see :mod:`streamproc.security`.
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from streamproc.security import KafkaSecurity
 
-__all__ = ["TOPICS", "Settings"]
+__all__ = ["TOPICS", "Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable, the value, what is allowed."""
+
 
 # Logical topic names of shared/design.md; the prefix is prepended to each.
 TOPICS = (
@@ -105,25 +111,30 @@ class Settings:
         s = cls(
             broker=env.get("STREAMPROC_BROKER") or None,
             topic_prefix=env.get("STREAMPROC_TOPIC_PREFIX", ""),
-            partitions=int(env.get("STREAMPROC_PARTITIONS", "4")),
+            partitions=_env_int(env, "STREAMPROC_PARTITIONS", 4),
             policy_file=env.get("STREAMPROC_POLICY") or None,
             data_dir=Path(env["STREAMPROC_DATA_DIR"])
             if env.get("STREAMPROC_DATA_DIR")
             else _default_data_dir(),
             app_id=env.get("STREAMPROC_APP_ID", "streamproc"),
-            web_port=int(env.get("STREAMPROC_WEB_PORT", "6066")),
+            web_port=_env_int(env, "STREAMPROC_WEB_PORT", 6066),
             web_host=env.get("STREAMPROC_WEB_HOST") or "127.0.0.1",
-            metrics_models=int(env.get("STREAMPROC_METRICS_MODELS", "100")),
+            metrics_models=_env_int(env, "STREAMPROC_METRICS_MODELS", 100),
             store=_store(env.get("STREAMPROC_STORE", "rocksdb")),
-            checkpoint_s=float(env.get("STREAMPROC_CHECKPOINT_S", "2.0")),
-            replication=int(env.get("STREAMPROC_REPLICATION", "1")),
-            stall_s=float(env.get("STREAMPROC_STALL_S", "180")),
+            checkpoint_s=_env_float(env, "STREAMPROC_CHECKPOINT_S", 2.0),
+            replication=_env_int(env, "STREAMPROC_REPLICATION", 1),
+            stall_s=_env_float(env, "STREAMPROC_STALL_S", 180.0),
             admin_token_file=env.get("STREAMPROC_ADMIN_TOKEN_FILE") or None,
             web_auth=_web_auth(env.get("STREAMPROC_WEB_AUTH") or "actions"),
             security=KafkaSecurity.from_env(env),
             registry=env.get("STREAMPROC_REGISTRY") or "file",
         )
         return s.with_(**overrides)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name in _RANGES:
+                _check_range(f.name, getattr(self, f.name))
 
     def with_(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values leave a field as it is."""
@@ -148,3 +159,64 @@ class Settings:
     @property
     def registry_dir(self) -> Path:
         return self.data_dir / "registry"
+
+
+# ------------------------------------------------------------------ validation
+
+# field: (environment variable, command-line flag or "", lowest, highest, what is allowed)
+_RANGES: dict[str, tuple[str, str, float, float, str]] = {
+    "partitions": ("STREAMPROC_PARTITIONS", "--partitions", 1, 10_000, "a whole number 1-10000"),
+    "web_port": ("STREAMPROC_WEB_PORT", "--web-port", 1, 65_535, "a TCP port 1-65535"),
+    "metrics_models": (
+        "STREAMPROC_METRICS_MODELS",
+        "",
+        0,
+        1_000_000,
+        "a whole number 0-1000000",
+    ),
+    "replication": ("STREAMPROC_REPLICATION", "", 1, 100, "a whole number 1-100"),
+    "checkpoint_s": ("STREAMPROC_CHECKPOINT_S", "", 0.01, 3600.0, "seconds from 0.01 to 3600"),
+    "stall_s": ("STREAMPROC_STALL_S", "", 1.0, 86_400.0, "seconds from 1 to 86400"),
+}
+
+
+def _named(name: str) -> str:
+    var, flag = _RANGES[name][:2]
+    return f"{var} (or {flag})" if flag else var
+
+
+def _check_range(name: str, value: Any) -> None:
+    lo, hi, allowed = _RANGES[name][2:]
+    whole = isinstance(lo, int)
+    ok_type = isinstance(value, int) if whole else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or not lo <= value <= hi:
+        raise SettingsError(f"{_named(name)} = {value!r} is not usable; set {allowed}.")
+
+
+def _env_int(env: Any, var: str, default: int) -> int:
+    raw = env.get(var)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        name = next(k for k, v in _RANGES.items() if v[0] == var)
+        raise SettingsError(
+            f"{var}={raw!r} is not a whole number; set {_RANGES[name][4]} (default {default})."
+        ) from None
+
+
+def _env_float(env: Any, var: str, default: float) -> float:
+    raw = env.get(var)
+    if raw is None or raw.strip() == "":
+        return default
+    name = next(k for k, v in _RANGES.items() if v[0] == var)
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise SettingsError(
+            f"{var}={raw!r} is not a finite number; set {_RANGES[name][4]} (default {default})."
+        )
+    return value

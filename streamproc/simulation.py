@@ -11,6 +11,20 @@ A *world* is a synthetic stream from ``river.datasets.synth`` with a documented 
   along (2 features drift, magnitude 0.001 per event).
 - ``sea_shift``: SEA with theta 8 throughout; a feature shift, the irrelevant x2 moves by +5 at
   20k (the concept holds).
+- ``sea_noise``: SEA's features (x0, x1, x2 uniform on [0, 10], label x0 + x1 <= theta) with 10%
+  label noise and thresholds far apart: theta 10 -> 5 at 10k, -> 12 at 20k, -> 7 at 30k.
+- ``mixed``: river's Mixed (two booleans, two uniforms); the concept inverts at each switch,
+  function 0 -> 1 at 10k, -> 0 at 20k, -> 1 at 30k.
+- ``rbf``: river's RandomRBF (4 features, 2 classes, 5 centroids); the centroids are redrawn
+  (a new ``seed_model``) at 10k, 20k and 30k.
+- ``agrawal``: river's Agrawal loan data (9 features, huge magnitudes); the classification
+  function switches 0 -> 2 at 10k, -> 4 at 20k, -> 1 at 30k.
+- ``friedman``: regression, river's FriedmanDrift with global recurring abrupt drift (the
+  relevant features swap at 15k and swap back at 30k); scored by mean absolute error.
+- ``stationary``: 100k events of SEA with theta 8 and 5% noise, no change at all.
+
+Each schedule has a ``kind``: ``abrupt``, ``gradual`` (hyperplane), ``feature_shift``
+(sea_shift) or ``stationary``.
 
 :func:`closed_loop` plays a world through the whole loop with one strategy: an inference server
 predicts with its model, labels arrive ``lag`` events later, the strategy decides when to retrain,
@@ -19,16 +33,17 @@ served model. Strategies: ``never``; ``periodic`` (every ``period`` events); ``s
 (the seed's rule on a reported metric: error rate of the last 100 labels minus the version's
 reference rate, above 0.1); ``default`` (the default policy, through :class:`ModelMonitor`);
 ``oracle`` (knows each true drift and retrains on post-drift data as soon as there are enough
-labels for the trainer: the ceiling).
+labels for the trainer and the gate's minimum holdout: the ceiling).
 """
 
 from __future__ import annotations
 
 import pickle
+import random
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from river.datasets import synth
@@ -41,8 +56,8 @@ from streamproc.core.events import (
     Reason,
     RetrainRequest,
 )
-from streamproc.core.monitor import ModelMonitor
-from streamproc.core.policy import DEFAULT_POLICY, Policy, load_policy_text
+from streamproc.core.monitor import ModelMonitor, error_of
+from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, Policy, load_policy_text
 from streamproc.core.registry import FileRegistry
 from streamproc.core.retrain import retrain
 from streamproc.core.training import TrainedModel, train
@@ -63,6 +78,8 @@ class Schedule:
     drifts: tuple[int, ...]
     gradual: bool = False
     transform: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None
+    kind: str = "abrupt"  # abrupt, gradual, feature_shift or stationary
+    task: str = "classification"  # or regression (scored by mean absolute error)
 
 
 def _sea(variant: int) -> Callable[[int], Iterator[tuple[dict[Any, Any], Any]]]:
@@ -80,6 +97,38 @@ def _hyperplane(seed: int) -> Iterator[tuple[dict[Any, Any], Any]]:
     )  # fmt: skip
 
 
+def _sea_theta(
+    theta: float, noise: float = 0.1
+) -> Callable[[int], Iterator[tuple[dict[Any, Any], Any]]]:
+    """SEA's features with any threshold (river's SEA has four fixed ones) and label noise."""
+
+    def make(seed: int) -> Iterator[tuple[dict[Any, Any], Any]]:
+        rng = random.Random(seed)
+        while True:
+            x = {0: 10 * rng.random(), 1: 10 * rng.random(), 2: 10 * rng.random()}
+            y = x[0] + x[1] <= theta
+            yield x, (not y) if rng.random() < noise else y
+
+    return make
+
+
+def _mixed(fn: int) -> Callable[[int], Iterator[tuple[dict[Any, Any], Any]]]:
+    return lambda seed: iter(synth.Mixed(classification_function=fn, seed=seed))
+
+
+def _rbf(model: int) -> Callable[[int], Iterator[tuple[dict[Any, Any], Any]]]:
+    return lambda seed: iter(synth.RandomRBF(seed_model=model, seed_sample=seed, n_classes=2,
+                                             n_features=4, n_centroids=5))  # fmt: skip
+
+
+def _agrawal(fn: int) -> Callable[[int], Iterator[tuple[dict[Any, Any], Any]]]:
+    return lambda seed: iter(synth.Agrawal(classification_function=fn, seed=seed))
+
+
+def _friedman(seed: int) -> Iterator[tuple[dict[Any, Any], Any]]:
+    return iter(synth.FriedmanDrift(drift_type="gra", position=(15_000, 30_000), seed=seed))
+
+
 def _shift_x2(i: int, x: dict[str, Any]) -> dict[str, Any]:
     return {**x, "2": x["2"] + 5.0} if i >= 20_000 else x
 
@@ -92,8 +141,22 @@ SCHEDULES: dict[str, Schedule] = {
                         (10_000, 20_000, 30_000)),
     "hyperplane": Schedule("hyperplane", 40_000, ((0, _hyperplane),), (), gradual=True),
     "sea_shift": Schedule("sea_shift", 40_000, ((0, _sea(0)),), (20_000,),
-                          transform=_shift_x2),
+                          transform=_shift_x2, kind="feature_shift"),
+    "sea_noise": Schedule("sea_noise", 40_000, ((0, _sea_theta(10)), (10_000, _sea_theta(5)),
+                                                (20_000, _sea_theta(12)), (30_000, _sea_theta(7))),
+                          (10_000, 20_000, 30_000)),
+    "mixed": Schedule("mixed", 40_000, ((0, _mixed(0)), (10_000, _mixed(1)), (20_000, _mixed(0)),
+                                        (30_000, _mixed(1))), (10_000, 20_000, 30_000)),
+    "rbf": Schedule("rbf", 40_000, ((0, _rbf(11)), (10_000, _rbf(12)), (20_000, _rbf(13)),
+                                    (30_000, _rbf(14))), (10_000, 20_000, 30_000)),
+    "agrawal": Schedule("agrawal", 40_000, ((0, _agrawal(0)), (10_000, _agrawal(2)),
+                                            (20_000, _agrawal(4)), (30_000, _agrawal(1))),
+                        (10_000, 20_000, 30_000)),
+    "friedman": Schedule("friedman", 40_000, ((0, _friedman),), (15_000, 30_000),
+                         task="regression"),
+    "stationary": Schedule("stationary", 100_000, ((0, _sea(0)),), (), kind="stationary"),
 }  # fmt: skip
+SCHEDULES["hyperplane"] = replace(SCHEDULES["hyperplane"], kind="gradual")
 
 
 class World:
@@ -141,15 +204,23 @@ class LoopResult:
     requests_at: list[int] = field(default_factory=list)
     onset_delays: list[int] = field(default_factory=list)  # drift onset -> first deployment
     false_retrains: int = 0  # requests in stationary stretches
+    abs_error: float = 0.0  # regression: sum of |prediction - label|
+    # Error alarms after a known change: (true change, estimated change, alarm) in label time.
+    change_points: list[tuple[float, float, float]] = field(default_factory=list)
     stationary_events: int = 0
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.events if self.events else float("nan")
 
+    @property
+    def mae(self) -> float:
+        """Mean absolute error of the served predictions (regression worlds)."""
+        return self.abs_error / self.events if self.events else float("nan")
+
 
 SEED_POLICY = load_policy_text(
-    "[default]\nerror = false\ndrift = false\nrefit_examples = 0\n"
+    "[default]\nerror = false\ndrift = false\nrefit_examples = 0\nmetric_change = false\n"
     'metrics = [{ name = "drift", above = 0.1 }]\n'
 ).default
 # Periodic and never: no detectors, no refits. The oracle refits as the default policy does.
@@ -209,6 +280,8 @@ class _Loop:
         pred = self.model.predict(feats)
         r.events += 1
         r.correct += int(pred == y)
+        if self.schedule.task == "regression":
+            r.abs_error += abs(float(pred) - float(y))
         if self._stationary(i):
             r.stationary_events += 1
         ts = float(i)
@@ -229,14 +302,14 @@ class _Loop:
     def _after_label(self, label: LabelEvent, i: int) -> None:
         if self.strategy != "seed_threshold":
             return
-        err = 0.0 if self._served_right(label) else 1.0
+        err = self._served_error()
         if len(self.reference) < 500:
             self.reference.append(err)
         self.recent.append(err)
 
-    def _served_right(self, label: LabelEvent) -> bool:
+    def _served_error(self) -> float:
         ex = self.mon.examples[-1] if self.mon.examples else None
-        return bool(ex is not None and ex[2] == ex[1])
+        return 1.0 if ex is None else error_of(ex[2], ex[1])
 
     def _strategy_tick(self, i: int) -> None:
         s = self.strategy
@@ -248,7 +321,7 @@ class _Loop:
         elif s == "oracle" and self.oracle_due and i >= self.oracle_due[0]:
             onset = self.oracle_due[0]
             since = sum(1 for ex in self.mon.examples if ex[4] >= onset + self.lag)
-            if since >= 50:
+            if since >= self.mon.policy.min_train_examples + MIN_HOLDOUT:
                 self.oracle_due.pop(0)
                 self.mon.last_change_ts = float(onset + self.lag)  # what a detector estimates
                 self._act(self._manual(i, "oracle", i, change_ts=float(onset + self.lag)), i)
@@ -268,6 +341,7 @@ class _Loop:
             return
         r = self.result
         r.requests_at.append(i)
+        self._record_change_point(emitted)
         if self._stationary(i):
             r.false_retrains += 1
         outcome = retrain(emitted, self.mon.training_examples(), self.mon.version, self.registry,
@@ -277,6 +351,15 @@ class _Loop:
             self.mon.on_result(outcome.result)
             return
         self._deploy(outcome.deployment, i)
+
+    def _record_change_point(self, req: RetrainRequest) -> None:
+        """Error alarms' change-point estimates against the world's true change (label time)."""
+        truth = [float(o + self.lag) for o in self.schedule.drifts if o + self.lag <= req.ts]
+        for reason in req.reasons:
+            est = reason.details.get("change_ts")
+            recent = bool(truth) and req.ts - truth[-1] <= SETTLE
+            if reason.signal == "error" and recent and isinstance(est, int | float):
+                self.result.change_points.append((truth[-1], float(est), req.ts))
 
     def _deploy(self, dep: DeploymentEvent, i: int) -> None:
         model = (

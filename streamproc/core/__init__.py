@@ -2,7 +2,9 @@
 
 Modules in the order data flows through them: ``events`` (contracts) -> ``labeljoin`` (predictions
 meet their delayed labels) -> ``detectors`` (with ``shift`` and ``twosample``) -> ``policy`` ->
-``trigger`` (alarms to decisions) -> ``rollback`` -> ``monitor`` (per-model decisions) -> ``router``
+``trigger`` (alarms to decisions) -> ``rollback``, ``changepoint`` (where an error rise began),
+``degraded`` (re-asking after a rejected retrain), ``versions`` (canary and shadow versions' own
+signals) -> ``monitor`` (per-model decisions) -> ``router``
 (raw records in) -> ``training`` -> ``registry`` -> ``gate`` -> ``retrain`` (one retrain in flight
 per model).
 """

@@ -76,6 +76,7 @@ DEAD_LETTER_REASONS: Final = (
     "too_large",
     "future_timestamp",
     "internal_error",
+    "label_type_mismatch",
 )
 
 
@@ -84,11 +85,16 @@ DEAD_LETTER_REASONS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class SourceRef:
-    """Where a record came from: enough to find it again in Kafka."""
+    """Where a record came from: enough to find it again in Kafka.
+
+    ``index`` is the event's position inside a batched record (:mod:`streamproc.core.batches`),
+    None for a single-event record: several events of one batch share its offset.
+    """
 
     topic: str
     partition: int
     offset: int
+    index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +279,10 @@ def _source(kind: str, name: str, v: object) -> SourceRef:
     part, off = obj.get("partition"), obj.get("offset")
     if not all(isinstance(x, int) and not isinstance(x, bool) for x in (part, off)):
         raise _fail(kind, name, "needs integer partition and offset", "send topic/partition/offset")
-    return SourceRef(topic, int(part), int(off))  # type: ignore[arg-type]
+    index = obj.get("index")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
+        raise _fail(kind, f"{name}.index", "must be a non-negative integer", "or leave it out")
+    return SourceRef(topic, int(part), int(off), index)  # type: ignore[arg-type]
 
 
 def _reasons(kind: str, name: str, v: object) -> tuple[Reason, ...]:
@@ -393,7 +402,8 @@ def decode_object(raw: bytes | str, kind: str) -> dict[str, Any]:
     return obj
 
 
-def _build(cls: Callable[..., E], spec: _Spec, kind: str, obj: Mapping[str, Any]) -> E:
+def build(cls: Callable[..., E], spec: _Spec, kind: str, obj: Mapping[str, Any]) -> E:
+    """Validate a decoded object against ``spec`` and build the event; raise InvalidEvent."""
     kwargs: dict[str, Any] = {}
     for name, check, required in spec:
         v = obj.get(name)
@@ -416,7 +426,7 @@ def _build(cls: Callable[..., E], spec: _Spec, kind: str, obj: Mapping[str, Any]
 
 def _parser(cls: Callable[..., E], spec: _Spec, kind: str) -> Callable[[bytes | str], E]:
     def parse(raw: bytes | str) -> E:
-        return _build(cls, spec, kind, decode_object(raw, kind))
+        return build(cls, spec, kind, decode_object(raw, kind))
 
     parse.__name__ = f"parse_{kind}"
     parse.__doc__ = f"Parse and validate one {kind} record; raise InvalidEvent if it is not one."

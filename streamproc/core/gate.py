@@ -11,6 +11,8 @@ Examples
 >>> train_set, holdout = split_holdout(examples, every=5, recent=50)
 >>> len(train_set), len(holdout)
 (90, 10)
+>>> len(split_holdout(examples[:80], every=5, recent=500, min_holdout=30)[1])
+30
 >>> decide(candidate_error=0.10, current_error=0.30, n=200, margin=0.0).promote
 True
 >>> decide(candidate_error=0.35, current_error=0.30, n=200, margin=0.0).promote
@@ -23,9 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamproc.core.monitor import error_of
+from streamproc.core.errors import errors_of, infer_task
+from streamproc.core.policy import MIN_HOLDOUT
 
-__all__ = ["GateDecision", "current_error", "decide", "split_holdout"]
+__all__ = ["MIN_HOLDOUT", "GateDecision", "current_error", "decide", "split_holdout"]
+
+# MIN_HOLDOUT (30) is the smallest holdout the gate judges on: with 30 examples a candidate at
+# 10% error and a current model at 40% are told apart with p < 0.01 (two-proportion test);
+# with 14 they are not reliably. A change-based request waits for ``min_train_examples +
+# MIN_HOLDOUT`` post-change examples, so the trainer still gets ``min_train_examples``.
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,20 +47,36 @@ class GateDecision:
 
 
 def split_holdout(
-    examples: Sequence[Sequence[Any]], every: int = 5, recent: int = 500
+    examples: Sequence[Sequence[Any]], every: int = 5, recent: int = 500, min_holdout: int = 0
 ) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
-    """Hold out every ``every``-th of the last ``recent`` examples; train on the rest."""
+    """Hold out every ``every``-th of the last ``recent`` examples; train on the rest.
+
+    When that gives fewer than ``min_holdout`` examples, the holdout is ``min_holdout``
+    examples evenly spaced over the recent ones (at most half of them): a gate judging on 14
+    examples decides by chance.
+    """
     start = max(len(examples) - recent, 0)
+    m = len(examples) - start
+    h = max(m // every, min(min_holdout, m // 2))
+    picks = {start + (j + 1) * m // h - 1 for j in range(h)} if h else set()
     train: list[Sequence[Any]] = []
     holdout: list[Sequence[Any]] = []
     for i, ex in enumerate(examples):
-        (holdout if i >= start and (i - start) % every == every - 1 else train).append(ex)
+        (holdout if i in picks else train).append(ex)
     return train, holdout
 
 
-def current_error(holdout: Sequence[Sequence[Any]], version: str) -> tuple[float | None, int]:
-    """Error of the predictions the deployed ``version`` made on the holdout, and how many."""
-    errs = [error_of(ex[2], ex[1]) for ex in holdout if ex[3] == version and ex[2] is not None]
+def current_error(
+    holdout: Sequence[Sequence[Any]], version: str, task: str | None = None
+) -> tuple[float | None, int]:
+    """Error of the predictions the deployed ``version`` made on the holdout, and how many.
+
+    ``task`` (the model's, :mod:`streamproc.core.errors`; inferred from these pairs if None)
+    decides 0/1 or absolute errors. Pairs whose types do not match are left out, never scored
+    as errors (the monitor keeps them out of the examples in the first place).
+    """
+    pairs = [(ex[2], ex[1]) for ex in holdout if ex[3] == version and ex[2] is not None]
+    errs, _ = errors_of(pairs, task or infer_task(pairs))
     return (sum(errs) / len(errs) if errs else None), len(errs)
 
 

@@ -2,8 +2,10 @@
 
 Labels are matched to predictions by ``event_id``. A label may come hours later, out of order,
 before its prediction (it then waits in a small buffer of its own), twice, or never. Both
-buffers are bounded by a time-to-live in event time and a maximum count; whatever is evicted is
-counted, never dropped silently.
+buffers are bounded by a time-to-live in event time, a maximum count, and together by a maximum
+of bytes (the entries' JSON size: a wide model's predictions are large, and the buffer is part of
+the model's snapshot); whatever is evicted is counted, never dropped silently, and evictions to
+stay within the bytes are logged as warnings (the 1st, 10th, 100th, ...).
 
 Examples
 --------
@@ -23,11 +25,16 @@ True
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 __all__ = ["Joined", "LabelJoin"]
+
+log = logging.getLogger(__name__)
 
 _COUNTS = (
     "joined",
@@ -35,7 +42,15 @@ _COUNTS = (
     "evicted_labels",  # early labels whose prediction never came
     "duplicate_labels",
     "duplicate_predictions",
+    "evicted_for_bytes",  # predictions or labels pushed out by max_bytes (also counted above)
 )
+
+DEFAULT_MAX_BYTES = 3 * 1024 * 1024
+
+
+def entry_bytes(event_id: str, entry: list[Any]) -> int:
+    """Bytes an entry takes in the snapshot: its JSON, its key and a little framing."""
+    return len(orjson.dumps(entry)) + len(event_id) + 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +81,28 @@ class LabelJoin:
         Event-time seconds a prediction (or an early label) waits before it is evicted.
     max_early
         Labels kept waiting for a prediction not seen yet.
+    max_bytes
+        Bytes (JSON size) both buffers hold together; the oldest predictions go first, then
+        the oldest early labels.
+    name
+        Who the buffers belong to (a model id), for the warnings.
     """
 
-    def __init__(self, max_pending: int = 2000, ttl_s: float = 86400.0, max_early: int = 500):
+    def __init__(
+        self,
+        max_pending: int = 2000,
+        ttl_s: float = 86400.0,
+        max_early: int = 500,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        name: str = "",
+    ):
         self.max_pending = max_pending
         self.ttl_s = ttl_s
         self.max_early = max_early
+        self.max_bytes = max_bytes
+        self.name = name
+        self._sizes: dict[str, int] = {}  # per pending or early entry (ids are the keys)
+        self.nbytes = 0
         # Plain dicts keep insertion order, which is arrival order: eviction pops from the front.
         self._pending: dict[str, list[Any]] = {}
         self._early: dict[str, list[Any]] = {}
@@ -91,11 +122,13 @@ class LabelJoin:
         self._advance(ts)
         early = self._early.pop(event_id, None)
         if early is not None:
+            self._forget_size(event_id)
             return self._joined(event_id, [ts, version, prediction, features], early[0], early[1])
         if event_id in self._pending or event_id in self._recent:
             self.counts["duplicate_predictions"] += 1
             return None
-        self._pending[event_id] = [ts, version, prediction, features]
+        self._pending[event_id] = entry = [ts, version, prediction, features]
+        self._hold_size(event_id, entry)
         self._evict()
         return None
 
@@ -104,11 +137,13 @@ class LabelJoin:
         self._advance(ts)
         pred = self._pending.pop(event_id, None)
         if pred is not None:
+            self._forget_size(event_id)
             return self._joined(event_id, pred, ts, label)
         if event_id in self._recent or event_id in self._early:
             self.counts["duplicate_labels"] += 1
             return None
-        self._early[event_id] = [ts, label]
+        self._early[event_id] = entry = [ts, label]
+        self._hold_size(event_id, entry)
         self._evict()
         return None
 
@@ -125,6 +160,13 @@ class LabelJoin:
         if ts > self._now:
             self._now = ts
 
+    def _hold_size(self, event_id: str, entry: list[Any]) -> None:
+        n = self._sizes[event_id] = entry_bytes(event_id, entry)
+        self.nbytes += n
+
+    def _forget_size(self, event_id: str) -> None:
+        self.nbytes -= self._sizes.pop(event_id, 0)
+
     def _evict(self) -> None:
         horizon = self._now - self.ttl_s
         for buf, limit, counter in (
@@ -135,12 +177,42 @@ class LabelJoin:
                 oldest = next(iter(buf))
                 if len(buf) <= limit and buf[oldest][0] >= horizon:
                     break
-                del buf[oldest]
-                self.counts[counter] += 1
+                self._drop(buf, oldest, counter)
+        self.shrink_to(self.max_bytes)
+
+    def shrink_to(self, max_bytes: int) -> int:
+        """Evict the oldest predictions, then the oldest early labels, until both buffers hold
+        at most ``max_bytes``; the number evicted (counted in ``evicted_for_bytes`` too)."""
+        evicted = 0
+        for buf, counter in (
+            (self._pending, "evicted_predictions"),
+            (self._early, "evicted_labels"),
+        ):
+            while buf and self.nbytes > max_bytes:
+                self._drop(buf, next(iter(buf)), counter)
+                evicted += 1
+        if evicted:
+            before = self.counts["evicted_for_bytes"]
+            self.counts["evicted_for_bytes"] = after = before + evicted
+            if len(str(after)) > len(str(before)):  # the 1st, 10th, 100th, ... eviction
+                log.warning(
+                    "%s: label-join buffer over %d bytes: %d waiting predictions/labels evicted "
+                    "so far (counted as evicted_for_bytes; their labels will not join); raise "
+                    "join.max_bytes in the policy or send fewer or shorter features",
+                    self.name or "label join",
+                    max_bytes,
+                    after,
+                )
+        return evicted
+
+    def _drop(self, buf: dict[str, list[Any]], event_id: str, counter: str) -> None:
+        del buf[event_id]
+        self._forget_size(event_id)
+        self.counts[counter] += 1
 
     def state(self) -> dict[str, Any]:
         return {
-            "limits": [self.max_pending, self.ttl_s, self.max_early],
+            "limits": [self.max_pending, self.ttl_s, self.max_early, self.max_bytes],
             "pending": dict(self._pending),
             "early": dict(self._early),
             "recent": list(self._recent),
@@ -150,12 +222,36 @@ class LabelJoin:
         }
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> LabelJoin:
-        j = cls(*s["limits"])
+    def from_state(
+        cls,
+        s: dict[str, Any],
+        max_pending: int | None = None,
+        ttl_s: float | None = None,
+        max_early: int | None = None,
+        max_bytes: int | None = None,
+        name: str = "",
+    ) -> LabelJoin:
+        """Rebuild from :meth:`state`; limits given here (the current policy's) replace the
+        saved ones, and what no longer fits is evicted and counted at once."""
+        saved = list(s["limits"]) + [DEFAULT_MAX_BYTES] * (4 - len(s["limits"]))
+        j = cls(
+            max_pending=saved[0] if max_pending is None else max_pending,
+            ttl_s=saved[1] if ttl_s is None else ttl_s,
+            max_early=saved[2] if max_early is None else max_early,
+            max_bytes=saved[3] if max_bytes is None else max_bytes,
+            name=name,
+        )
         j._pending = dict(s["pending"])
         j._early = dict(s["early"])
+        for buf in (j._pending, j._early):
+            for event_id, entry in buf.items():
+                j._hold_size(event_id, entry)
         j._recent = dict.fromkeys(s["recent"])
         j._now = s["now"]
-        j.counts = dict(s["counts"])
+        j.counts = {**dict.fromkeys(_COUNTS, 0), **s["counts"]}
         j.latency_sum = s["latency_sum"]
+        if [j.max_pending, j.ttl_s, j.max_early, j.max_bytes] != saved:  # the policy changed
+            j._evict()
+            while len(j._recent) > j.max_pending:
+                del j._recent[next(iter(j._recent))]
         return j

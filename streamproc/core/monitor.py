@@ -4,11 +4,14 @@ A :class:`ModelMonitor` holds everything one model needs to decide when it must 
 the deployed version, one detector per signal, the label join, a window of recent labelled
 examples for training, the trigger's clocks (:mod:`streamproc.core.trigger`), a rollback watch
 after a promotion, and the last offset applied from each source partition (so a record
-delivered twice is applied once).
+delivered twice is applied once). Versions served beside the current one (canary, shadow) keep
+their own signals (:mod:`streamproc.core.versions`); a model still degraded after a retrain
+that did not deploy is asked about again (:mod:`streamproc.core.degraded`).
 
 Signals: ``error`` (predictions joined with their labels), ``feature:<name>`` (each watched
 input's distribution, label-free), ``prediction`` and ``score`` (the model's outputs,
-label-free), and ``metric:<name>`` (reported metrics against thresholds).
+label-free), ``metric:<name>`` (reported metrics against thresholds) and
+``metric_change:<name>`` (a change in a reported metric's own series, policy ``metric_change``).
 
 It reads no clock: time is the ``ts`` of the events. Its whole state round-trips through
 :meth:`snapshot` / :meth:`restore`.
@@ -30,15 +33,19 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
-from collections import deque
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
 
+from streamproc.core.changepoint import estimate_change
+from streamproc.core.degraded import DegradedWatch
 from streamproc.core.detectors import Detector, restore
+from streamproc.core.errors import ErrorScorer, ScoredError, errors_of, infer_task
 from streamproc.core.events import (
     DeploymentEvent,
     LabelEvent,
@@ -49,12 +56,14 @@ from streamproc.core.events import (
     RetrainResult,
     SourceRef,
 )
-from streamproc.core.identifiers import IdentifierScreen
+from streamproc.core.identifiers import LENGTH_SUFFIX, IdentifierScreen
 from streamproc.core.labeljoin import Joined, LabelJoin
-from streamproc.core.policy import DEFAULT_POLICY, DriftRule, Policy
+from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, DriftRule, Policy
 from streamproc.core.rollback import RollbackWatch
 from streamproc.core.timeline import Firing, SignalStatus
 from streamproc.core.trigger import Trigger
+from streamproc.core.versions import OtherVersions, TrafficShare, VersionSignals, VersionStatus
+from streamproc.core.window import TrainingWindow
 
 __all__ = ["UNKNOWN_VERSION", "Example", "ModelMonitor"]
 
@@ -64,6 +73,7 @@ SNAPSHOT_FORMAT: Final = 1
 UNKNOWN_VERSION: Final = "unknown"
 ERROR_SIGNAL: Final = "error"
 _OUTPUTS: Final = frozenset({"prediction", "score"})
+_FLOAT_MAX: Final = 1.7976931348623157e308
 
 # A labelled example as kept for training: [features, label, prediction, version, ts].
 Example = list[Any]
@@ -78,6 +88,9 @@ def _screen(policy: Policy) -> IdentifierScreen:
 
 def error_of(prediction: Any, label: Any) -> float:
     """0/1 error for classes, absolute error when both sides are non-integral numbers.
+
+    Task-unaware, from one pair (an integer regression is scored as classes): kept for
+    compatibility only. The monitor, gate and retrain score with :mod:`streamproc.core.errors`.
 
     >>> error_of("cat", "dog"), error_of(1, 1), error_of(2.5, 2.0)
     (1.0, 0.0, 0.5)
@@ -100,6 +113,32 @@ def request_id_for(model_id: str, version: str, evidence: str, reasons: tuple[Re
 
 
 MAX_LATENCIES: Final = 10_000
+MAX_METRIC_SERIES: Final = 32  # reported metrics per model with a metric_change detector
+
+
+def detection_config(policy: Policy) -> str:
+    """A digest of the rules that build a model's detectors (saved with its snapshot)."""
+    rules = repr((policy.metric_rules, policy.error, policy.drift))
+    return hashlib.sha256(rules.encode()).hexdigest()[:16]
+
+
+def _finite(v: float) -> float:
+    """Evidence numbers are finite (the request parser refuses others): +-inf is clipped."""
+    v = float(v)
+    if math.isfinite(v):
+        return v
+    return 0.0 if v != v else math.copysign(_FLOAT_MAX, v)
+
+
+def _finite_details(d: Any) -> Any:
+    """A detector's details with every non-finite number replaced by null (not a number)."""
+    if isinstance(d, float):
+        return d if math.isfinite(d) else None
+    if isinstance(d, dict):
+        return {k: _finite_details(v) for k, v in d.items()}
+    if isinstance(d, list | tuple):
+        return [_finite_details(v) for v in d]
+    return d
 
 
 class ModelMonitor:
@@ -120,8 +159,10 @@ class ModelMonitor:
         self.version_deployed = False  # True once a deployment event set the version
         self.detectors: dict[str, Detector] = {}
         lim = policy.join
-        self.join = LabelJoin(lim.max_pending, lim.ttl_s, lim.max_early)
-        self.examples: deque[Example] = deque(maxlen=policy.training_window)
+        self.join = LabelJoin(lim.max_pending, lim.ttl_s, lim.max_early, lim.max_bytes, model_id)
+        self.examples = TrainingWindow(
+            policy.training_window, policy.training_window_bytes, self._count, model_id
+        )
         self.trigger = Trigger(policy)
         self.samples: dict[str, int] = {}  # per signal, for confirmation
         self.watch: RollbackWatch | None = None
@@ -130,7 +171,14 @@ class ModelMonitor:
         self.own_examples = 0  # labelled examples the current version answered
         self.last_change_ts: float | None = None
         self.last_deployment_id: str | None = None
+        # The last good error level while a change-based retrain is in flight or failed.
+        self.degraded: DegradedWatch | None = None
+        # Versions served beside the current one (canary, shadow), each with its own signals,
+        # and the share of recent traffic each carries (streamproc.core.versions).
+        self.others = OtherVersions()
+        self.traffic = TrafficShare()
         self.offsets: dict[str, int] = {}
+        self.batch_pos: dict[str, int] = {}  # per source partition: see _later_in_batch
         self.counts: dict[str, int] = {}
         self.last_ts = 0.0
         # Label delays since the worker last read them (for its metrics); not part of the state.
@@ -139,6 +187,10 @@ class ModelMonitor:
         # Detectors that fired since the worker last read them (for its plots: a detector is
         # reset when it fires, so a later sample would not show the value); not in the state.
         self.firings: list[Firing] = []
+        # Task and error scoring (streamproc.core.errors); type mismatches found while applying
+        # the current record, for the router to dead-letter (not part of the state).
+        self.scorer = ErrorScorer(policy.task, policy.error.loss if policy.error else "absolute")
+        self.mismatches: list[str] = []
         self._fresh_detectors()
 
     # ------------------------------------------------------------------ intake
@@ -148,11 +200,28 @@ class ModelMonitor:
         if source is None:
             return True
         key = f"{source.topic}/{source.partition}"
-        if source.offset <= self.offsets.get(key, -1):
+        last = self.offsets.get(key, -1)
+        if source.offset < last or (
+            source.offset == last and not self._later_in_batch(key, source)
+        ):
             self._count("redelivered")
             return False
         self.offsets[key] = source.offset
+        if source.index is None:
+            self.batch_pos.pop(key, None)
+        else:
+            self.batch_pos[key] = source.index
         return True
+
+    def _later_in_batch(self, key: str, source: SourceRef) -> bool:
+        """Whether an event of the record last applied comes after its last applied event.
+
+        Events of one batched record share its offset: the 2nd..nth are new, a redelivered
+        record's are not. ``batch_pos`` holds the index last applied at ``offsets[key]`` (none
+        when that record was a single event, applied whole).
+        """
+        done = self.batch_pos.get(key)
+        return source.index is not None and done is not None and source.index > done
 
     def on_prediction(self, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
         self._seen(ev.ts, "predictions")
@@ -161,6 +230,8 @@ class ModelMonitor:
         if ev.model_version == self.version:
             self.trigger.events += 1
             request = self._watch_distributions(ev, source) or self._scheduled(ev.ts, source)
+        else:
+            self._other_prediction(ev)
         joined = self.join.add_prediction(
             ev.event_id, ev.ts, ev.model_version, ev.prediction, dict(ev.features)
         )
@@ -183,12 +254,36 @@ class ModelMonitor:
                 return None
         signal = f"metric:{ev.name}"
         det = self.detectors.get(signal)
-        if det is None:
-            return self._scheduled(ev.ts, source)
-        if self._update(signal, det, ev.value):
+        fired, request = False, None
+        if det is not None and self._update(signal, det, ev.value):
             evidence = f"{signal}@{ev.ts!r}={ev.value!r}"
-            return self._fired(signal, det, ev.value, ev.ts, evidence, source)
-        return self._scheduled(ev.ts, source)
+            fired, request = True, self._fired(signal, det, ev.value, ev.ts, evidence, source)
+        # The metric's own series, besides its thresholds (policy metric_change).
+        change = self._metric_change_detector(ev.name)
+        if change is not None and self._update(change[0], change[1], ev.value):
+            evidence = f"{change[0]}@{ev.ts!r}={ev.value!r}"
+            req = self._fired(change[0], change[1], ev.value, ev.ts, evidence, source)
+            fired, request = True, request or req
+        return request if fired else self._scheduled(ev.ts, source)
+
+    def _metric_change_detector(self, name: str) -> tuple[str, Detector] | None:
+        """The change detector of metric ``name``'s series, made on its first value."""
+        rule = self.policy.metric_change
+        if rule is None or not rule.watches(name):
+            return None
+        signal = f"metric_change:{name}"
+        det = self.detectors.get(signal)
+        if det is None:
+            # Metric names come from producers: bound the series watched per model (state,
+            # exported gauges); the rest are counted, not watched.
+            if (
+                sum(1 for s in self.detectors if s.startswith("metric_change:"))
+                >= MAX_METRIC_SERIES
+            ):
+                self._count("metric_change_over_limit")
+                return None
+            det = self.detectors[signal] = rule.make()
+        return signal, det
 
     def on_deployment(self, ev: DeploymentEvent) -> None:
         """A new version is live: monitoring resumes against it with fresh detectors.
@@ -218,8 +313,12 @@ class ModelMonitor:
         retrained = isinstance(ev.metrics.get("train"), int)
         refit = retrained and ev.action == "promote" and ev.request_id != self.last_refit_id
         self.refit_due = self.policy.refit_examples if refit else 0
+        self.degraded = None
         self.own_examples = 0
         self.last_deployment_id = ev.deployment_id
+        if ev.version != self.version and self.version != UNKNOWN_VERSION:
+            self.others.park(self.version, VersionSignals(self.detectors), ev.ts)
+        self.others.take(ev.version)
         self.version = ev.version
         self.version_deployed = True
         self.trigger.deployed(ev.ts)
@@ -230,47 +329,76 @@ class ModelMonitor:
         """A retrain that ended without deployment stops muting new requests."""
         if ev.status != "succeeded" and self.trigger.ended_without_deployment(ev.request_id):
             self._count(f"retrain_{ev.status}")
+        if ev.status != "succeeded" and self.degraded is not None:
+            self.degraded.ended(ev.request_id, ev.status)
 
     # ------------------------------------------------------------------ decisions
 
     def _on_joined(self, j: Joined, source: SourceRef | None) -> Emitted:
         if len(self.join_latencies) < MAX_LATENCIES:
             self.join_latencies.append(j.latency_s)
+        scored = self.scorer.add(j.event_id, j.version, j.prediction, j.label, j.label_ts)
+        for msg in scored.mismatches:
+            self._count("label_type_mismatch")
+            self.mismatches.append(msg)
+        if not scored.comparable:
+            return None  # never scored, never a training or gate example
+        self._error_detector()  # exists from the moment the task is known
         self.examples.append([j.features, j.label, j.prediction, j.version, j.label_ts])
-        if j.version != self.version:
+        emitted: Emitted = None
+        for s in scored.ready:  # this pair, or those held until the task was known
+            out = self._on_error(s, source)
+            emitted = emitted or out
+        return emitted
+
+    def _on_error(self, s: ScoredError, source: SourceRef | None) -> Emitted:
+        err = s.error
+        if s.version != self.version:
             self._count("stale_joins")  # answered a prediction by another version
+            self._other_label(s)
             return None
-        err = error_of(j.prediction, j.label)
         if self.watch is not None and self.watch.update(err):
-            return self._rollback(j)
+            return self._rollback(s)
         self.own_examples += 1
         if self.refit_due and self.own_examples >= self.refit_due:
-            return self._refit(j, source)
-        det = self.detectors.get(ERROR_SIGNAL)
+            return self._refit(s, source)
+        if self.degraded is not None and self.degraded.due():
+            asked = self._ask_again(s, source)
+            if asked is not None:
+                return asked
+        det = self._error_detector()
         if det is None:
             return None
         if self._update(ERROR_SIGNAL, det, err):
-            return self._fired(ERROR_SIGNAL, det, err, j.label_ts, f"label:{j.event_id}", source)
+            return self._fired(ERROR_SIGNAL, det, err, s.label_ts, f"label:{s.event_id}", source)
         return None
+
+    def _error_detector(self) -> Detector | None:
+        """The error detector, made once the task is known (it depends on the task)."""
+        det = self.detectors.get(ERROR_SIGNAL)
+        if det is None and self.policy.error is not None and self.scorer.task is not None:
+            det = self.detectors[ERROR_SIGNAL] = self._make_error_detector()
+        return det
+
+    def _make_error_detector(self) -> Detector:
+        """A fresh error detector for the model's (known) task."""
+        rule, task = self.policy.error, self.scorer.task
+        assert rule is not None and task is not None
+        numeric = self.policy.drift.numeric if self.policy.drift else None
+        return rule.make(task, numeric)
+
+    def take_mismatches(self) -> list[str]:
+        """Type mismatches found by the last record (to dead-letter), and forget them."""
+        out, self.mismatches = self.mismatches, []
+        return out
 
     def _watch_distributions(self, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
         """Label-free signals: each watched feature, the prediction and the score."""
         rule = self.policy.drift
         if rule is None:
             return None
-        values: list[tuple[str, Any]] = [
-            (f"feature:{k}", v) for k, v in ev.features.items() if rule.watches(k)
-        ]
-        if rule.outputs:
-            values.append(("prediction", ev.prediction))
-            if ev.score is not None:
-                values.append(("score", ev.score))
         fired = None
-        for watched, raw in values:
-            screened = self._screen(watched, raw)
-            if screened is None:
-                continue
-            signal, value = screened
+        for signal, value in self._distribution_values(ev):
             det = self.detectors.get(signal)
             if det is None:
                 if value is None:
@@ -295,6 +423,58 @@ class ModelMonitor:
             self._count(f"identifier_skipped:{signal}")
         return out
 
+    def _distribution_values(self, ev: PredictionEvent) -> list[tuple[str, Any]]:
+        """The label-free signals' values of one prediction, through the identifier screen."""
+        rule = self.policy.drift
+        if rule is None:
+            return []
+        values: list[tuple[str, Any]] = [
+            (f"feature:{k}", v) for k, v in ev.features.items() if rule.watches(k)
+        ]
+        if len(values) < self._feature_signals():
+            values.extend(self._left_out(ev.features))
+        if rule.outputs:
+            values.append(("prediction", ev.prediction))
+            if ev.score is not None:
+                values.append(("score", ev.score))
+        screened = (self._screen(signal, value) for signal, value in values)
+        return [pair for pair in screened if pair is not None]
+
+    def _other_prediction(self, ev: PredictionEvent) -> None:
+        """A prediction by a version that is not current feeds that version's own signals."""
+        vs = self.others.get(ev.model_version, ev.ts)
+        vs.predictions += 1
+        rule = self.policy.drift
+        for signal, value in self._distribution_values(ev):
+            if rule is None or (value is None and signal not in vs.detectors):
+                continue
+            make = functools.partial(rule.make, value, output=signal in _OUTPUTS)
+            if vs.update(signal, value, make):
+                self._count("other_version_alarms")
+
+    def _other_label(self, s: ScoredError) -> None:
+        vs = self.others.get(s.version, s.label_ts)
+        vs.labels += 1
+        if self.policy.error is None or self.scorer.task is None:
+            return
+        if vs.update(ERROR_SIGNAL, s.error, self._make_error_detector):
+            self._count("other_version_alarms")
+
+    def _feature_signals(self) -> int:
+        """How many feature detectors exist."""
+        return sum(1 for s in self.detectors if s.startswith("feature:"))
+
+    def _left_out(self, features: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """Watched features whose key this record left out: missing, exactly like ``null``."""
+        gone = [
+            (s, None)
+            for s in self.detectors
+            if s.startswith("feature:") and s[8:].removesuffix(LENGTH_SUFFIX) not in features
+        ]
+        if gone:
+            self.counts["missing_keys"] = self.counts.get("missing_keys", 0) + len(gone)
+        return gone
+
     def _significant(self, det: Detector) -> bool:
         """Bonferroni across the model's watched distributions: many tests, one alarm budget.
 
@@ -311,7 +491,7 @@ class ModelMonitor:
             self._count("not_significant_after_correction")
         return bool(ok)
 
-    def _refit(self, j: Joined, source: SourceRef | None) -> RetrainRequest | None:
+    def _refit(self, j: ScoredError, source: SourceRef | None) -> RetrainRequest | None:
         """Retrain once a version retrained after an alarm has answered enough labels itself."""
         self.refit_due = 0
         details = {"change_ts": self.last_change_ts} if self.last_change_ts is not None else {}
@@ -322,6 +502,28 @@ class ModelMonitor:
             return None
         req = self._request(reasons, j.label_ts, f"refit@{j.event_id}", source)
         self.last_refit_id = req.request_id
+        return req
+
+    def _ask_again(self, j: ScoredError, source: SourceRef | None) -> RetrainRequest | None:
+        """Re-request for a model still degraded after a retrain that did not deploy."""
+        watch = self.degraded
+        assert watch is not None
+        # The latest post-change errors only: a model that recovered by itself is left alone.
+        errors = self._recent_errors(self.version, 200, since=watch.change_ts, fallback=False)
+        if not watch.still_degraded(errors):
+            self._count("recovered_without_retrain")
+            self.degraded = None
+            return None
+        mean = sum(errors) / len(errors)
+        details = watch.evidence(mean)
+        reason = Reason("degraded", "backoff", mean, watch.good_level, watch.labels, details)
+        reasons = self.trigger.ask_scheduled(reason, j.label_ts)
+        if not reasons:
+            watch.postpone()
+            return None
+        self._count("asked_again")
+        req = self._request(reasons, j.label_ts, f"degraded@{j.event_id}", source)
+        watch.asked(req.request_id)
         return req
 
     def _scheduled(self, ts: float, source: SourceRef | None) -> RetrainRequest | None:
@@ -347,7 +549,8 @@ class ModelMonitor:
         details = det.details()
         if signal == ERROR_SIGNAL and details.get("since_change"):
             details["change_ts"] = self._change_ts(int(details["since_change"]))
-            if self._examples_since(details["change_ts"]) < self.policy.min_train_examples:
+            need = self.policy.min_train_examples + MIN_HOLDOUT
+            if self._examples_since(details["change_ts"]) < need:
                 # Keep the alarm (no reset): ask once the new concept has enough examples.
                 self._count("waiting_for_examples")
                 return None
@@ -356,10 +559,10 @@ class ModelMonitor:
         reason = Reason(
             signal=signal,
             detector=det.kind,
-            value=value if det.kind == "threshold" else det.statistic,
-            threshold=det.threshold,
+            value=_finite(value if det.kind == "threshold" else det.statistic),
+            threshold=_finite(det.threshold),
             n=det.n,
-            details=details,
+            details=_finite_details(details),
         )
         if len(self.firings) < MAX_LATENCIES:
             self.firings.append(Firing(signal, ts, reason.value, reason.threshold))
@@ -370,11 +573,20 @@ class ModelMonitor:
         if not self.trigger.confirmed(signal, self.samples.get(signal, 0)):
             self._count("unconfirmed")
             return None
-        reasons = self.trigger.offer(reason, ts, signals=len(self.detectors))
+        # Quorum "all" waits for the policy's signals, not for every metric's change detector
+        # (on by default, one per metric name): they add evidence when they fire.
+        signals = sum(1 for s in self.detectors if not s.startswith("metric_change:"))
+        reasons = self.trigger.offer(reason, ts, signals=signals)
         if reasons is None:
             self._count("suppressed")
             return None
-        return self._request(reasons, ts, evidence, source)
+        req = self._request(reasons, ts, evidence, source)
+        if signal == ERROR_SIGNAL and isinstance(details.get("change_ts"), int | float):
+            level = float(details.get("reference_level", math.nan))
+            if math.isfinite(level):
+                n = self._examples_since(details["change_ts"])
+                self.degraded = DegradedWatch.start(req.request_id, level, details["change_ts"], n)
+        return req
 
     def _request(
         self, reasons: tuple[Reason, ...], ts: float, evidence: str, source: SourceRef | None
@@ -392,16 +604,23 @@ class ModelMonitor:
             source=source,
         )
 
-    def _recent_errors(self, version: str, limit: int) -> list[float]:
+    def _recent_errors(
+        self, version: str, limit: int, since: float | None = None, fallback: bool = True
+    ) -> list[float]:
         """The version's latest live errors: since the last detected change if enough, else all."""
         mine = [ex for ex in self.examples if ex[3] == version and ex[2] is not None]
-        since = self.last_change_ts
+        since = self.last_change_ts if since is None else since
         if since is not None:
             after = [ex for ex in mine if ex[4] >= since]
-            mine = after if len(after) >= 30 else mine
-        return [error_of(ex[2], ex[1]) for ex in mine[-limit:]]
+            mine = after if len(after) >= 30 or not fallback else mine
+        return self._errors([(ex[2], ex[1]) for ex in mine[-limit:]])
 
-    def _rollback(self, j: Joined) -> DeploymentEvent:
+    def _errors(self, pairs: list[tuple[Any, Any]]) -> list[float]:
+        """Errors of (prediction, label) pairs as the model's task scores them."""
+        task = self.scorer.task or infer_task(pairs)
+        return errors_of(pairs, task, self.scorer.loss)[0]
+
+    def _rollback(self, j: ScoredError) -> DeploymentEvent:
         watch = self.watch
         assert watch is not None
         self.watch = None
@@ -433,7 +652,16 @@ class ModelMonitor:
         return sum(1 for ex in reversed(self.examples) if ex[4] >= ts)
 
     def _change_ts(self, since: int) -> float | None:
-        """Label time of the first of the last ``since`` examples of the current version."""
+        """Label time of the estimated first post-change example of the current version.
+
+        The likelihood estimate of :mod:`streamproc.core.changepoint` over the version's
+        examples in the window; the CUSUM's own ``since`` count (which tends to reach back
+        before the change) only when that finds no rise.
+        """
+        mine = [ex for ex in self.examples if ex[3] == self.version and ex[2] is not None]
+        k = estimate_change(self._errors([(ex[2], ex[1]) for ex in mine]))
+        if k is not None:
+            return float(mine[k][4])
         seen = 0
         for ex in reversed(self.examples):
             if ex[3] == self.version:
@@ -446,16 +674,38 @@ class ModelMonitor:
         dets: dict[str, Detector] = {
             f"metric:{r.name}": r.detector() for r in self.policy.metric_rules
         }
-        if self.policy.error is not None:
-            dets[ERROR_SIGNAL] = self.policy.error.make()
         self.detectors = dets
+        self._error_detector()
 
     def _observe_version(self, version: str) -> None:
-        # Before any deployment event, the version the model reports itself is the deployed one.
-        if not self.version_deployed and version != self.version:
-            if self.version != UNKNOWN_VERSION:
-                self._fresh_detectors()
+        # Before any deployment event, the current version is the one carrying the majority of
+        # recent traffic; a minority version (a canary) never resets the current one's signals.
+        self.traffic.observe(version)
+        if self.version_deployed or version == self.version:
+            return
+        if self.version == UNKNOWN_VERSION:
             self.version = version
+            return
+        major = self.traffic.majority()
+        if major is not None and major != self.version:
+            self._switch_version(major)
+
+    def _switch_version(self, version: str) -> None:
+        """Another version took the majority of traffic: its signal set becomes the current one."""
+        self.others.park(self.version, VersionSignals(self.detectors, self.samples), self.last_ts)
+        taken = self.others.take(version)
+        self._fresh_detectors()
+        self.samples = {}
+        if taken is not None:
+            self.detectors.update(taken.detectors)
+            self.samples = taken.samples
+        log.info(
+            "model %s: %s carries most traffic now; it is the current version",
+            self.model_id,
+            version,
+        )
+        self._count("version_switches")
+        self.version = version
 
     def _seen(self, ts: float, topic: str) -> None:
         if ts > self.last_ts:
@@ -474,6 +724,30 @@ class ModelMonitor:
             for name, d in sorted(self.detectors.items())
         ]
 
+    def version_status(self) -> list[VersionStatus]:
+        """Each served version's signals: the current one first, then the others by name."""
+        cur = VersionStatus(
+            self.version,
+            True,
+            self.traffic.share(self.version),
+            self.trigger.events,
+            self.own_examples,
+            self.last_ts,
+            tuple(self.signal_status()),
+        )
+        return [cur] + [
+            VersionStatus(
+                v,
+                False,
+                self.traffic.share(v),
+                vs.predictions,
+                vs.labels,
+                vs.last_ts,
+                tuple(vs.status()),
+            )
+            for v, vs in self.others.items()
+        ]
+
     def training_examples(self) -> list[Example]:
         """The recent labelled examples, oldest first."""
         return list(self.examples)
@@ -488,42 +762,68 @@ class ModelMonitor:
                 "version": [self.version, self.version_deployed, self.last_deployment_id],
                 "detectors": {k: d.state() for k, d in self.detectors.items()},
                 "join": self.join.state(),
-                "examples": [list(self.examples), self.examples.maxlen],
+                "examples": [list(self.examples), self.policy.training_window],
+                "policy": detection_config(self.policy),
                 "trigger": self.trigger.state(),
                 "samples": self.samples,
                 "watch": self.watch.state() if self.watch else None,
                 "refit": [self.refit_due, self.own_examples, self.last_refit_id],
                 "last_change_ts": self.last_change_ts,
+                "degraded": self.degraded.state() if self.degraded else None,
+                "versions": {"others": self.others.state(), "traffic": self.traffic.state()},
                 "offsets": self.offsets,
+                "batch_pos": self.batch_pos,
                 "counts": self.counts,
                 "last_ts": self.last_ts,
                 "screen": self.screen.state(),
+                "scorer": self.scorer.state(),
             }
         )
 
     @classmethod
     def restore(cls, data: bytes, policy: Policy = DEFAULT_POLICY) -> ModelMonitor:
+        """Rebuild from :meth:`snapshot`: the state is the snapshot's, the configuration the
+        given ``policy``'s (join limits, training window, trigger; detectors start afresh if
+        the policy's detection rules changed since the snapshot). What the new limits no
+        longer hold is evicted and counted."""
         s = orjson.loads(data)
         if s.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(
                 f"monitor snapshot format {s.get('format')!r} is not {SNAPSHOT_FORMAT}; "
                 "reset the worker's state (new application id) to start from fresh detectors."
             )
-        examples, maxlen = s["examples"]
+        examples = s["examples"][0]
         mon = cls(s["model_id"], policy)
-        mon.examples = deque(maxlen=maxlen)
         mon.version, mon.version_deployed, mon.last_deployment_id = s["version"]
-        mon.detectors = {k: restore(v) for k, v in s["detectors"].items()}
-        mon.join = LabelJoin.from_state(s["join"])
-        mon.examples.extend(examples)
+        if s.get("policy", detection_config(policy)) == detection_config(policy):
+            mon.detectors.update({k: restore(v) for k, v in s["detectors"].items()})
+        else:  # keep the fresh ones of the current rules
+            log.info("model %s: detection rules changed: detectors start afresh", mon.model_id)
+        lim = policy.join
+        mon.join = LabelJoin.from_state(
+            s["join"], lim.max_pending, lim.ttl_s, lim.max_early, lim.max_bytes, mon.model_id
+        )
         mon.trigger = Trigger.from_state(s["trigger"], policy)
         mon.samples = dict(s["samples"])
         mon.watch = RollbackWatch.from_state(s["watch"]) if s["watch"] else None
         mon.refit_due, mon.own_examples, mon.last_refit_id = s["refit"]
         mon.last_change_ts = s["last_change_ts"]
+        mon.degraded = DegradedWatch.from_state(s["degraded"]) if s.get("degraded") else None
+        if "versions" in s:
+            mon.others = OtherVersions.from_state(s["versions"]["others"])
+            mon.traffic = TrafficShare.from_state(s["versions"]["traffic"])
         mon.offsets = s["offsets"]
+        mon.batch_pos = s.get("batch_pos", {})  # absent in snapshots from before batches
         mon.counts = s["counts"]
         mon.last_ts = s["last_ts"]
         if "screen" in s:  # snapshots from before the screen: features are probed again
             mon.screen.load(s["screen"])
+        scorer = ErrorScorer.from_state(s["scorer"]) if "scorer" in s else None
+        if scorer is not None and scorer.declared == policy.task:
+            mon.scorer = scorer
+        elif ERROR_SIGNAL in mon.detectors:
+            # The policy now declares another task: its errors mean something else.
+            del mon.detectors[ERROR_SIGNAL]
+            mon._error_detector()
+        mon.examples.extend(examples)  # the policy's window: the newest that fit, counted
         return mon

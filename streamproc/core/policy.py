@@ -10,9 +10,12 @@ CUSUM on the error rate of predictions joined with their labels.
     [default]
     cooldown_s = 0            # event-time seconds after a request in which no new one is made
     training_window = 1000    # labelled examples kept per model for retraining
-    join = { ttl_s = 86400, max_pending = 2000, max_early = 500 }
+    training_window_bytes = 3145728   # ... and at most this many bytes of them (JSON size)
+    join = { ttl_s = 86400, max_pending = 2000, max_early = 500, max_bytes = 3145728 }
     metrics = [{ name = "drift", above = 0.1 }]
-    error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6 }
+    metric_change = { detector = "rank_cp", metrics = ["*"], warmup = 20, window = 100 }  # or false
+    task = "auto"             # or "classification" / "regression" (streamproc.core.errors)
+    error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6, loss = "absolute" }
     rollback = { min_samples = 200, max_samples = 5000, z = 3.7 }   # or false
     trainer = "builtin"       # or { kind = "command" | "webhook" | "airflow" | "kubeflow", ... }
 
@@ -43,14 +46,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from streamproc.core.detectors import Detector, make_detector
+from streamproc.core.detectors import Detector, make_detector, parameters
+from streamproc.core.errors import LOSSES, TASKS
 from streamproc.core.identifiers import IdentifierScreen
+
+# The smallest holdout the gate judges a candidate on (see streamproc.core.gate).
+MIN_HOLDOUT = 30
 
 __all__ = [
     "DEFAULT_POLICY",
     "DriftRule",
     "ErrorRule",
     "JoinLimits",
+    "MetricChangeRule",
     "MetricRule",
     "Policy",
     "PolicyBook",
@@ -78,13 +86,53 @@ class MetricRule:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricChangeRule:
+    """A change detector on each reported metric's own series, besides its thresholds.
+
+    For low-rate metrics (hourly accuracy, a daily drift score): ``rank_cp``
+    (:mod:`streamproc.core.seriescp`) starts after ``warmup`` values (20) and fires on a level
+    shift of the metric's recent values, whatever their scale, without a threshold to choose.
+    On by default for every metric (``metrics`` globs); ``metric_change = false`` turns it off.
+    """
+
+    detector: str = "rank_cp"
+    params: tuple[tuple[str, Any], ...] = (
+        ("alpha", 1e-3),
+        ("min_segment", 5),
+        ("warmup", 20),
+        ("window", 100),
+    )
+    metrics: tuple[str, ...] = ("*",)  # globs of the metric names to watch
+
+    def make(self) -> Detector:
+        return make_detector(self.detector, **dict(self.params))
+
+    def watches(self, name: str) -> bool:
+        return _matches(name, self.metrics)
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorRule:
-    """An online detector on the error of predictions joined with their labels."""
+    """An online detector on the error of predictions joined with their labels.
+
+    Classification errors (0/1) go to ``detector`` with ``params`` (the Bernoulli CUSUM by
+    default). Regression errors (absolute, or squared with ``loss = "squared"``) go to the
+    ``regression`` spec, by default the policy's numeric drift detector (whatever kind
+    :class:`DriftRule` names), reporting rises only (:class:`~streamproc.core.errors.RisingOnly`).
+    """
 
     detector: str = "cusum"
     params: tuple[tuple[str, Any], ...] = (("warmup", 1000), ("shift", 0.5), ("arl", 1e6))
+    loss: str = "absolute"
+    regression: tuple[tuple[str, Any], ...] | None = None  # None: the numeric drift default
 
-    def make(self) -> Detector:
+    def make(
+        self, task: str = "classification", numeric: tuple[tuple[str, Any], ...] | None = None
+    ) -> Detector:
+        """The detector for the model's task; ``numeric`` is the policy's numeric drift spec."""
+        if task == "regression":
+            spec = self.regression or numeric or DriftRule().numeric
+            return make_detector("rising_only", inner=dict(spec))
         return make_detector(self.detector, **dict(self.params))
 
 
@@ -103,24 +151,24 @@ class DriftRule:
     """Label-free drift of inputs (each feature) and outputs (prediction, score).
 
     Each watched value gets a detector against a reference captured after each deployment:
-    numbers the mean/variance/missing-rate CUSUMs of :mod:`streamproc.core.shift` (fast, a
-    dozen numbers of state), categories a windowed chi-square test
-    (:mod:`streamproc.core.twosample`). With many features, an alarm counts only if it
+    numbers the mean/variance/missing-rate CUSUMs on normal scores of ranks of
+    :mod:`streamproc.core.ranks` (distribution-free: the false-alarm rate does not depend on
+    the data's shape), categories the adaptive multinomial CUSUM of
+    :mod:`streamproc.core.multinomial`. A key missing from a prediction's features counts
+    as a missing value, like ``null``. With many features, an alarm counts only if it
     survives Bonferroni across the model's m watched values (``p * m <= alpha`` for tests,
     ``statistic >= ln(arl * m)`` for CUSUMs).
     """
 
     numeric: tuple[tuple[str, Any], ...] = (
-        ("detector", "mean_variance_cusum"),
+        ("detector", "rank_cusum"),
         ("warmup", 1000),
         ("arl", 1e6),
     )
     categorical: tuple[tuple[str, Any], ...] = (
-        ("detector", "chi2"),
-        ("reference_size", 1000),
-        ("window_size", 1000),
-        ("every", 250),
-        ("alpha", 1e-6),
+        ("detector", "multinomial_cusum"),
+        ("warmup", 1000),
+        ("arl", 1e6),
     )
     features: tuple[str, ...] = ("*",)  # globs of feature names to watch
     outputs: bool = True  # also watch the prediction and score distributions
@@ -157,6 +205,9 @@ class JoinLimits:
     ttl_s: float = 86400.0  # event-time seconds a prediction waits for its label
     max_pending: int = 2000  # predictions waiting at most
     max_early: int = 500  # labels waiting for a prediction not seen yet
+    # Bytes (JSON size) of both buffers together: a wide model's predictions are large, and the
+    # buffers are part of the model's snapshot, which must fit a Kafka record.
+    max_bytes: int = 3 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +215,10 @@ class Policy:
     """Everything that decides when one model is retrained."""
 
     name: str = "default"
+    # "classification", "regression", or "auto": inferred from the labels (streamproc.core.errors)
+    task: str = "auto"
     metric_rules: tuple[MetricRule, ...] = (MetricRule("drift", above=0.1),)
+    metric_change: MetricChangeRule | None = field(default_factory=lambda: MetricChangeRule())
     error: ErrorRule | None = field(default_factory=ErrorRule)
     rollback: RollbackRule | None = field(default_factory=RollbackRule)
     # How candidates are trained: None is the built-in river trainer; else a table such as
@@ -172,6 +226,7 @@ class Policy:
     trainer: tuple[tuple[str, Any], ...] | None = None
     cooldown_s: float = 0.0
     training_window: int = 1000  # labelled examples kept per model for retraining
+    training_window_bytes: int = 3 * 1024 * 1024  # ... and at most this many bytes of them
     drift: DriftRule | None = field(default_factory=lambda: DriftRule())
     confirm: tuple[int, int] = (1, 1)  # k alarms of one signal within its last n samples
     quorum: str | int = "any"  # "any", "all", or how many signals must be active at once
@@ -185,7 +240,7 @@ class Policy:
     # that many itself (0: never): the first model after a change learns from little data.
     refit_examples: int = 500
     # An error alarm waits until this many labelled examples exist since the estimated change,
-    # so the retrain learns the new concept rather than the old one.
+    # plus MIN_HOLDOUT for the gate, so the retrain learns the new concept rather than the old.
     min_train_examples: int = 50
     join: JoinLimits = field(default_factory=lambda: JoinLimits())
     # A request that produced no deployment or result by then no longer mutes new requests.
@@ -214,12 +269,14 @@ class PolicyBook:
 _POLICY_KEYS = {
     "name",
     "metrics",
+    "metric_change",
     "error",
     "rollback",
     "trainer",
     "cooldown_s",
     "pending_timeout_s",
     "training_window",
+    "training_window_bytes",
     "join",
     "drift",
     "confirm",
@@ -231,6 +288,7 @@ _POLICY_KEYS = {
     "schedule",
     "refit_examples",
     "match",
+    "task",
 }
 
 
@@ -294,20 +352,34 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
                 f"{where}: 'metrics' must be a list like [{{ name = 'drift', above = 0.1 }}]."
             )
         changes["metric_rules"] = tuple(_metric_rule(m, where) for m in table["metrics"])
+    if "metric_change" in table:
+        changes["metric_change"] = _metric_change(table["metric_change"], where)
     if "error" in table:
         changes["error"] = _error_rule(table["error"], where)
+    if "task" in table:
+        if table["task"] not in TASKS:
+            raise PolicyError(
+                f'{where}: task must be one of {list(TASKS)} ("auto" infers it from the '
+                f"labels), got {table['task']!r}."
+            )
+        changes["task"] = table["task"]
     if "trainer" in table:
         changes["trainer"] = _trainer(table["trainer"], where)
     if "rollback" in table:
         changes["rollback"] = _rollback_rule(table["rollback"], where)
     if "training_window" in table:
         changes["training_window"] = _count(table["training_window"], f"{where} training_window")
+    if "training_window_bytes" in table:
+        changes["training_window_bytes"] = _count(
+            table["training_window_bytes"], f"{where} training_window_bytes"
+        )
     if "join" in table:
         changes["join"] = _join(table["join"], where)
     if "drift" in table:
-        changes["drift"] = _drift(table["drift"], where)
+        changes["drift"] = _drift(table["drift"], where, base.drift)
     if "confirm" in table:
         c = table["confirm"]
+        _no_unknown_keys(c, ("k", "n"), f"{where}: confirm")
         if not isinstance(c, dict) or set(c) - {"k", "n"}:
             raise PolicyError(f"{where}: 'confirm' must be a table like {{ k = 2, n = 500 }}.")
         k, n = (
@@ -328,6 +400,7 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         changes["quorum"] = q
     if "budget" in table:
         b = table["budget"]
+        _no_unknown_keys(b, ("max", "per_s"), f"{where}: budget")
         if not isinstance(b, dict) or set(b) - {"max", "per_s"}:
             raise PolicyError(
                 f"{where}: 'budget' must be a table like {{ max = 3, per_s = 86400 }}."
@@ -338,6 +411,7 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         )
     if "schedule" in table:
         sch = table["schedule"]
+        _no_unknown_keys(sch, ("max_age_s", "max_events"), f"{where}: schedule")
         if not isinstance(sch, dict) or set(sch) - {"max_age_s", "max_events"}:
             raise PolicyError(f"{where}: 'schedule' takes max_age_s and max_events.")
         changes["max_age_s"] = _non_negative(sch.get("max_age_s", 0.0), f"{where} max_age_s")
@@ -372,6 +446,36 @@ def _metric_rule(m: Any, where: str) -> MetricRule:
     return MetricRule(m["name"], above=above, below=below)
 
 
+def _metric_change(c: Any, where: str) -> MetricChangeRule | None:
+    if c is False:
+        return None
+    if not isinstance(c, dict):
+        raise PolicyError(
+            f"{where}: 'metric_change' must be false or a table like "
+            "{ detector = 'rank_cp', metrics = ['accuracy'], warmup = 20 }."
+        )
+    metrics = c.get("metrics", ["*"])
+    if not isinstance(metrics, list) or not all(isinstance(g, str) for g in metrics):
+        raise PolicyError(f'{where}: metric_change.metrics must be a list of globs like ["*"].')
+    base = MetricChangeRule()
+    detector = c.get("detector", base.detector)
+    if not isinstance(detector, str):
+        raise PolicyError(f"{where}: metric_change.detector must be a name like 'rank_cp'.")
+    given = {k: v for k, v in c.items() if k not in ("detector", "metrics")}
+    for k, v in given.items():
+        if isinstance(v, bool) or not _is_finite_number(v):
+            raise PolicyError(
+                f"{where}: metric_change parameter {k} = {v!r} is not a usable number."
+            )
+    params = {**dict(base.params), **given} if detector == base.detector else given
+    rule = MetricChangeRule(detector, tuple(sorted(params.items())), tuple(metrics))
+    try:
+        rule.make()
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"{where}: metric_change detector is not valid: {exc}") from None
+    return rule
+
+
 def _error_rule(e: Any, where: str) -> ErrorRule | None:
     if e is False or e == {}:
         return None
@@ -379,15 +483,36 @@ def _error_rule(e: Any, where: str) -> ErrorRule | None:
         raise PolicyError(
             f"{where}: 'error' must be a table like {{ detector = 'cusum' }} or false."
         )
-    params = {k: v for k, v in e.items() if k != "detector"}
+    params = {k: v for k, v in e.items() if k not in ("detector", "loss", "regression")}
+    loss = e.get("loss", "absolute")
+    if loss not in LOSSES:
+        raise PolicyError(
+            f"{where}: error.loss must be one of {list(LOSSES)} (regression errors), got {loss!r}."
+        )
+    regression = e.get("regression")
+    if regression is not None and not (
+        isinstance(regression, dict) and isinstance(regression.get("detector"), str)
+    ):
+        raise PolicyError(
+            f"{where}: error.regression must be a table like {{ detector = 'page_hinkley' }}."
+        )
     for k, v in params.items():
         if isinstance(v, bool) or (isinstance(v, float) and not math.isfinite(v)):
             raise PolicyError(
                 f"{where}: error detector parameter {k} = {v!r} is not a usable number."
             )
-    rule = ErrorRule(detector=str(e.get("detector", "cusum")), params=tuple(sorted(params.items())))
+    rule = ErrorRule(
+        detector=str(e.get("detector", "cusum")),
+        params=tuple(sorted(params.items())),
+        loss=loss,
+        regression=tuple(sorted(regression.items())) if regression else None,
+    )
+    _check_keys(
+        (("detector", rule.detector), *rule.params), f"{where}: error detector is not valid"
+    )
     try:
         rule.make()
+        rule.make("regression")
     except (TypeError, ValueError) as exc:
         raise PolicyError(f"{where}: error detector is not valid: {exc}") from None
     return rule
@@ -429,15 +554,16 @@ def _rollback_rule(r: Any, where: str) -> RollbackRule | None:
     return rule
 
 
-def _drift(d: Any, where: str) -> DriftRule | None:
+def _drift(d: Any, where: str, inherited: DriftRule | None = None) -> DriftRule | None:
     if d is False:
         return None
+    _no_unknown_keys(d, ("numeric", "categorical", "features", "outputs", *_ID), f"{where}: drift")
     if not isinstance(d, dict) or set(d) - {"numeric", "categorical", "features", "outputs", *_ID}:
         raise PolicyError(
             f"{where}: 'drift' must be false or a table of numeric, categorical, features, "
             "outputs, identifiers, identifier_probe, identifier_distinct."
         )
-    base = DriftRule()
+    base = inherited or DriftRule()  # a [[model]] table refines the [default] one
     changes: dict[str, Any] = {}
     for key in ("numeric", "categorical"):
         if key in d:
@@ -446,8 +572,8 @@ def _drift(d: Any, where: str) -> DriftRule | None:
                 raise PolicyError(
                     f"{where}: drift.{key} must be a table like {{ detector = 'ks' }}."
                 )
-            merged = {**dict(getattr(base, key)), **spec}
-            changes[key] = tuple(sorted(merged.items()))
+            changes[key] = tuple(sorted(_detector_spec(dict(getattr(base, key)), spec).items()))
+            _check_keys(changes[key], f"{where}: drift.{key}")
     if "features" in d:
         f = d["features"]
         if not isinstance(f, list) or not all(isinstance(g, str) for g in f):
@@ -463,6 +589,46 @@ def _drift(d: Any, where: str) -> DriftRule | None:
         except (TypeError, ValueError) as exc:
             raise PolicyError(f"{where}: drift detector is not valid: {exc}") from None
     return rule
+
+
+def _no_unknown_keys(table: Any, known: tuple[str, ...], where: str) -> None:
+    """Name the keys of ``table`` that are not ``known``, as the user wrote them."""
+    if isinstance(table, dict):
+        unknown = sorted(k for k in table if k not in known)
+        if unknown:
+            raise PolicyError(
+                f"{where} has no key {', '.join(repr(k) for k in unknown)}; fix the spelling "
+                f"or remove it (it takes {list(known)})."
+            )
+
+
+def _detector_spec(base: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The user's detector table over the defaults of the kind it names.
+
+    Naming another kind starts from that kind's own defaults: the default detector's parameters
+    (say the CUSUM's ``arl``) mean nothing to a KS test.
+    """
+    if spec.get("detector", base["detector"]) != base["detector"]:
+        return dict(spec)
+    return {**base, **spec}
+
+
+def _check_keys(spec: tuple[tuple[str, Any], ...], where: str) -> None:
+    """Name a parameter the chosen detector does not take, as the user wrote it."""
+    kind = dict(spec).get("detector")
+    if not isinstance(kind, str):
+        return
+    try:
+        known = parameters(kind)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+    unknown = sorted(k for k, _ in spec if k != "detector" and k not in known)
+    if unknown:
+        raise PolicyError(
+            f"{where}: detector {kind!r} has no parameter "
+            f"{', '.join(repr(k) for k in unknown)}; fix the spelling or remove it "
+            f"(it takes {sorted(known)})."
+        )
 
 
 _ID = ("identifiers", "identifier_probe", "identifier_distinct")
@@ -485,12 +651,17 @@ def _identifier_changes(d: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _join(j: Any, where: str) -> JoinLimits:
-    if not isinstance(j, dict) or set(j) - {"ttl_s", "max_pending", "max_early"}:
-        raise PolicyError(f"{where}: 'join' must be a table with ttl_s, max_pending, max_early.")
+    _no_unknown_keys(j, ("ttl_s", "max_pending", "max_early", "max_bytes"), f"{where}: join")
+    if not isinstance(j, dict) or set(j) - {"ttl_s", "max_pending", "max_early", "max_bytes"}:
+        raise PolicyError(
+            f"{where}: 'join' must be a table with ttl_s, max_pending, max_early, max_bytes."
+        )
+    d = JoinLimits()
     return JoinLimits(
-        ttl_s=_non_negative(j.get("ttl_s", 86400.0), f"{where} join.ttl_s"),
-        max_pending=_count(j.get("max_pending", 2000), f"{where} join.max_pending"),
-        max_early=_count(j.get("max_early", 500), f"{where} join.max_early"),
+        ttl_s=_non_negative(j.get("ttl_s", d.ttl_s), f"{where} join.ttl_s"),
+        max_pending=_count(j.get("max_pending", d.max_pending), f"{where} join.max_pending"),
+        max_early=_count(j.get("max_early", d.max_early), f"{where} join.max_early"),
+        max_bytes=_count(j.get("max_bytes", d.max_bytes), f"{where} join.max_bytes"),
     )
 
 

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import orjson
 
+from streamproc.core.errors import errors_of, infer_task
 from streamproc.core.events import (
     DeploymentEvent,
     RetrainRequest,
@@ -39,8 +40,7 @@ from streamproc.core.events import (
     parse_retrain_request,
     to_dict,
 )
-from streamproc.core.gate import current_error, decide, split_holdout
-from streamproc.core.monitor import error_of
+from streamproc.core.gate import MIN_HOLDOUT, current_error, decide, split_holdout
 from streamproc.core.registry import Registry
 from streamproc.core.training import train
 
@@ -53,6 +53,7 @@ __all__ = [
     "builtin_trainer",
     "candidate_version",
     "failed",
+    "holdout_errors",
     "judge",
     "prepare",
     "retrain",
@@ -176,6 +177,14 @@ class TrainingJob:
     deployed_version: str
     train: tuple[Sequence[Any], ...]
     holdout: tuple[Sequence[Any], ...]
+    # "classification" or "regression" (the monitor's, streamproc.core.errors); None: inferred
+    task: str | None = None
+
+    def resolved_task(self) -> str:
+        """The job's task, or the one its examples show (all of them, forced if ambiguous)."""
+        if self.task is not None:
+            return self.task
+        return infer_task((ex[2], ex[1]) for ex in (*self.train, *self.holdout))
 
     def state(self) -> dict[str, Any]:
         """What must survive a restart while an external trainer works: enough to judge it."""
@@ -183,17 +192,19 @@ class TrainingJob:
             "request": to_dict(self.request),
             "deployed_version": self.deployed_version,
             "holdout": [list(ex) for ex in self.holdout],
+            "task": self.task,
         }
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> TrainingJob:
         request = parse_retrain_request(orjson.dumps(s["request"]))
-        return cls(request, s["deployed_version"], (), tuple(s["holdout"]))
+        return cls(request, s["deployed_version"], (), tuple(s["holdout"]), s.get("task"))
 
     def to_json_obj(self) -> dict[str, Any]:
         return {
             "request": to_dict(self.request),
             "deployed_version": self.deployed_version,
+            "task": self.resolved_task(),
             "train": [{"features": ex[0], "label": ex[1], "ts": ex[4]} for ex in self.train],
             "holdout": [{"features": ex[0]} for ex in self.holdout],
         }
@@ -227,8 +238,11 @@ def prepare(
     examples: Sequence[Sequence[Any]],
     deployed_version: str,
     min_examples: int = 50,
+    task: str | None = None,
 ) -> TrainingJob:
     """Choose the examples to learn from and the holdout to judge on.
+
+    ``task`` is the model's task as its monitor knows it (None: inferred from the examples).
 
     Raises
     ------
@@ -241,14 +255,14 @@ def prepare(
             "send labels for its predictions, or lower the minimum"
         )
     span = training_span(request, examples, min_examples)
-    train_set, holdout = split_holdout(span)
-    return TrainingJob(request, deployed_version, tuple(train_set), tuple(holdout))
+    train_set, holdout = split_holdout(span, min_holdout=MIN_HOLDOUT)
+    return TrainingJob(request, deployed_version, tuple(train_set), tuple(holdout), task)
 
 
 def builtin_trainer(job: TrainingJob) -> Candidate:
     """The built-in trainer: a river model fit on the job's examples, pickled."""
     try:
-        model = train(job.train)
+        model = train(job.train, task=job.resolved_task())
     except (ValueError, TypeError) as exc:
         raise TrainerError(f"training failed: {exc}") from None
     answers = tuple(model.predict(ex[0]) for ex in job.holdout)
@@ -272,8 +286,18 @@ def judge(
             f"trainer answered {len(candidate.holdout_predictions)} holdout predictions for "
             f"{len(job.holdout)} holdout examples; return one prediction per holdout example",
         )
-    cand_err = holdout_error(job.holdout, candidate.holdout_predictions)
-    cur_err, n_cur = current_error(job.holdout, job.deployed_version)
+    task = job.resolved_task()
+    cand_err, bad = holdout_errors(job.holdout, candidate.holdout_predictions, task)
+    if bad:
+        # Never judge on mismatched types: a wrong type is not a wrong answer.
+        return failed(
+            req,
+            now,
+            f"{bad} of {len(job.holdout)} holdout predictions of the candidate cannot be compared "
+            f"with their labels (the model's task is {task}); return predictions of the labels' "
+            "type (numbers for numeric labels, the same class names for classes)",
+        )
+    cur_err, n_cur = current_error(job.holdout, job.deployed_version, task)
     verdict = decide(cand_err, cur_err, n_cur, margin)
     version = candidate_version(rid)
     metrics = {
@@ -283,6 +307,7 @@ def judge(
         "holdout": len(job.holdout),
         "holdout_current": n_cur,
         "train": len(job.train),
+        "task": task,
         "gate": verdict.why,
     }
     if not verdict.promote:
@@ -324,13 +349,14 @@ def retrain(
     now: float,
     margin: float = 0.0,
     trainer: Callable[[TrainingJob], Candidate] = builtin_trainer,
+    task: str | None = None,
 ) -> RetrainOutcome:
     """Prepare, train, gate and register in one call; a failure becomes a ``failed`` result.
 
     Any exception (a trainer's bug, a registry that cannot write) is such a failure too.
     """
     try:
-        job = prepare(request, examples, deployed_version)
+        job = prepare(request, examples, deployed_version, task=task)
         candidate = trainer(job)
     except TrainerError as exc:
         return failed(request, now, str(exc))
@@ -344,13 +370,26 @@ def retrain(
         return failed(request, now, unexpected(exc))
 
 
-def holdout_error(holdout: Sequence[Sequence[Any]], predictions: Sequence[Any]) -> float:
+def holdout_error(
+    holdout: Sequence[Sequence[Any]], predictions: Sequence[Any], task: str | None = None
+) -> float:
     """Mean error of ``predictions`` against the holdout labels (0/1, or absolute)."""
+    return holdout_errors(holdout, predictions, task)[0]
+
+
+def holdout_errors(
+    holdout: Sequence[Sequence[Any]], predictions: Sequence[Any], task: str | None = None
+) -> tuple[float, int]:
+    """Mean error of the comparable ``predictions`` and how many were not comparable.
+
+    ``task`` None infers it from the holdout's production pairs.
+    """
     if not holdout:
-        return float("nan")
-    return sum(error_of(p, ex[1]) for p, ex in zip(predictions, holdout, strict=True)) / len(
-        holdout
-    )
+        return float("nan"), 0
+    pairs = [(p, ex[1]) for p, ex in zip(predictions, holdout, strict=True)]
+    task = task or infer_task((ex[2], ex[1]) for ex in holdout if ex[2] is not None)
+    errs, bad = errors_of(pairs, task)
+    return (sum(errs) / len(errs) if errs else float("nan")), bad
 
 
 def training_span(

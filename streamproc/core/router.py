@@ -20,17 +20,27 @@ True
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
+import orjson
+
+from streamproc.core import batches
 from streamproc.core.events import (
+    LABEL_SPEC,
+    PREDICTION_SPEC,
     DeadLetter,
     DeploymentEvent,
     InvalidEvent,
+    LabelEvent,
+    PredictionEvent,
     RetrainRequest,
     SourceRef,
+    build,
     dead_letter,
+    decode_object,
     parse_deployment,
     parse_label,
     parse_metric,
@@ -39,8 +49,9 @@ from streamproc.core.events import (
 )
 from streamproc.core.monitor import ModelMonitor
 from streamproc.core.policy import PolicyBook
+from streamproc.core.statesize import fit_snapshot
 
-__all__ = ["MONITORED_TOPICS", "Monitors", "Outcome", "route"]
+__all__ = ["MONITORED_TOPICS", "Monitors", "Outcome", "iter_record", "route", "route_record"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +66,11 @@ MONITORED_TOPICS: Final = ("predictions", "labels", "metrics", "deployments", "r
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one record caused: retrain requests, a rollback, or the dead letter it became."""
+    """What one record caused: retrain requests, a rollback, or the dead letter it became.
+
+    A record that was applied can also carry a dead letter (``model_id`` set): a label whose
+    type does not match its prediction's (reason ``label_type_mismatch``), never scored.
+    """
 
     model_id: str | None = None
     requests: tuple[RetrainRequest, ...] = ()
@@ -73,15 +88,20 @@ class Monitors:
         Policies by model id.
     load
         Returns a model's saved snapshot, or None; the live agent passes a table lookup.
+    max_snapshot_bytes
+        Largest snapshot the store takes; a larger one is shrunk or degraded
+        (:func:`streamproc.core.statesize.fit_snapshot`), never written to fail.
     """
 
     def __init__(
         self,
         book: PolicyBook | None = None,
         load: Callable[[str], bytes | None] | None = None,
+        max_snapshot_bytes: int | None = None,
     ) -> None:
         self.book = book or PolicyBook()
         self._load = load
+        self.max_snapshot_bytes = max_snapshot_bytes
         self.live: dict[str, ModelMonitor] = {}
         self.dirty: set[str] = set()
 
@@ -96,10 +116,18 @@ class Monitors:
         return mon
 
     def drain_dirty(self) -> dict[str, bytes]:
-        """Snapshots of the monitors changed since the last call (to persist them)."""
-        out = {mid: self.live[mid].snapshot() for mid in sorted(self.dirty)}
+        """Snapshots of the monitors changed since the last call (to persist them); a model
+        whose snapshot cannot be made to fit is left out (its previous one stays)."""
+        out = {mid: self.snapshot(mid) for mid in sorted(self.dirty)}
         self.dirty.clear()
-        return out
+        return {mid: data for mid, data in out.items() if data is not None}
+
+    def snapshot(self, model_id: str) -> bytes | None:
+        """A live monitor's snapshot within ``max_snapshot_bytes`` (None: cannot fit)."""
+        mon = self.live[model_id]
+        if self.max_snapshot_bytes is None:
+            return mon.snapshot()
+        return fit_snapshot(mon, self.max_snapshot_bytes)
 
     def forget(self) -> None:
         """Drop cached monitors (on rebalance) so the next lookup reloads from the store."""
@@ -113,7 +141,8 @@ def route(
     """Apply one raw record of a monitored topic (logical name) to its model's monitor.
 
     ``received_ts`` is when Kafka received the record (0 when unknown, as in a replay of a
-    file without broker times); an event time far after it is refused.
+    file without broker times); an event time far after it is refused. One event per record:
+    :func:`route_record` also takes batched records (a batch given here is a dead letter).
     """
     try:
         return _route(monitors, topic, raw, source, received_ts)
@@ -128,6 +157,118 @@ def route(
         return Outcome(dead_letter=dead_letter(source, msg, raw, received_ts, "internal_error"))
 
 
+def route_record(
+    monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef, received_ts: float
+) -> tuple[Outcome, ...]:
+    """Apply one raw record, single-event or batched, event by event; one Outcome per event.
+
+    A batched record (:mod:`streamproc.core.batches`) of ``predictions`` or ``labels`` is split
+    into its events, and each goes through the same per-event path as a single-event record,
+    in order, with ``source.index`` set to its position. A bad event is one dead-letter Outcome
+    (its error starts with ``event i of the batch``); a batch of the wrong shape is one
+    dead-letter Outcome for the whole record. A single-event record gives ``(route(...),)``.
+    Never raises. :func:`iter_record` is the same, one event applied per step.
+
+    >>> raw = b'{"model_id": "m", "model_version": "v1", "event_id": ["a", "b"], "ts": [1, -2],'
+    >>> raw += b' "prediction": [1, 0]}'
+    >>> outs = route_record(Monitors(), "predictions", raw, SourceRef("predictions", 0, 9), 0.0)
+    >>> [o.dead_letter is None for o in outs]
+    [True, False]
+    >>> outs[1].dead_letter.source.index, outs[1].dead_letter.error[:40]
+    (1, 'event 1 of the batch: prediction: field ')
+    """
+    return tuple(iter_record(monitors, topic, raw, source, received_ts))
+
+
+def iter_record(
+    monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef, received_ts: float
+) -> Iterator[Outcome]:
+    """:func:`route_record` lazily: each event is applied when its Outcome is asked for.
+
+    What a caller does with one event's outcome (the replay deploys at once after a retrain
+    request) thus happens before the next event of the batch is applied, as it would if the
+    events came one per record.
+    """
+    spec = _BATCHED.get(topic)
+    if spec is None or raw is None:
+        yield route(monitors, topic, raw, source, received_ts)
+        return
+    kind, cls, fields = spec
+    try:
+        _check_size(topic, raw)
+        obj = decode_object(raw, kind)
+        if not batches.is_batch(obj):
+            one = partial(build, cls, fields, kind, obj)
+            events = None
+        else:
+            events = batches.split(obj, kind)
+    except InvalidEvent as exc:
+        yield Outcome(dead_letter=dead_letter(source, str(exc), raw, received_ts, exc.reason))
+        return
+    except Exception as exc:  # a bug must cost one record, not the worker
+        yield _internal(topic, "", raw, source, received_ts, exc)
+        return
+    if events is None:
+        yield _guarded(monitors, topic, raw, source, received_ts, one)
+        return
+    for i, ev in enumerate(events):
+        src = SourceRef(source.topic, source.partition, source.offset, i)
+        make = partial(build, cls, fields, kind, ev)
+        yield _guarded(monitors, topic, ev, src, received_ts, make, i)
+
+
+def _guarded(
+    monitors: Monitors,
+    topic: str,
+    raw: bytes | dict[str, Any],
+    source: SourceRef,
+    received_ts: float,
+    make: Callable[[], Any],
+    index: int | None = None,
+) -> Outcome:
+    """Build and apply one event as :func:`route` does: its errors become its dead letter.
+
+    ``raw`` is the record, or a batch's event as a single-event object (encoded only when it
+    becomes a dead letter, so a fixed copy can be sent again alone).
+    """
+    where = "" if index is None else f"event {index} of the batch: "
+    try:
+        return _apply(monitors, topic, make(), source, received_ts, raw)
+    except InvalidEvent as exc:
+        data = raw if isinstance(raw, bytes) else orjson.dumps(raw)
+        return Outcome(
+            dead_letter=dead_letter(source, where + str(exc), data, received_ts, exc.reason)
+        )
+    except Exception as exc:  # a bug must cost one event, not the worker
+        return _internal(topic, where, raw, source, received_ts, exc)
+
+
+def _internal(
+    topic: str,
+    where: str,
+    raw: bytes | dict[str, Any],
+    source: SourceRef,
+    received_ts: float,
+    exc: Exception,
+) -> Outcome:
+    log.exception("unexpected error on %s", source)
+    msg = (
+        f"{where}internal error while processing this {topic} record ({type(exc).__name__}: "
+        f"{exc}); the worker skipped it — please report it with this record."
+    )
+    data = raw if isinstance(raw, bytes) else orjson.dumps(raw)
+    return Outcome(dead_letter=dead_letter(source, msg, data, received_ts, "internal_error"))
+
+
+def _check_size(topic: str, raw: bytes) -> None:
+    if len(raw) > MAX_RECORD_BYTES:
+        raise InvalidEvent(
+            f"{topic}: record is {len(raw)} bytes, over the {MAX_RECORD_BYTES} byte limit; "
+            "send features and identifiers, not payloads (a batch: fewer events per record).",
+            "too_large",
+        )
+
+
 def _route(
     monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef, received_ts: float
 ) -> Outcome:
@@ -135,13 +276,22 @@ def _route(
         raise InvalidEvent(
             f"{topic}: record has no value (a tombstone); send a JSON object.", "no_value"
         )
-    if len(raw) > MAX_RECORD_BYTES:
-        raise InvalidEvent(
-            f"{topic}: record is {len(raw)} bytes, over the {MAX_RECORD_BYTES} byte limit; "
-            "send features and identifiers, not payloads.",
-            "too_large",
-        )
-    ev = _PARSERS[topic](raw)
+    _check_size(topic, raw)
+    return _apply(monitors, topic, _PARSERS[topic](raw), source, received_ts, raw)
+
+
+def _apply(
+    monitors: Monitors,
+    topic: str,
+    ev: Any,
+    source: SourceRef,
+    received_ts: float,
+    raw: bytes | dict[str, Any],
+) -> Outcome:
+    """The per-event path every event takes, alone in its record or in a batch.
+
+    ``raw`` is the record, or a batch's event as a single-event object (for a dead letter).
+    """
     if received_ts > 0 and ev.ts > received_ts + MAX_FUTURE_S:
         raise InvalidEvent(
             f"{topic}: field 'ts' ({ev.ts:.0f}) is {(ev.ts - received_ts) / 86400:.1f} days after "
@@ -152,9 +302,27 @@ def _route(
     if not mon.accept(source):
         return Outcome(model_id=mon.model_id, redelivered=True)
     emitted = _HANDLERS[topic](mon, ev, source)
+    found = mon.take_mismatches()
+    dl = None
+    if found:
+        data = raw if isinstance(raw, bytes) else orjson.dumps(raw)
+        dl = _mismatch_letter(found, source, data, received_ts)
     if isinstance(emitted, DeploymentEvent):
-        return Outcome(model_id=mon.model_id, deployments=(emitted,))
-    return Outcome(model_id=mon.model_id, requests=(emitted,) if emitted else ())
+        return Outcome(model_id=mon.model_id, deployments=(emitted,), dead_letter=dl)
+    requests = (emitted,) if emitted else ()
+    return Outcome(model_id=mon.model_id, requests=requests, dead_letter=dl)
+
+
+def _mismatch_letter(
+    found: list[str], source: SourceRef, raw: bytes, received_ts: float
+) -> DeadLetter:
+    """One dead letter for the labels this record made the monitor refuse (usually one).
+
+    The record itself was applied (its label consumed the prediction it answers); the letter
+    says which pair could not be scored and why. It comes with the record's other outcomes.
+    """
+    more = f" (and {len(found) - 1} more labels like it)" if len(found) > 1 else ""
+    return dead_letter(source, found[0] + more, raw, received_ts, "label_type_mismatch")
 
 
 _PARSERS: Final[dict[str, Callable[[bytes], Any]]] = {
@@ -163,6 +331,10 @@ _PARSERS: Final[dict[str, Callable[[bytes], Any]]] = {
     "metrics": parse_metric,
     "deployments": parse_deployment,
     "retrain-results": parse_retrain_result,
+}
+_BATCHED: Final[dict[str, tuple[str, Callable[..., Any], Any]]] = {
+    "predictions": ("prediction", PredictionEvent, PREDICTION_SPEC),
+    "labels": ("label", LabelEvent, LABEL_SPEC),
 }
 _HANDLERS: Final[dict[str, Callable[[ModelMonitor, Any, SourceRef], Any]]] = {
     "predictions": lambda m, ev, src: m.on_prediction(ev, src),

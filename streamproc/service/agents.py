@@ -47,10 +47,10 @@ from streamproc.core.retrain import (
     prepare,
     unexpected,
 )
-from streamproc.core.router import Monitors, route
+from streamproc.core.router import Monitors, route_record
 from streamproc.registries import open_registry
 from streamproc.service.aliases import AliasFollower
-from streamproc.service.app import Wiring
+from streamproc.service.app import MAX_STATE_BYTES, Wiring
 from streamproc.service.board import StatusBoard
 from streamproc.service.checkpoint import Checkpointer
 from streamproc.trainers import (
@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.2
 WEBHOOK_DEADLINE_S = 6 * 3600.0
+# A snapshot is one changelog record: its key and Kafka's framing must fit beside it.
+SNAPSHOT_LIMIT = MAX_STATE_BYTES - 64 * 1024
 
 
 async def send_acked(topic: Any, key: str | bytes | None, value: bytes) -> None:
@@ -92,7 +94,7 @@ def install(w: Wiring, board: StatusBoard) -> None:
         settings.topic(n): n
         for n in ("predictions", "labels", "metrics", "deployments", "retrain-results")
     }
-    monitors = Monitors(book, load=w.monitors.load)
+    monitors = Monitors(book, load=w.monitors.load, max_snapshot_bytes=SNAPSHOT_LIMIT)
     ckpt = Checkpointer(w, monitors, settings.checkpoint_s)
     retrains.live = monitors.live  # fresher than the table between checkpoints
     metrics = board.metrics
@@ -138,27 +140,30 @@ def install(w: Wiring, board: StatusBoard) -> None:
             ckpt.hold(event)
             logical = logical_of.get(msg.topic, msg.topic.removeprefix(prefix))
             src = SourceRef(logical, msg.partition, msg.offset)
-            out = route(monitors, logical, event.value, src, msg.timestamp)
-            if out.dead_letter is not None:
-                log.warning("dead letter from %s: %s", src, out.dead_letter.error)
-                metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
-                await w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
-                continue
-            if out.model_id is not None:
-                if logical == "deployments":  # every deployment, redelivered too: idempotent
-                    aliases.follow(parse_deployment(event.value))
-                touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
-                if not out.redelivered:
-                    metrics.events.labels(logical, metrics.model(out.model_id)).inc()
-                    _report(board, logical, event.value)
-            for req in out.requests:
-                log.info("model %s: retrain requested: %s", req.model_id, _why(req))
-                ckpt.save_model(req.model_id)  # the retrainer reads its examples from the table
-                await send_acked(w.requests, req.model_id, encode(req))
-                board.requested(req)
-            for dep in out.deployments:
-                log.warning("model %s: rollback to %s", dep.model_id, dep.version)
-                await send_acked(w.deployments, dep.model_id, encode(dep))
+            # A batched record is many events: one outcome each, applied in order.
+            for out in route_record(monitors, logical, event.value, src, msg.timestamp):
+                if out.dead_letter is not None:
+                    dl = out.dead_letter
+                    log.warning("dead letter from %s: %s", dl.source, dl.error)
+                    metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
+                    await w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
+                    if out.model_id is None:
+                        continue  # not applied; else applied (a label_type_mismatch), goes on
+                if out.model_id is not None:
+                    if logical == "deployments":  # every one, redelivered too: idempotent
+                        aliases.follow(parse_deployment(event.value))
+                    touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
+                    if not out.redelivered:
+                        metrics.events.labels(logical, metrics.model(out.model_id)).inc()
+                        _report(board, logical, event.value)
+                for req in out.requests:
+                    log.info("model %s: retrain requested: %s", req.model_id, _why(req))
+                    ckpt.save_model(req.model_id)  # the retrainer reads examples from the table
+                    await send_acked(w.requests, req.model_id, encode(req))
+                    board.requested(req)
+                for dep in out.deployments:
+                    log.warning("model %s: rollback to %s", dep.model_id, dep.version)
+                    await send_acked(w.deployments, dep.model_id, encode(dep))
         if events:
             last = events[-1].message
             metrics.lag.labels(logical_of.get(last.topic, last.topic)).set(
@@ -277,11 +282,11 @@ class Retrains:
         mon = self.live.get(mid)
         if mon is None:
             mon_bytes = self.w.monitors.load(mid)
-            mon = ModelMonitor.restore(mon_bytes) if mon_bytes else None
+            mon = ModelMonitor.restore(mon_bytes, self.book.for_model(mid)) if mon_bytes else None
         examples: Sequence[Any] = mon.training_examples() if mon else []
         deployed = mon.version if mon else req.model_version
         try:
-            job = prepare(req, examples, deployed)
+            job = prepare(req, examples, deployed, task=mon.scorer.task if mon else None)
         except TrainerError as exc:
             return failed(req, time.time(), str(exc))
         trainer = self._trainer(mid)

@@ -15,6 +15,7 @@ from typing import Any
 from streamproc.core.events import DeploymentEvent, RetrainRequest, RetrainResult, to_dict
 from streamproc.core.monitor import ModelMonitor
 from streamproc.core.timeline import Decision, ModelTimeline, SignalStatus
+from streamproc.core.versions import VersionStatus
 from streamproc.service.metrics import Metrics
 
 __all__ = ["ModelView", "StatusBoard"]
@@ -31,6 +32,7 @@ class ModelView:
     counts: dict[str, int] = field(default_factory=dict)
     in_flight: dict[str, Any] | None = None
     results: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=5))
+    versions: list[VersionStatus] = field(default_factory=list)  # served side by side
 
     def summary(self) -> dict[str, Any]:
         worst = max(self.signals, key=lambda s: s.ratio, default=None)
@@ -54,6 +56,7 @@ class ModelView:
             "decisions": [_decision(d) for d in self.timeline.decisions],
             "results": list(self.results),
             "counts": self.counts,
+            "versions": [_version(x) for x in self.versions],
         }
 
 
@@ -82,11 +85,16 @@ class StatusBoard:
         v = self.view(mon.model_id)
         v.partition = partition
         v.signals = mon.signal_status()
+        v.versions = mon.version_status()
         v.timeline.sample(mon.last_ts, v.signals, mon.firings)
         mon.firings.clear()
         if v.version != mon.version:
             v.version = mon.version
         v.counts = {**mon.counts, **mon.join.counts}
+        if self.metrics.model(mon.model_id) == mon.model_id:  # a gauge per labelled model
+            for part, n in (("join", v.counts.get("evicted_for_bytes", 0)),
+                            ("window", v.counts.get("window_evicted_for_bytes", 0))):  # fmt: skip
+                self.metrics.evicted_for_bytes.labels(mon.model_id, part).set(n)
         # Joins since the last report: the monitor's unsaved latency list (a monitor restored
         # after a rebalance starts it empty, so history is not counted twice).
         self.metrics.joins.labels(self.metrics.model(mon.model_id)).inc(len(mon.join_latencies))
@@ -159,4 +167,17 @@ def _signal(s: SignalStatus) -> dict[str, Any]:
         "ratio": s.ratio,
         "n": s.n,
         "fired": s.fired,
+    }
+
+
+def _version(x: VersionStatus) -> dict[str, Any]:
+    """A served version (current or beside it: canary, shadow) and its own signals."""
+    return {
+        "version": x.version,
+        "current": x.current,
+        "traffic_share": x.share,
+        "predictions": x.predictions,
+        "labels": x.labels,
+        "last_ts": x.last_ts,
+        "signals": [_signal(s) for s in x.signals],
     }

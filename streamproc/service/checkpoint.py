@@ -56,9 +56,10 @@ class Checkpointer:
 
     def save_model(self, model_id: str) -> None:
         """Write one model's state now (before a request that the retrainer will act on)."""
-        mon = self.monitors.live.get(model_id)
-        if mon is not None and model_id in self.partition_of:
-            self.w.monitors.put(model_id, mon.snapshot(), self.partition_of[model_id])
+        if model_id in self.monitors.live and model_id in self.partition_of:
+            snapshot = self.monitors.snapshot(model_id)  # within the changelog's record limit
+            if snapshot is not None:
+                self.w.monitors.put(model_id, snapshot, self.partition_of[model_id])
 
     async def checkpoint(self) -> None:
         """Snapshots of changed models -> changelog (flushed) -> release the held events.

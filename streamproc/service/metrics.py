@@ -89,6 +89,12 @@ class Metrics:
         self.in_flight = Gauge(
             "streamproc_retrains_in_flight", "Retrains being trained or awaited.", registry=r
         )
+        self.evicted_for_bytes = Gauge(
+            "streamproc_state_evicted_for_bytes",
+            "Waiting predictions/labels (part=join) and training examples (part=window) a "
+            "model dropped to keep its state within its byte bounds, as counted in its state.",
+            ["model", "part"], registry=r,
+        )  # fmt: skip
         if signals is not None:
             r.register(_SignalCollector(signals, max_models))
 

@@ -20,6 +20,7 @@ from streamproc.client import (
     MetricLogger,
     PredictionLogger,
 )
+from streamproc.core.batches import is_batch, split
 from streamproc.core.events import DeploymentEvent, encode
 from streamproc.core.registry import FileRegistry
 from streamproc.core.training import train
@@ -164,9 +165,15 @@ def test_async_logger_writes_contract_json_keyed_by_model(stack: Any) -> None:
 
     ids = asyncio.run(serve())
     reader = stack.reader("predictions")
-    reader.wait_for(lambda r: len(r.records) >= 10, timeout=30, what="ten predictions")
+
+    def events(r: TopicReader) -> list[Any]:  # batched by default: one record, many events
+        values = [rec.json() for rec in r.records]
+        return [e for v in values for e in (split(v, "prediction") if is_batch(v) else [v])]
+
+    reader.wait_for(lambda r: len(events(r)) >= 10, timeout=30, what="ten predictions")
     assert all(r.key == MODEL.encode() for r in reader.records)
-    values = sorted((r.json() for r in reader.records), key=lambda v: ids.index(v["event_id"]))
+    assert len(reader.records) < 10
+    values = sorted(events(reader), key=lambda v: ids.index(v["event_id"]))
     assert [v["event_id"] for v in values] == ids
     assert values[3]["features"] == {"x1": 0.3, "c": "red"} and values[3]["prediction"] is False
 

@@ -96,7 +96,14 @@ def test_threshold_state_round_trip_through_json() -> None:
     for x in (0.1, 0.9, 0.2):
         r.update(x)
     s = orjson.loads(orjson.dumps(r.state()))
-    assert s == {"kind": "threshold", "above": 0.5, "below": -0.5, "last": 0.2, "count": 3}
+    assert s == {
+        "kind": "threshold",
+        "above": 0.5,
+        "below": -0.5,
+        "last": 0.2,
+        "count": 3,
+        "side": "above",
+    }
     r2 = restore(s)
     assert (r2.n, r2.statistic, r2.threshold) == (3, 0.2, 0.5)
     for x in (0.0, 0.6, -0.6, 0.4):

@@ -47,8 +47,8 @@ def test_identifiers_are_watched_by_length_and_never_stored() -> None:
     signals = set(mon.detectors)
     assert {"feature:email#length", "feature:user_id#length", "feature:country"} <= signals
     assert "feature:email" not in signals and "feature:user_id" not in signals
-    assert mon.detectors["feature:country"].kind == "chi2"
-    assert mon.detectors["feature:email#length"].kind == "mean_variance_cusum"
+    assert mon.detectors["feature:country"].kind == "multinomial_cusum"
+    assert mon.detectors["feature:email#length"].kind == "rank_cusum"
     assert mon.counts["identifier:feature:email"] == 1
     assert mon.counts["category:feature:country"] == 1
     # The state holds no e-mail and no user id; it does hold the countries (a category).
@@ -78,7 +78,7 @@ def test_watch_mode_keeps_the_old_behaviour() -> None:
     book = load_policy_text('[default.drift]\nidentifiers = "watch"\n')
     mon = ModelMonitor("m", book.default)
     feed(mon, events(50))
-    assert mon.detectors["feature:email"].kind == "chi2"
+    assert mon.detectors["feature:email"].kind == "multinomial_cusum"
 
 
 def test_a_categorical_feature_with_a_thousand_categories_stays_a_category() -> None:

@@ -25,6 +25,7 @@ def counts(j: LabelJoin, **expected: int) -> None:
             "evicted_labels",
             "duplicate_labels",
             "duplicate_predictions",
+            "evicted_for_bytes",
         ),
         0,
     )

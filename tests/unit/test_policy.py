@@ -356,3 +356,80 @@ def test_the_readme_policy_example_loads_and_is_the_default_policy() -> None:
     # "With no file the defaults below apply": the example must be the default policy.
     assert canon(dataclasses.asdict(book.default)) == canon(dataclasses.asdict(DEFAULT_POLICY))
     assert book.for_model("fraud-eu") != book.default
+
+
+# --------------------------------------------------------------- issue 12 item 5: detector kinds
+
+_NUMERIC_KINDS = ["ks", "psi", "wasserstein", "numeric_drift", "adwin", "page_hinkley", "kswin"]
+
+
+@pytest.mark.parametrize("kind", _NUMERIC_KINDS)
+def test_choosing_a_numeric_drift_detector_starts_from_its_own_defaults(kind: str) -> None:
+    book = load_policy_text(f'[default.drift]\nnumeric = {{ detector = "{kind}" }}\n')
+    rule = book.default.drift
+    assert rule is not None
+    assert rule.numeric == (("detector", kind),)  # no 'arl'/'warmup' of the default CUSUM
+    assert rule.make(0.5).kind == kind
+
+
+def test_same_kind_keeps_the_default_parameters_it_does_not_name() -> None:
+    book = load_policy_text("[default.drift]\nnumeric = { warmup = 200 }\n")
+    assert book.default.drift is not None
+    assert dict(book.default.drift.numeric) == {
+        "detector": "rank_cusum",
+        "warmup": 200,
+        "arl": 1e6,
+    }
+
+
+def test_a_model_table_refines_the_default_drift_detector() -> None:
+    book = load_policy_text(
+        '[default.drift]\nnumeric = { detector = "ks", alpha = 1e-3 }\n'
+        '[[model]]\nmatch = "m"\ndrift = { numeric = { window_size = 500 } }\n'
+    )
+    rule = book.for_model("m").drift
+    assert rule is not None
+    assert dict(rule.numeric) == {"detector": "ks", "alpha": 1e-3, "window_size": 500}
+
+
+def test_categorical_kind_starts_from_its_own_defaults() -> None:
+    book = load_policy_text('[default.drift]\ncategorical = { detector = "js" }\n')
+    assert book.default.drift is not None
+    assert book.default.drift.categorical == (("detector", "js"),)
+    assert book.default.drift.make("a").kind == "js"
+
+
+@pytest.mark.parametrize(
+    ("toml", "says"),
+    [
+        ('[default.drift]\nnumeric = { detector = "ks", alpah = 0.01 }', ["'alpah'", "'alpha'"]),
+        ("[default.drift]\nnumeric = { wamup = 10 }", ["'wamup'", "'warmup'"]),
+        ('[default.drift]\nnumeric = { detector = "adwin", delt = 0.1 }', ["'delt'", "'delta'"]),
+        ("[default.drift]\ncategorical = { wamup = 9 }", ["'wamup'", "'warmup'"]),
+        ('[default]\nerror = { detector = "cusum", wamup = 3 }', ["error", "'wamup'"]),
+    ],
+)
+def test_a_typo_key_is_named_as_written_with_the_fix(toml: str, says: list[str]) -> None:
+    with pytest.raises(PolicyError) as info:
+        load_policy_text(toml)
+    msg = str(info.value)
+    assert "unexpected keyword" not in msg
+    assert "fix the spelling or remove it" in msg
+    for s in says:
+        assert s in msg
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[default]\ndrift = { featurs = ["*"] }', "'featurs'"),
+        ("[default]\njoin = { max_pendng = 50 }", "'max_pendng'"),
+        ("[default]\nconfirm = { k = 2, m = 5 }", "'m'"),
+        ("[default]\nbudget = { max = 2, per = 60 }", "'per'"),
+        ("[default]\nschedule = { max_age = 60 }", "'max_age'"),
+    ],
+)
+def test_a_typo_in_a_policy_table_is_named_as_written(toml: str, key: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        load_policy_text(toml)
+    assert key in str(info.value) and "fix the spelling or remove it" in str(info.value)

@@ -227,7 +227,7 @@ def test_prepare_min_examples_is_configurable() -> None:
         prepare(request(), concept_examples(99, 0.4), "v1", min_examples=100)
     assert info.value.transient is False
     job = prepare(request(), concept_examples(100, 0.4), "v1", min_examples=100)
-    assert (len(job.train), len(job.holdout)) == (80, 20)
+    assert (len(job.train), len(job.holdout)) == (70, 30)  # the gate judges on >= MIN_HOLDOUT
     assert job.deployed_version == "v1"
 
 
@@ -236,7 +236,7 @@ def test_judge_refuses_a_wrong_number_of_holdout_predictions(tmp_path: Path) -> 
     out = judge(job, Candidate((True,) * 3, artifact=b"x"), FileRegistry(tmp_path), now=1.0)
     assert out.result.status == "failed"
     assert out.deployment is None
-    assert "trainer answered 3 holdout predictions for 20 holdout examples" in (
+    assert "trainer answered 3 holdout predictions for 30 holdout examples" in (
         out.result.error or ""
     )
 

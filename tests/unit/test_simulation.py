@@ -31,7 +31,8 @@ def test_periodic_retrains_on_its_period_and_oracle_at_the_drift() -> None:
     periodic = closed_loop(SCHEDULES["sea"], "periodic", length=9_000, period=2000)
     assert periodic.requests_at == [2000, 4000, 6000, 8000]
     oracle = closed_loop(SCHEDULES["stagger"], "oracle", length=12_000)
-    assert oracle.requests_at[0] == 10_000 + 50 + 49  # 50 post-drift labels, 50 events late
+    # 50 post-drift labels for training + 30 for the gate's minimum holdout, 50 events late
+    assert oracle.requests_at[0] == 10_000 + 50 + 79
 
 
 def test_unknown_strategy_is_refused() -> None:

@@ -108,7 +108,7 @@ def test_feature_drift_fires_with_evidence_and_is_label_free() -> None:
             break
     assert req is not None
     reason = req.reasons[0]
-    assert reason.signal == "feature:x" and reason.detector == "mean_variance_cusum"
+    assert reason.signal == "feature:x" and reason.detector == "rank_cusum"
     assert 2000 <= req.ts < 2150
     assert reason.details["change"] == "mean_up_1sd"
     assert reason.details["reference_n"] == 1000

@@ -1,0 +1,206 @@
+"""Batched records: many prediction or label events in one Kafka record, in columnar form.
+
+The per-record cost of a Kafka consumer (about 100 us in faust) is paid once per record, so a
+record that carries a thousand events costs a thousandth of it per event. This module is the
+authoritative description of the batched wire format, and its two directions: :func:`split`
+turns a decoded batch into the single-event objects it stands for (which then go through the
+same per-event validation and monitor as single-event records), :func:`columns` builds a batch
+from single-event objects (the SDK's direction).
+
+Format
+------
+A record on ``predictions`` or ``labels`` is a **batch** when its ``event_id`` is a JSON array;
+otherwise it is a single event, exactly as before. In a batch:
+
+- ``event_id``, ``ts`` and the payload (``prediction`` on predictions, ``label`` on labels) are
+  arrays, one value per event, all of the same length ``n >= 1``;
+- ``score`` (predictions, optional) is an array of length ``n``; ``null`` means "no score" for
+  that event;
+- ``features`` (predictions, optional) is an object ``{name: [n values]}``; a ``null`` value
+  is a missing value of that feature for that event (exactly as ``"name": null`` in a
+  single-event record);
+- ``model_id`` (and ``model_version`` on predictions) is either one string (every event is of
+  that model) or an array of length ``n`` (a batch of many models, for fleets of small models);
+- any other field is kept, unchanged, in every event's ``extra`` (never a reason to reject).
+
+Events are applied in array order, each exactly as if it had been sent alone, one record per
+event, in that order: the same validation, the same retrain requests and evidence, the same
+state. A bad event (say ``ts[3]`` is a string) becomes one dead letter whose ``source.index``
+is its position and whose error starts with ``event 3 of the batch``; the other events are
+applied. A batch whose shape is wrong (an array of another length, a column that is not an
+array, ``features`` not an object) is one dead letter for the whole record.
+
+A record, batch or not, stays under 1 MiB (:data:`streamproc.core.router.MAX_RECORD_BYTES`).
+Key a one-model batch by its ``model_id``; key a many-model batch by a name every record of
+those models uses (say, the fleet), so that all of a model's events reach one partition in order.
+
+Examples
+--------
+>>> batch = {"model_id": "m", "model_version": "v1", "event_id": ["a", "b"], "ts": [1.0, 2.0],
+...          "prediction": [0, 1], "features": {"x": [0.5, None]}}
+>>> [e["event_id"] for e in split(batch, "prediction")]
+['a', 'b']
+>>> split(batch, "prediction")[1]["features"]
+{'x': None}
+>>> columns("prediction", split(batch, "prediction")) == batch
+True
+>>> try:
+...     split({"model_id": "m", "event_id": ["a"], "ts": [1, 2], "label": [0]}, "label")
+... except InvalidEvent as exc:
+...     print(exc)
+label batch: field 'ts' has 2 values but 'event_id' has 1; send one value per event in every array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from streamproc.core.events import InvalidEvent
+
+__all__ = ["BATCHED_KINDS", "columns", "is_batch", "split"]
+
+# The kinds a batch may carry and, per kind, the per-event array fields (required, optional).
+BATCHED_KINDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "prediction": (("event_id", "ts", "prediction"), ("score",)),
+    "label": (("event_id", "ts", "label"), ()),
+}
+# Fields that may be one value for the whole batch or one value per event.
+_PER_BATCH_OR_EVENT: Final[dict[str, tuple[str, ...]]] = {
+    "prediction": ("model_id", "model_version"),
+    "label": ("model_id",),
+}
+
+
+def is_batch(obj: Mapping[str, Any]) -> bool:
+    """Whether a decoded prediction or label record is a batch (its ``event_id`` is an array)."""
+    return isinstance(obj.get("event_id"), list)
+
+
+def _shape_error(kind: str, problem: str, fix: str) -> InvalidEvent:
+    return InvalidEvent(f"{kind} batch: {problem}; {fix}.", "invalid_field")
+
+
+def split(obj: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The single-event objects a batch stands for, in order (not yet validated one by one).
+
+    Parameters
+    ----------
+    obj
+        A decoded batch record (``is_batch(obj)`` is true).
+    kind
+        ``"prediction"`` or ``"label"``.
+
+    Returns
+    -------
+    list of dict
+        ``n`` objects, each shaped as a single-event record of ``kind``.
+
+    Raises
+    ------
+    InvalidEvent
+        The batch's shape is wrong: a column is not an array, arrays differ in length,
+        ``features`` is not an object of arrays, or there is no event. The whole record is
+        then one dead letter.
+    """
+    required, optional = BATCHED_KINDS[kind]
+    ids = obj.get("event_id")
+    if not isinstance(ids, list):
+        raise _shape_error(kind, "field 'event_id' is not an array", "send one id per event")
+    n = len(ids)
+    if n == 0:
+        raise _shape_error(kind, "'event_id' is an empty array", "send at least one event")
+    cols: dict[str, list[Any]] = {}
+    for name in (*required, *optional):
+        v = obj.get(name)
+        if v is None and name in optional:
+            continue
+        cols[name] = _column(kind, name, v, n)
+    shared: dict[str, Any] = {}
+    for name in _PER_BATCH_OR_EVENT[kind]:
+        v = obj.get(name)
+        if isinstance(v, list):
+            cols[name] = _column(kind, name, v, n)
+        elif v is not None:
+            if not isinstance(v, str) or not v:
+                raise _shape_error(
+                    kind,
+                    f"field '{name}' must be a non-empty string or an array, got {v!r:.40}",
+                    "send one id for the whole batch or one per event",
+                )
+            shared[name] = v
+    features = _features(kind, obj.get("features"), n) if kind == "prediction" else None
+    known = {*required, *optional, *_PER_BATCH_OR_EVENT[kind], "features"}
+    extra = {k: v for k, v in obj.items() if k not in known}
+    out = []
+    for i in range(n):
+        ev = {**extra, **shared}
+        for name, col in cols.items():
+            if col[i] is not None:
+                ev[name] = col[i]
+        if features is not None:
+            ev["features"] = {k: col[i] for k, col in features.items()}
+        out.append(ev)
+    return out
+
+
+def _column(kind: str, name: str, v: object, n: int) -> list[Any]:
+    if not isinstance(v, list):
+        what = "missing" if v is None else f"not an array ({type(v).__name__})"
+        raise _shape_error(kind, f"field '{name}' is {what}", "send an array, one value per event")
+    if len(v) != n:
+        raise _shape_error(
+            kind,
+            f"field '{name}' has {len(v)} values but 'event_id' has {n}",
+            "send one value per event in every array",
+        )
+    return v
+
+
+def _features(kind: str, v: object, n: int) -> dict[str, list[Any]] | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise _shape_error(
+            kind, "field 'features' is not an object", "send {name: [one value per event]}"
+        )
+    return {k: _column(kind, f"features.{k}", col, n) for k, col in v.items()}
+
+
+def columns(kind: str, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The batch record of single-event objects of ``kind`` (the inverse of :func:`split`).
+
+    ``model_id`` / ``model_version`` become one value when every event shares it, else arrays.
+    A feature that an event lacks is ``null`` for that event (a missing value). Fields outside
+    the contract (an event's ``extra``) are dropped: a batch has no per-event place for them.
+
+    Raises
+    ------
+    ValueError
+        ``events`` is empty.
+    """
+    if not events:
+        raise ValueError("columns: no events; a batch carries at least one.")
+    required, optional = BATCHED_KINDS[kind]
+    out: dict[str, Any] = {}
+    for name in _PER_BATCH_OR_EVENT[kind]:
+        vals = [ev.get(name) for ev in events]
+        if all(x is None for x in vals):
+            continue
+        first = vals[0]
+        out[name] = first if all(x == first for x in vals) else vals
+    for name in required:
+        out[name] = [ev.get(name) for ev in events]
+    for name in optional:
+        vals = [ev.get(name) for ev in events]
+        if any(x is not None for x in vals):
+            out[name] = vals
+    if kind == "prediction":
+        names: dict[str, None] = {}
+        for ev in events:
+            names.update(dict.fromkeys(ev.get("features") or ()))
+        if names:
+            out["features"] = {
+                k: [(ev.get("features") or {}).get(k) for ev in events] for k in names
+            }
+    return out

@@ -1,0 +1,183 @@
+"""Issue 11's loop cases, each with its right value: canary traffic, a model still degraded after
+a rejected retrain, and the change-point estimate of an error alarm."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import pytest
+
+from streamproc.core.changepoint import estimate_change
+from streamproc.core.events import LabelEvent, PredictionEvent, RetrainRequest, RetrainResult
+from streamproc.core.monitor import ModelMonitor
+
+
+def feed(mon: ModelMonitor, i: int, version: str, pred: Any, label: Any, x: float = 0.0) -> Any:
+    """One prediction and its label at event i (label at the same event time)."""
+    ts = float(i)
+    out = [
+        mon.on_prediction(PredictionEvent(f"e{i}", "m", version, ts, pred, {"x": x}), None),
+        mon.on_label(LabelEvent(f"e{i}", "m", ts, label), None),
+    ]
+    return [o for o in out if isinstance(o, RetrainRequest)]
+
+
+def test_a_model_still_degraded_after_a_rejected_retrain_is_asked_about_again() -> None:
+    """Error 10% then 90% from event 5,000; every retrain rejected: asked again with backoff."""
+    rng = random.Random(5)
+    mon = ModelMonitor("m")
+    requests: list[tuple[int, RetrainRequest]] = []
+    for i in range(40_000):
+        wrong = rng.random() < (0.1 if i < 5000 else 0.9)
+        for req in feed(mon, i, "v1", 1, 0 if wrong else 1):
+            requests.append((i, req))
+            mon.on_result(RetrainResult(req.request_id, "m", "rejected", float(i)))
+    first_at, first = requests[0]
+    assert first.reasons[0].signal == "error"
+    assert 5000 <= first_at < 5300
+    again = [(i, r) for i, r in requests[1:]]
+    # Each time the post-change labels double: ~2x, 4x, ... the first request's count, until the
+    # 35k post-change labels run out (the first at ~80 labels gives 8 more before 40,000).
+    assert 6 <= len(again) <= 10
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(requests)]
+    assert all(g2 >= 1.8 * g1 for g1, g2 in itertools.pairwise(gaps))
+    for _, r in again:
+        (reason,) = r.reasons
+        assert reason.signal == "degraded"
+        assert reason.threshold == pytest.approx(0.1, abs=0.03)  # the last good level
+        assert reason.value > 0.8  # the last 200 errors at 90% (sd 0.02)
+        assert reason.details["previous_result"] == "rejected"
+        assert 5000 <= reason.details["change_ts"] <= first_at
+        assert "still degraded after a rejected retrain" in reason.details["why"]
+    # The watch survives a restart.
+    assert ModelMonitor.restore(mon.snapshot()).snapshot() == mon.snapshot()
+
+
+def test_a_model_that_recovers_by_itself_is_not_asked_again() -> None:
+    rng = random.Random(6)
+    mon = ModelMonitor("m")
+    requests = []
+    for i in range(20_000):
+        p = 0.1 if i < 5000 or i >= 5400 else 0.9  # a bad spell of 400 labels
+        for req in feed(mon, i, "v1", 1, 0 if rng.random() < p else 1):
+            requests.append(req)
+            mon.on_result(RetrainResult(req.request_id, "m", "failed", float(i)))
+    # Asked at ~80 post-change labels, again at ~160 and ~320 (the last 200 errors still bad),
+    # then at ~640 the last 200 are back at 10%: no more requests.
+    assert [r.reasons[0].signal for r in requests] == ["error", "degraded", "degraded"]
+    assert mon.counts["recovered_without_retrain"] == 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_change_point_estimate_lies_between_the_change_and_the_alarm(seed: int) -> None:
+    """Error 10% -> 30% at event 3,000: the request's change_ts is within [3000, alarm]."""
+    rng = random.Random(seed)
+    mon = ModelMonitor("m")
+    for i in range(8000):
+        wrong = rng.random() < (0.1 if i < 3000 else 0.3)
+        reqs = feed(mon, i, "v1", 1, 0 if wrong else 1)
+        if reqs:
+            change = reqs[0].reasons[0].details["change_ts"]
+            assert 3000 <= change <= i
+            return
+    pytest.fail("no request in 5,000 labels at 30% error after 3,000 at 10%")
+
+
+def test_change_point_estimate_on_regression_errors() -> None:
+    rng = random.Random(2)
+    errors = [abs(rng.gauss(0, 1)) for _ in range(700)] + [abs(rng.gauss(2, 1)) for _ in range(60)]
+    k = estimate_change(errors)
+    assert k is not None and 700 <= k <= 760
+    assert estimate_change([0.0] * 100) is None  # no rise anywhere: no estimate
+    assert estimate_change([0.0] * 10 + [1.0] * 9) is None  # too short to tell two levels
+    assert estimate_change([0.0] * 50 + [1.0] * 50) == 50  # a clean step: exactly at it
+
+
+def canary_traffic(
+    mon: ModelMonitor, start: int, stop: int, rng: random.Random
+) -> list[tuple[int, RetrainRequest]]:
+    """10% of predictions by v2 (no deployment event); at 3,000 a feature shifts by 1 sd and
+    accuracy falls from 90% to 60%, for both versions."""
+    out = []
+    for i in range(start, stop):
+        version = "v2" if rng.random() < 0.1 else "v1"
+        after = i >= 3000
+        x = rng.gauss(1.0 if after else 0.0, 1.0)
+        right = rng.random() < (0.6 if after else 0.9)
+        out += [(i, r) for r in feed(mon, i, version, 1, 1 if right else 0, x)]
+    return out
+
+
+def test_canary_minority_never_resets_the_majority_and_the_change_is_caught() -> None:
+    mon = ModelMonitor("m")
+    rng = random.Random(4)
+    assert canary_traffic(mon, 0, 3000, rng) == []
+    # Before the change, the majority's detectors saw every v1 event (today: n = 8 at most).
+    v1_labels = 3000 - mon.counts["stale_joins"]
+    assert 2600 < v1_labels < 2800
+    assert mon.detectors["error"].n == v1_labels
+    assert mon.detectors["feature:x"].n == v1_labels
+    requests = canary_traffic(mon, 3000, 8000, rng)
+    assert requests, "no request in 8,000 events"
+    first_at, first = requests[0]
+    assert 3000 <= first_at < 4000
+    assert first.model_version == "v1"
+    assert mon.version == "v1" and mon.counts.get("version_switches", 0) == 0
+    # The canary has its own signals, shown in the status: every v2 event went there.
+    status = {s.version: s for s in mon.version_status()}
+    assert set(status) == {"v1", "v2"}
+    assert status["v1"].current and not status["v2"].current
+    assert 0.05 < status["v2"].share < 0.15
+    assert status["v2"].labels == status["v2"].predictions == mon.counts["stale_joins"]
+    v2 = {s.signal: s for s in status["v2"].signals}
+    assert set(v2) == {"error", "feature:x", "prediction"}
+    assert v2["feature:x"].n + v2["feature:x"].fired > 0
+    restored = ModelMonitor.restore(mon.snapshot())
+    assert restored.snapshot() == mon.snapshot()
+
+
+def test_without_deployment_events_the_current_version_follows_the_traffic_majority() -> None:
+    mon = ModelMonitor("m")
+    switched_at = None
+    for i in range(3000):  # blue/green: v1 only, then v2 only
+        feed(mon, i, "v1" if i < 1500 else "v2", 1, 1)
+        if switched_at is None and mon.version == "v2":
+            switched_at = i
+    assert mon.version == "v2"
+    assert mon.counts["version_switches"] == 1
+    # v2 became current once it carried the majority (half-life 1,000 predictions), not at its
+    # first prediction, and its detectors kept what they saw before: all 1,500 v2 labels.
+    assert switched_at is not None and 1600 < switched_at < 2500
+    assert mon.detectors["error"].n == 1500
+    assert [s.version for s in mon.version_status()] == ["v2", "v1"]
+
+
+def test_versions_tracked_besides_the_current_are_bounded() -> None:
+    mon = ModelMonitor("m")
+    for i in range(2000):
+        version = "v1" if i % 2 else f"shadow{i % 40}"  # 20 minority versions
+        feed(mon, i, version, 1, 1)
+    assert mon.version == "v1"
+    # The 8 most recently seen stay; each of the others was evicted (and counted) when a newer
+    # one came.
+    assert sorted(mon.others.sets) == sorted(f"shadow{k}" for k in range(24, 40, 2))
+    assert mon.others.evicted >= 12
+
+
+def test_status_api_detail_shows_each_served_version_with_its_signals() -> None:
+    from streamproc.service.board import StatusBoard
+
+    mon = ModelMonitor("m")
+    canary_traffic(mon, 0, 2000, random.Random(9))
+    board = StatusBoard()
+    board.applied(mon, partition=0)
+    detail = board.model("m")
+    assert detail is not None
+    versions = {v["version"]: v for v in detail["versions"]}
+    assert versions["v1"]["current"] and not versions["v2"]["current"]
+    assert versions["v2"]["labels"] == mon.counts["stale_joins"] > 100
+    names = {s["signal"] for s in versions["v2"]["signals"]}
+    assert names == {"error", "feature:x", "prediction"}
+    assert versions["v1"]["traffic_share"] > 0.8

@@ -66,7 +66,7 @@ from streamproc.core.events import (
     parse_metric,
     parse_prediction,
 )
-from streamproc.core.registry import FileRegistry
+from streamproc.core.registry import FileRegistry, Registry
 from streamproc.security import KafkaSecurity
 
 __all__ = [
@@ -848,6 +848,11 @@ class DeploymentWatcher:
         The workers' registry folder (``<STREAMPROC_DATA_DIR>/registry``, a shared mount across
         hosts). The default loader reads the version from it (sha256 verified) and unpickles it.
         Built-in artifacts are pickles: point this only at a registry you trust.
+    registry : Registry, optional
+        Any registry instead of a folder, e.g. the workers' ``MlflowRegistry`` (with
+        ``STREAMPROC_REGISTRY=mlflow``). A deployment whose ``artifact_uri`` is ``models:/...``
+        is loaded from MLflow by that URI (sha256 verified against the version's tag); without
+        an MLflow ``registry``, one on ``MLFLOW_TRACKING_URI`` is used.
     loader : callable, optional
         ``loader(event) -> model`` replaces the default loader, e.g. to fetch from S3 or MLflow
         using ``event.artifact_uri``. It runs in the watcher's thread.
@@ -880,17 +885,24 @@ class DeploymentWatcher:
         loader: Loader | None = None,
         on_swap: OnSwap | None = None,
         *,
+        registry: Registry | None = None,
         from_beginning: bool = True,
         consumer_config: Mapping[str, Any] | None = None,
         security: KafkaSecurity | None = None,
     ) -> None:
-        if loader is None and registry_root is None:
-            raise ValueError("DeploymentWatcher needs registry_root or a loader(event) callback.")
+        if loader is None and registry_root is None and registry is None:
+            raise ValueError(
+                "DeploymentWatcher needs registry_root or a loader(event) callback "
+                "(or registry=, any Registry such as an MlflowRegistry)."
+            )
         self.bootstrap_servers = bootstrap_servers
         self.topic = f"{topic_prefix}deployments"
         self.model_ids = frozenset([model_ids] if isinstance(model_ids, str) else model_ids)
         self._keys = frozenset(m.encode() for m in self.model_ids)
-        self._registry = FileRegistry(registry_root) if registry_root is not None else None
+        self._registry: Registry | None = registry
+        if registry is None and registry_root is not None:
+            self._registry = FileRegistry(registry_root)
+        self._models_uri_registry: Any = None
         self._loader: Loader = loader if loader is not None else self._load_from_registry
         self.on_swap = on_swap
         self.from_beginning = from_beginning
@@ -950,8 +962,25 @@ class DeploymentWatcher:
     # -- deployments -------------------------------------------------------------------------
 
     def _load_from_registry(self, event: DeploymentEvent) -> Any:
-        assert self._registry is not None
+        uri = event.artifact_uri or ""
+        if uri.startswith("models:/"):
+            return pickle.loads(self._mlflow().load_uri(uri))
+        if self._registry is None:
+            raise ValueError(
+                f"deployment {event.deployment_id} has artifact_uri {uri!r}, not models:/...; "
+                "give the watcher registry_root or a registry to load it from"
+            )
         return pickle.loads(self._registry.load(event.model_id, event.version))
+
+    def _mlflow(self) -> Any:
+        """The MLflow registry ``models:/`` URIs load from (built on first use)."""
+        if hasattr(self._registry, "load_uri"):
+            return self._registry
+        if self._models_uri_registry is None:
+            from streamproc.mlflow_registry import MlflowRegistry  # imports mlflow
+
+            self._models_uri_registry = MlflowRegistry()
+        return self._models_uri_registry
 
     def handle(self, event: DeploymentEvent) -> bool:
         """Apply one deployment event; True if the served model was swapped.

@@ -7,6 +7,7 @@
 | STREAMPROC_PARTITIONS | 4 | partitions of the source topics created on worker start |
 | STREAMPROC_POLICY | (default policy) | trigger policy TOML file |
 | STREAMPROC_DATA_DIR | ~/.cache/streamproc/run | worker state, model registry, local broker data |
+| STREAMPROC_REGISTRY | file | model registry: file (<data dir>/registry) or mlflow |
 | STREAMPROC_APP_ID | streamproc | consumer group and changelog prefix |
 | STREAMPROC_WEB_HOST | 127.0.0.1 | address the worker's web server binds (0.0.0.0: all) |
 | STREAMPROC_WEB_PORT | 6066 | the worker's web port |
@@ -103,6 +104,7 @@ class Settings:
     admin_token_file: str | None = None
     web_auth: str = "actions"  # what needs the admin token: actions, reads or all
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    registry: str = "file"  # file or mlflow: see streamproc.registries
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -127,6 +129,7 @@ class Settings:
             admin_token_file=env.get("STREAMPROC_ADMIN_TOKEN_FILE") or None,
             web_auth=_web_auth(env.get("STREAMPROC_WEB_AUTH") or "actions"),
             security=KafkaSecurity.from_env(env),
+            registry=env.get("STREAMPROC_REGISTRY") or "file",
         )
         return s.with_(**overrides)
 

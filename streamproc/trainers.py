@@ -414,8 +414,7 @@ class WebhookTrainer:
             non-transient, with the status and an excerpt of the answer.
         """
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+        headers.update(self.auth_headers())
         req = urllib.request.Request(self.url, self.body(job), headers=headers, method="POST")
         rid = job.request.request_id
         try:
@@ -423,6 +422,10 @@ class WebhookTrainer:
                 status = resp.status
                 resp.read(EXCERPT_CHARS)
         except urllib.error.HTTPError as exc:
+            if self.already_started(exc):
+                exc.close()
+                log.info("retrain %s: %s already has this run (HTTP 409)", rid, self.url)
+                return
             raise self._status_error(exc) from None
         except (urllib.error.URLError, OSError) as exc:
             # Covers refused connections, DNS failures, resets and timeouts: the endpoint may
@@ -437,6 +440,14 @@ class WebhookTrainer:
                 f"webhook {self.url} failed ({exc!r}); will retry", transient=True
             ) from None
         log.info("retrain %s: webhook %s accepted the job (HTTP %s)", rid, self.url, status)
+
+    def auth_headers(self) -> dict[str, str]:
+        """The ``Authorization`` header (none without a token)."""
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def already_started(self, exc: urllib.error.HTTPError) -> bool:
+        """True when the answer means this job's run exists already (a redelivered job)."""
+        return False
 
     def _status_error(self, exc: urllib.error.HTTPError) -> TrainerError:
         try:
@@ -517,7 +528,15 @@ _KEYS: Final = {
     "builtin": {"kind"},
     "command": {"kind", "argv", "timeout_s", "env"},
     "webhook": {"kind", "url", "timeout_s", "token_env"},
-}
+    "airflow": {
+        "kind", "url", "dag_id", "api_version", "timeout_s", "username_env", "password_env",
+        "token_env",
+    },
+    "kubeflow": {
+        "kind", "url", "pipeline_id", "pipeline_version_id", "experiment_id", "parameter",
+        "timeout_s", "token_env",
+    },
+}  # fmt: skip
 
 
 def _timeout(cfg: Mapping[str, Any], kind: str, default: float) -> float:
@@ -538,7 +557,8 @@ def trainer_from_config(
         ``"builtin"`` (or ``{"kind": "builtin"}``);
         ``{"kind": "command", "argv": [...], "timeout_s": 600, "env": {...}}``; or
         ``{"kind": "webhook", "url": ..., "timeout_s": 10, "token_env": "NAME"}``, the bearer
-        token read from environment variable ``NAME``.
+        token read from environment variable ``NAME``; ``{"kind": "airflow", ...}`` or
+        ``{"kind": "kubeflow", ...}`` (:mod:`streamproc.orchestrators`).
     results_topic
         The retrain-results topic a webhook pipeline should answer on.
 
@@ -572,6 +592,10 @@ def trainer_from_config(
         )
     if kind == "builtin":
         return builtin_trainer
+    if kind in ("airflow", "kubeflow"):
+        from streamproc.orchestrators import orchestrator_from_config
+
+        return orchestrator_from_config(cfg, results_topic, _timeout(cfg, kind, 10))
     if kind == "command":
         argv = cfg.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):

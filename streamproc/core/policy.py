@@ -17,7 +17,7 @@ CUSUM on the error rate of predictions joined with their labels.
     task = "auto"             # or "classification" / "regression" (streamproc.core.errors)
     error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6, loss = "absolute" }
     rollback = { min_samples = 200, max_samples = 5000, z = 3.7 }   # or false
-    trainer = "builtin"       # or { kind = "command", argv = [...] }, { kind = "webhook", ... }
+    trainer = "builtin"       # or { kind = "command" | "webhook" | "airflow" | "kubeflow", ... }
 
     [[model]]
     match = "fraud-*"
@@ -521,7 +521,7 @@ def _error_rule(e: Any, where: str) -> ErrorRule | None:
 def _trainer(t: Any, where: str) -> tuple[tuple[str, Any], ...] | None:
     if t == "builtin":
         return None
-    kinds = ("builtin", "command", "webhook")
+    kinds = ("builtin", "command", "webhook", "airflow", "kubeflow")
     if not isinstance(t, dict) or t.get("kind") not in kinds:
         raise PolicyError(
             f"{where}: 'trainer' must be \"builtin\" or a table with kind = one of {kinds}."

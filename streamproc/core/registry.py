@@ -1,9 +1,13 @@
-"""Model registry on the filesystem: versions, their metadata, and checksummed artifacts.
+"""Model registries: the :class:`Registry` protocol, and :class:`FileRegistry` on a folder.
 
-Layout: ``ROOT/<model_id>/<version>/artifact.bin`` and ``meta.json``. Files are written to a
-temporary name and renamed, so a reader never sees half a version. Loading verifies the
-artifact's sha256. Any registry offering :meth:`register`, :meth:`get` and :meth:`load` (for
-example one backed by MLflow or an object store) can take its place.
+A registry keeps versions of models, their metadata and checksummed artifacts, and named
+aliases (``champion``: the version deployed now) that move on every promotion and rollback.
+The core only knows the protocol; :class:`FileRegistry` is the default, and
+:class:`streamproc.mlflow_registry.MlflowRegistry` keeps the same in an MLflow model registry.
+
+FileRegistry layout: ``ROOT/<model_id>/<version>/artifact.bin`` and ``meta.json``, aliases in
+``ROOT/<model_id>/@aliases/<alias>``. Files are written to a temporary name and renamed, so a
+reader never sees half a version. Loading verifies the artifact's sha256.
 
 Examples
 --------
@@ -14,6 +18,14 @@ Examples
 b'weights'
 >>> reg.get("m1", "v2").sha256 == mv.sha256
 True
+>>> reg.set_alias("m1", CHAMPION, "v2")
+>>> reg.get_alias("m1", CHAMPION).version
+'v2'
+>>> reg.delete_alias("m1", CHAMPION)
+>>> reg.get_alias("m1", CHAMPION) is None
+True
+>>> isinstance(reg, Registry)
+True
 """
 
 from __future__ import annotations
@@ -22,12 +34,15 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 import orjson
 
-__all__ = ["FileRegistry", "ModelVersion", "RegistryError"]
+__all__ = ["CHAMPION", "FileRegistry", "ModelVersion", "Registry", "RegistryError"]
+
+CHAMPION = "champion"
+"""The alias of the version deployed now: moved by every promotion and rollback."""
 
 
 # Longest path segment made of an id. File systems allow 255 bytes per name (NAME_MAX); a
@@ -73,6 +88,67 @@ class ModelVersion:
     parent_version: str | None = None
     request_id: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """What the core and the workers need of a model registry.
+
+    Implementations: :class:`FileRegistry` (a folder) and
+    :class:`streamproc.mlflow_registry.MlflowRegistry` (an MLflow model registry). Versions
+    are streamproc's own ids (``v-<hash>``, from the request id); a registry maps them to its
+    own numbering if it has one.
+    """
+
+    def register(
+        self,
+        model_id: str,
+        version: str,
+        artifact: bytes,
+        created_ts: float,
+        parent_version: str | None = None,
+        request_id: str | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Store a version's artifact and metadata (with its sha256); registering the same
+        version again replaces it."""
+        ...
+
+    def get(self, model_id: str, version: str) -> ModelVersion | None:
+        """The version's metadata, or None when it is not registered."""
+        ...
+
+    def load(self, model_id: str, version: str) -> bytes:
+        """The version's artifact.
+
+        Raises
+        ------
+        RegistryError
+            The version is missing, or its artifact fails its sha256.
+        """
+        ...
+
+    def versions(self, model_id: str) -> list[ModelVersion]:
+        """Every registered version of the model, oldest first."""
+        ...
+
+    def set_alias(self, model_id: str, alias: str, version: str) -> None:
+        """Point ``alias`` at a registered version.
+
+        Raises
+        ------
+        RegistryError
+            The version is not registered.
+        """
+        ...
+
+    def get_alias(self, model_id: str, alias: str) -> ModelVersion | None:
+        """The version ``alias`` points at, or None when it is not set."""
+        ...
+
+    def delete_alias(self, model_id: str, alias: str) -> None:
+        """Remove ``alias`` (nothing happens when it is not set)."""
+        ...
 
 
 class FileRegistry:
@@ -138,6 +214,30 @@ class FileRegistry:
         # Each version's own meta names it: a long version's folder name is hashed.
         found = (_read_meta(p / "meta.json") for p in base.iterdir() if p.is_dir())
         return sorted((v for v in found if v), key=lambda v: v.created_ts)
+
+    def _alias_path(self, model_id: str, alias: str) -> Path:
+        # "@" is escaped in every version's folder name: no version can be called "@aliases".
+        return self.root / _path_part(model_id) / "@aliases" / _path_part(alias)
+
+    def set_alias(self, model_id: str, alias: str, version: str) -> None:
+        if self.get(model_id, version) is None:
+            raise RegistryError(
+                f"cannot point alias {alias!r} of {model_id!r} at {version!r}: that version is "
+                f"not in {self.root}; register it first (versions deployed from outside "
+                "streamproc are not in its registry)."
+            )
+        path = self._alias_path(model_id, alias)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, version.encode())  # one file per alias: no read-modify-write race
+
+    def get_alias(self, model_id: str, alias: str) -> ModelVersion | None:
+        path = self._alias_path(model_id, alias)
+        if not path.exists():
+            return None
+        return self.get(model_id, path.read_bytes().decode())
+
+    def delete_alias(self, model_id: str, alias: str) -> None:
+        self._alias_path(model_id, alias).unlink(missing_ok=True)
 
 
 def _read_meta(meta: Path) -> ModelVersion | None:

@@ -41,7 +41,7 @@ from streamproc.core.events import (
     to_dict,
 )
 from streamproc.core.gate import MIN_HOLDOUT, current_error, decide, split_holdout
-from streamproc.core.registry import FileRegistry
+from streamproc.core.registry import Registry
 from streamproc.core.training import train
 
 __all__ = [
@@ -272,7 +272,7 @@ def builtin_trainer(job: TrainingJob) -> Candidate:
 def judge(
     job: TrainingJob,
     candidate: Candidate,
-    registry: FileRegistry,
+    registry: Registry,
     now: float,
     margin: float = 0.0,
 ) -> RetrainOutcome:
@@ -345,7 +345,7 @@ def retrain(
     request: RetrainRequest,
     examples: Sequence[Sequence[Any]],
     deployed_version: str,
-    registry: FileRegistry,
+    registry: Registry,
     now: float,
     margin: float = 0.0,
     trainer: Callable[[TrainingJob], Candidate] = builtin_trainer,

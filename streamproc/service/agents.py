@@ -34,7 +34,7 @@ from streamproc.core.events import (
 )
 from streamproc.core.monitor import ModelMonitor
 from streamproc.core.policy import PolicyBook, PolicyError, load_policy
-from streamproc.core.registry import FileRegistry
+from streamproc.core.registry import Registry
 from streamproc.core.retrain import (
     OURS,
     Candidate,
@@ -48,6 +48,8 @@ from streamproc.core.retrain import (
     unexpected,
 )
 from streamproc.core.router import Monitors, route_record
+from streamproc.registries import open_registry
+from streamproc.service.aliases import AliasFollower
 from streamproc.service.app import MAX_STATE_BYTES, Wiring
 from streamproc.service.board import StatusBoard
 from streamproc.service.checkpoint import Checkpointer
@@ -85,7 +87,9 @@ def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> 
     settings = w.settings
     book = load_policy(settings.policy_file)
     check_trainers(book, w.results.get_topic_name())
-    retrains = Retrains(w, book, FileRegistry(settings.registry_dir), board)
+    registry = open_registry(settings)
+    retrains = Retrains(w, book, registry, board)
+    aliases = AliasFollower(registry)
     prefix = settings.topic_prefix
     logical_of = {
         settings.topic(n): n
@@ -112,6 +116,10 @@ def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> 
         async with ckpt.lock:
             if ckpt.due():
                 await ckpt.checkpoint()
+
+    @w.app.task
+    async def follow_aliases() -> None:
+        await aliases.run()
 
     @w.app.agent(w.monitored, name="drift", supervisor_strategy=CrashingSupervisor)
     async def drift(stream: Any) -> None:
@@ -145,6 +153,8 @@ def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> 
                     if out.model_id is None:
                         continue  # not applied; else applied (a label_type_mismatch), goes on
                 if out.model_id is not None:
+                    if logical == "deployments":  # every one, redelivered too: idempotent
+                        aliases.follow(parse_deployment(event.value))
                     touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
                     if not out.redelivered:
                         metrics.events.labels(logical, metrics.model(out.model_id)).inc()
@@ -216,9 +226,7 @@ def _why(req: RetrainRequest) -> str:
 class Retrains:
     """The retrain agent's work: ledger bookkeeping around prepare -> train -> judge -> publish."""
 
-    def __init__(
-        self, w: Wiring, book: PolicyBook, registry: FileRegistry, board: StatusBoard
-    ) -> None:
+    def __init__(self, w: Wiring, book: PolicyBook, registry: Registry, board: StatusBoard) -> None:
         self.w = w
         self.book = book
         self.registry = registry

@@ -26,6 +26,7 @@ liveness probes, and ``/`` only redirects). A browser gets in once with
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -37,7 +38,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from streamproc.core.events import DeploymentEvent, Reason, RetrainRequest, encode
-from streamproc.core.registry import FileRegistry
+from streamproc.core.registry import Registry
 from streamproc.service.app import Wiring
 from streamproc.service.board import StatusBoard
 from streamproc.service.metrics import CONTENT_TYPE
@@ -51,7 +52,7 @@ __all__ = ["install_web"]
 def install_web(
     w: Wiring,
     board: StatusBoard,
-    registry: FileRegistry,
+    registry: Registry,
     token: str | None,
     dog: Watchdog | None = None,
 ) -> None:
@@ -178,7 +179,7 @@ def install_web(
                               'send {"version": "<version>"}.'},
                     status=409,
                 )  # fmt: skip
-            known = registry.get(model_id, str(target))
+            known = await _registered(registry, model_id, str(target))
             dep = DeploymentEvent(
                 deployment_id=f"manual-rb-{uuid.uuid4().hex[:16]}",
                 model_id=model_id,
@@ -215,6 +216,17 @@ async def _body(request: Request) -> dict[str, Any]:
     except orjson.JSONDecodeError:  # also not UTF-8: an empty body is what is meant
         return {}
     return body if isinstance(body, dict) else {}
+
+
+async def _registered(registry: Registry, model_id: str, version: str) -> Any:
+    """The version's registry entry, or None; off the event loop (MLflow is a network call)."""
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            None, registry.get, model_id, version
+        )
+    except Exception as exc:  # the rollback goes out without an artifact_uri, not a 500
+        log.warning("model %s: registry lookup of %s failed (%s)", model_id, version, exc)
+        return None
 
 
 def _previous(view: Any) -> str | None:

@@ -11,7 +11,7 @@ import signal
 import faust
 
 from streamproc.config import Settings
-from streamproc.core.registry import FileRegistry
+from streamproc.registries import open_registry
 from streamproc.service.agents import install
 from streamproc.service.app import create_app
 from streamproc.service.board import StatusBoard
@@ -32,7 +32,7 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     install(wiring, board, commits)
     dog = Watchdog(settings.stall_s, dump=lambda: dump_tasks(wiring.app), commits=commits)
     install_watchdog(wiring, dog, bootstrap, every_s=min(30.0, settings.stall_s / 3))
-    install_web(wiring, board, FileRegistry(settings.registry_dir), settings.admin_token(), dog)
+    install_web(wiring, board, open_registry(settings), settings.admin_token(), dog)
     log.info(
         "worker %s on %s (prefix %r, %d partitions, web http://%s:%d/dashboard)",
         settings.app_id,

@@ -55,7 +55,7 @@ from types import TracebackType
 from typing import Any, ClassVar, NamedTuple, Self
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamproc.core.batches import BATCHED_KINDS, columns
 from streamproc.core.events import (

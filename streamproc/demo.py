@@ -139,8 +139,12 @@ def _seed(s: Settings, bootstrap: str, reader: TopicReader) -> list[dict[str, An
         produce(bootstrap, [(s.topic("metrics"), SEED_MODEL, as_json(metric))])
         row: dict[str, Any] = {"step": step, "drift": metric["value"], "deployed": None}
         if metric["value"] > 0.1:
+
+            def deployed(r: TopicReader, b: int = before) -> bool:
+                return len(_records_for(s, "deployments", SEED_MODEL, r)) > b
+
             reader.wait_for(
-                lambda r, b=before: len(_records_for(s, "deployments", SEED_MODEL, r)) > b,
+                deployed,
                 timeout=60,
                 what=f"deployment after step {step}",
             )

@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer
 
 from streamproc.core.events import RetrainResult, encode, parse_retrain_result
 from streamproc.security import KafkaSecurity

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from mode import CrashingSupervisor
@@ -100,16 +100,20 @@ def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> 
     retrains.live = monitors.live  # fresher than the table between checkpoints
     metrics = board.metrics
 
-    @w.app.on_partitions_revoked.connect
-    async def on_revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
+    async def on_revoked(app: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # faust awaits this before the group moves on: flush what we applied, then drop the
         # cache (partitions we keep are reloaded from the table, which now has everything).
+        # faust sends the revoked set positionally: on_partitions_revoked.send(revoked).
+        revoked = args[0]
         async with ckpt.lock:
             await ckpt.checkpoint()
             monitors.forget()
         board.forget_partitions({tp.partition for tp in revoked})
         if commits is not None:
             commits.forget(revoked)
+
+    # mode types connect() with a union of callables mypy cannot match an async def against.
+    w.app.on_partitions_revoked.connect(cast(Any, on_revoked))
 
     @w.app.timer(interval=max(settings.checkpoint_s / 2, 0.1))
     async def checkpoint_when_idle() -> None:

@@ -22,7 +22,12 @@ MAX_STATE_BYTES = 8 * 1024 * 1024
 # is 8 MiB or more. It must also hold the largest changelog snapshot (MAX_STATE_BYTES). Per
 # partition: 8 MiB x the partitions a worker holds bounds what one fetch can buffer.
 CONSUMER_FETCH_BYTES = max(8 * 1024 * 1024, MAX_STATE_BYTES)
-RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
 
 
 class _At:
@@ -80,7 +85,7 @@ class ModelTable(faust.Table):
             value = self.get(key)
         finally:
             _current_event.reset(token)
-        return value  # type: ignore[no-any-return]
+        return value
 
 
 def advertised_host(bind: str) -> str:

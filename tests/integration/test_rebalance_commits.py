@@ -202,7 +202,10 @@ def duplicates_on_consecutive_looks(log: str, within_s: float) -> list[str]:
     """Partitions the watchdog found duplicates for on two looks less than ``within_s`` apart."""
     looks = []
     for line in _lines(log, "acked twice"):
-        at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        # faust's start-up spinner can leave terminal codes before a log line's timestamp.
+        stamp = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", line)
+        assert stamp, f"no timestamp in the watchdog's line {line!r}"
+        at = datetime.strptime(stamp.group(0), "%Y-%m-%d %H:%M:%S,%f").timestamp()
         looks.append((at, set(re.findall(r"([\w.-]+\[\d+\]): \d+", line))))
     return [
         f"{sorted(a[1] & b[1])} at {b[0] - a[0]:.0f} s apart"

@@ -547,8 +547,10 @@ class ModelMonitor:
         source: SourceRef | None,
     ) -> RetrainRequest | None:
         details = det.details()
-        if signal == ERROR_SIGNAL and details.get("since_change"):
-            details["change_ts"] = self._change_ts(int(details["since_change"]))
+        if signal == ERROR_SIGNAL:
+            # Estimated over the errors themselves; a detector's own count of samples since the
+            # change (not every kind has one) is only the fallback.
+            details["change_ts"] = self._change_ts(int(details.get("since_change") or 0))
             need = self.policy.min_train_examples + MIN_HOLDOUT
             if self._examples_since(details["change_ts"]) < need:
                 # Keep the alarm (no reset): ask once the new concept has enough examples.

@@ -47,8 +47,11 @@ def test_simulated_server_is_retrained_and_hot_swapped_after_a_drift(stack: Any)
         v: acc for (phase, v), acc in run.by_version.items() if phase.endswith(str(DRIFT))
     }
     old = by_version.get("v0")
-    new = by_version[version]
-    assert new[1] >= AFTER_SWAP, by_version
-    assert new[0] / new[1] > 0.9, by_version
+    # Every version deployed after the drift (the retrain, then its refit once it has answered
+    # enough labels of its own): together they served the run's last AFTER_SWAP events.
+    new = [acc for v, acc in by_version.items() if v != "v0"]
+    served, right = sum(a[1] for a in new), sum(a[0] for a in new)
+    assert version in by_version and served >= AFTER_SWAP, by_version
+    assert right / served > 0.9, by_version
     if old is not None and old[1] >= 200:
         assert old[0] / old[1] < 0.7, by_version

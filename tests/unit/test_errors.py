@@ -33,7 +33,7 @@ from streamproc.core.errors import (
 from streamproc.core.events import DEAD_LETTER_REASONS, Reason, RetrainRequest, SourceRef
 from streamproc.core.gate import current_error
 from streamproc.core.monitor import ModelMonitor
-from streamproc.core.policy import DEFAULT_POLICY, DriftRule, PolicyError, load_policy_text
+from streamproc.core.policy import DEFAULT_POLICY, PolicyError, load_policy_text
 from streamproc.core.retrain import Candidate, judge, prepare
 from streamproc.core.router import Monitors, Outcome, route
 from streamproc.replay import replay
@@ -415,12 +415,6 @@ HEAVY = {
 }
 
 
-@pytest.mark.xfail(
-    dict(DriftRule().numeric)["detector"] == "mean_variance_cusum",
-    reason="needs the distribution-free default numeric detector (branch detect): the Gaussian "
-    "mean/variance CUSUMs fire on heavy-tailed errors",
-    strict=True,
-)
 @pytest.mark.parametrize("shape", sorted(HEAVY))
 def test_heavy_tailed_regression_errors_raise_no_false_alarm(shape: str) -> None:
     assert DEFAULT_POLICY.error is not None and DEFAULT_POLICY.drift is not None

@@ -68,6 +68,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
 
+from streamproc.core.stateformat import check_format
+
 if TYPE_CHECKING:
     from streamproc.core.detectors import Detector
 
@@ -400,11 +402,7 @@ class ErrorScorer:
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> ErrorScorer:
-        if s.get("format") != STATE_FORMAT:
-            raise ValueError(
-                f"error scorer state format {s.get('format')!r} is not {STATE_FORMAT}; "
-                "reset the worker's state (new application id)."
-            )
+        check_format("error scorer", s, STATE_FORMAT)
         declared, loss, inferred, why = s["task"]
         sc = cls(declared, loss)
         sc.inferred, sc.why = inferred, why

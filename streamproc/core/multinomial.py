@@ -59,6 +59,8 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from streamproc.core.stateformat import check_format
+
 __all__ = ["MULTINOMIAL_FORMAT", "MultinomialCusum", "restore_multinomial"]
 
 MULTINOMIAL_FORMAT = 1
@@ -285,11 +287,7 @@ class MultinomialCusum:
 
     @classmethod
     def from_state(cls, st: dict[str, Any]) -> MultinomialCusum:
-        if st.get("format") != MULTINOMIAL_FORMAT:
-            raise ValueError(
-                f"{cls.kind} state has format {st.get('format')!r}, not {MULTINOMIAL_FORMAT}; "
-                "reset the worker's state (new application id) to start from fresh detectors."
-            )
+        check_format(cls.kind, st, MULTINOMIAL_FORMAT)
         d = cls(**st["params"])
         d._n, d._seen = st["n"], st["seen"]
         d._counts = {str(k): int(v) for k, v in st["counts"]}

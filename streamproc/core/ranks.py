@@ -83,6 +83,8 @@ import math
 from statistics import NormalDist
 from typing import Any, ClassVar
 
+from streamproc.core.stateformat import check_format
+
 __all__ = ["RANKS_FORMAT", "RankCusum", "restore_ranks", "splitmix64_unit"]
 
 RANKS_FORMAT = 1
@@ -404,11 +406,7 @@ class RankCusum:
 
     @classmethod
     def from_state(cls, st: dict[str, Any]) -> RankCusum:
-        if st.get("format") != RANKS_FORMAT:
-            raise ValueError(
-                f"{cls.kind} state has format {st.get('format')!r}, not {RANKS_FORMAT}; "
-                "reset the worker's state (new application id) to start from fresh detectors."
-            )
+        check_format(cls.kind, st, RANKS_FORMAT)
         d = cls(**st["params"])
         d._n, d._missing, d._seen = st["n"], st["missing"], st["seen"]
         d._cur_missing = st["current_missing"]

@@ -79,6 +79,8 @@ from typing import Any, ClassVar, Final
 
 import numpy as np
 
+from streamproc.core.stateformat import check_format
+
 __all__ = ["SERIES_SNAPSHOT_FORMAT", "RankChangePoint", "restore_series"]
 
 SERIES_SNAPSHOT_FORMAT: Final = 1
@@ -392,11 +394,7 @@ class RankChangePoint:
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> RankChangePoint:
-        if s.get("format") != SERIES_SNAPSHOT_FORMAT:
-            raise ValueError(
-                f"rank_cp snapshot format {s.get('format')!r} is not {SERIES_SNAPSHOT_FORMAT}; "
-                "reset the worker's state (new application id) to start from fresh detectors."
-            )
+        check_format(cls.kind, s, SERIES_SNAPSHOT_FORMAT)
         det = cls(**s["params"])
         det._values.extend(float(v) for v in s["values"])
         c = s["counts"]

@@ -55,8 +55,12 @@ def simulate(
     every: int = 1000,
     until_swap: int = 0,
     wait_s: float = 180.0,
+    batched: bool = True,
 ) -> LiveRun:
     """Serve ``events`` events of a world at about ``rate`` per second; see the module docstring.
+
+    ``batched``: the SDK's loggers send batched records (their default); False sends one
+    event per record, so that record offsets are the server's event numbers.
 
     ``until_swap`` > 0: past ``events``, go on until a version deployed after the last drift
     (before ``events``) has served ``until_swap`` events, at a tenth of the pace while none is
@@ -66,8 +70,8 @@ def simulate(
     schedule = SCHEDULES[stream]
     world = World(schedule, seed)
     prefix = settings.topic_prefix
-    preds = PredictionLogger(bootstrap, prefix, buffer_size=100_000)
-    labels = LabelLogger(bootstrap, prefix, buffer_size=100_000)
+    preds = PredictionLogger(bootstrap, prefix, buffer_size=100_000, batched=batched)
+    labels = LabelLogger(bootstrap, prefix, buffer_size=100_000, batched=batched)
     watcher = DeploymentWatcher(
         bootstrap, prefix, [model_id], registry_root=settings.registry_dir, from_beginning=False
     ).start()

@@ -24,7 +24,7 @@ def test_simulated_server_is_retrained_and_hot_swapped_after_a_drift(stack: Any)
     requests = stack.reader("retrain-requests")
     run = simulate(
         stack.settings, stack.bootstrap, "stagger", events=13_000, rate=800.0,
-        until_swap=AFTER_SWAP,
+        until_swap=AFTER_SWAP, batched=False,  # record offsets are then event numbers
     )  # fmt: skip
     print("\n".join(summary_lines(run)))
     before = run.phases["before any drift"]

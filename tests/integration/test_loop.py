@@ -27,11 +27,14 @@ def labelled(
 ) -> None:
     initial = ("v1", rule_model("A", flip=flip))
     batch = list(interactions(model, concept_at, lambda i: initial, start, count, seed=seed))
-    produce(
-        stack.bootstrap,
-        [(stack.topic("predictions"), model, as_json(x.prediction)) for x in batch]
-        + [(stack.topic("labels"), model, as_json(x.label)) for x in batch],
-    )
+    # Each prediction then its label, as a server that learns the truth soon would send them:
+    # all predictions first would overflow the join's pending limit (2000) and evict the
+    # oldest before their labels come, so the error detector would start hundreds late.
+    records = []
+    for x in batch:
+        records.append((stack.topic("predictions"), model, as_json(x.prediction)))
+        records.append((stack.topic("labels"), model, as_json(x.label)))
+    produce(stack.bootstrap, records)
 
 
 def of_model(reader: Any, stack: Any, topic: str, model: str = MODEL) -> list[dict[str, Any]]:

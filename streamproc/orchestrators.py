@@ -40,7 +40,7 @@ from urllib.parse import quote
 import orjson
 
 from streamproc.core.retrain import TrainerError, TrainingJob
-from streamproc.trainers import WebhookTrainer
+from streamproc.trainers import WebhookTrainer, job_json
 
 __all__ = ["AirflowTrainer", "KubeflowTrainer", "dag_run_id", "orchestrator_from_config"]
 
@@ -61,16 +61,6 @@ def _job_conf(trainer: WebhookTrainer, job: TrainingJob) -> dict[str, Any]:
     conf = job.to_json_obj()
     conf["callback"] = {"topic": trainer.results_topic, "key": job.request.model_id}
     return conf
-
-
-def _dumps(obj: Any, job: TrainingJob) -> bytes:
-    try:
-        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
-    except TypeError as exc:
-        raise TrainerError(
-            f"the training job for {job.request.model_id} cannot be encoded as JSON ({exc}); "
-            "features and labels must be JSON values"
-        ) from None
 
 
 def jwt_expiry(token: str) -> float | None:
@@ -150,7 +140,7 @@ class AirflowTrainer(WebhookTrainer):
         if self.api_version == 3:
             body["logical_date"] = None  # required by the v2 model; null: "now", no schedule
         body["conf"] = _job_conf(self, job)
-        return _dumps(body, job)
+        return job_json(body, job)
 
     def auth_headers(self) -> dict[str, str]:
         if self.api_version == 2:
@@ -279,7 +269,7 @@ class KubeflowTrainer(WebhookTrainer):
         }
         if self.experiment_id:
             body["experiment_id"] = self.experiment_id
-        return _dumps(body, job)
+        return job_json(body, job)
 
 
 def _secret(cfg: Mapping[str, Any], key: str, kind: str) -> str | None:

@@ -43,6 +43,7 @@ __all__ = [
     "Trainer",
     "WebhookTrainer",
     "candidate_from_result",
+    "job_json",
     "retry_delays",
     "trainer_from_config",
 ]
@@ -109,9 +110,16 @@ def _check_predictions(v: object, expected: int, where: str, fix: str) -> tuple[
     return tuple(v)
 
 
-def _job_bytes(job: TrainingJob) -> bytes:
+def job_json(obj: Any, job: TrainingJob) -> bytes:
+    """``obj`` (a training job's JSON object, maybe wrapped for a trainer) as JSON bytes.
+
+    Raises
+    ------
+    TrainerError
+        A feature or label is not a JSON value: the message names the model and what to send.
+    """
     try:
-        return orjson.dumps(job.to_json_obj(), option=orjson.OPT_SERIALIZE_NUMPY)
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise TrainerError(
             f"the training job for {job.request.model_id} cannot be encoded as JSON ({exc}); "
@@ -190,7 +198,7 @@ class CommandTrainer:
             raise TrainerError(f"trainer command {self.name} failed unexpectedly: {exc!r}") from exc
 
     def _run(self, job: TrainingJob) -> Candidate:
-        payload = _job_bytes(job)
+        payload = job_json(job.to_json_obj(), job)
         rid = job.request.request_id
         env = {**os.environ, **self.env} if self.env is not None else None
         started = time.monotonic()
@@ -396,13 +404,7 @@ class WebhookTrainer:
         """The JSON the webhook receives: the job and where to publish the result."""
         obj = job.to_json_obj()
         obj["callback"] = {"topic": self.results_topic, "key": job.request.model_id}
-        try:
-            return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
-        except TypeError as exc:
-            raise TrainerError(
-                f"the training job for {job.request.model_id} cannot be encoded as JSON ({exc}); "
-                "features and labels must be JSON values"
-            ) from None
+        return job_json(obj, job)
 
     def start(self, job: TrainingJob) -> None:
         """POST the job; return once the webhook has accepted it (any 2xx).

@@ -2,7 +2,7 @@
 
     python bench/closed_loop.py [--json FILE] [--seeds N] [--quick] [--no-broker] [--worlds a,b]
 
-Offline, for speed, each world of ``streamproc.simulation`` (drift schedules documented there)
+Offline, for speed, each world of ``streamproc.sim.loop`` (drift schedules documented there)
 runs through the real core (``ModelMonitor``, ``retrain``: training, gate, registry) with each
 strategy: ``never``, ``periodic`` (every 2000 events), ``seed_threshold``, ``default`` (the default
 policy) and ``oracle`` (knows each true drift, retrains with the same machinery as soon as the
@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streamproc.config import Settings
-from streamproc.simulation import SCHEDULES, STRATEGIES, closed_loop
+from streamproc.sim.loop import SCHEDULES, STRATEGIES, closed_loop
 
 
 def offline(seeds: int, length: int | None, worlds: list[str]) -> tuple[list[dict], dict]:
@@ -75,9 +75,9 @@ def offline(seeds: int, length: int | None, worlds: list[str]) -> tuple[list[dic
 
 def live(events: int) -> dict:
     """One run of the stagger world through a real broker and worker."""
-    from streamproc.localkafka import LocalKafka
-    from streamproc.simulate import simulate
-    from streamproc.testing import WorkerProcess, free_port
+    from streamproc.devkit.harness import WorkerProcess, free_port
+    from streamproc.devkit.localkafka import LocalKafka
+    from streamproc.sim.live import simulate
 
     work = Path(tempfile.mkdtemp(prefix="streamproc-bench-"))
     broker = LocalKafka()

@@ -16,8 +16,8 @@ One fresh local Kafka broker (temp dir, removed at the end) and one topic set (p
 - (d) ``bench/faust_floor.py``: a faust worker whose agent only decodes (same batching and
   group settings), measured the same way: the framework's own per-event cost.
 - (a') raw on the same events batched as the SDK sends them (topics ``tb-*``): the SDK's own
-  batcher (``streamproc.client._Batcher``, default 1,000 events per model and record, records
-  under 1 MB) cuts the same predictions and labels into columnar records; one plain consumer
+  batcher (``streamproc.client.loggers._Batcher``, default 1,000 events per model and record,
+  records under 1 MB) cuts the same predictions and labels into columnar records; one plain consumer
   reads them and decodes each with ``orjson.loads``. Events counted, not records.
 - (b') one worker on the batched topics, measured as (b).
 - ratio = b' / a (the batched worker against the raw client on single-event records).
@@ -122,7 +122,7 @@ async def produce_batched(bootstrap: str, n: int) -> tuple[int, int]:
     """The same events as :func:`produce_all`, batched by the SDK's batcher; (events, records)."""
     from aiokafka import AIOKafkaProducer
 
-    from streamproc.client import _Batcher
+    from streamproc.client.loggers import _Batcher
 
     rng = random.Random(7)
     t0 = time.time() - 3 * 86400
@@ -217,7 +217,7 @@ def run_workers(
     prefix: str = PREFIX,
 ):
     """Start ``count`` workers in group ``app_id``; returns (ready_s, caught_up_s)."""
-    from streamproc.testing import WorkerProcess, free_port, group_lag
+    from streamproc.devkit.harness import WorkerProcess, free_port, group_lag
 
     workers = []
     try:
@@ -257,7 +257,7 @@ def run_workers(
 
 def run_floor(bootstrap: str, work: Path, total: int, timeout: float) -> tuple[float, float]:
     """Phase (d): bench/faust_floor.py, a faust agent that only decodes; (ready_s, done_s)."""
-    from streamproc.testing import free_port, group_lag
+    from streamproc.devkit.harness import free_port, group_lag
 
     log = work / "floor.log"
     t0 = time.perf_counter()
@@ -283,7 +283,7 @@ def run_floor(bootstrap: str, work: Path, total: int, timeout: float) -> tuple[f
 
 def topic_count(bootstrap: str, topic: str) -> int:
     """Records in ``topic``: the lag of a group that never committed."""
-    from streamproc.testing import group_lag
+    from streamproc.devkit.harness import group_lag
 
     return asyncio.run(group_lag(bootstrap, "bench-nobody", [topic]))
 
@@ -404,7 +404,7 @@ def main() -> None:
           f"model_id), labels for every second one; topics {PREFIX}*, {PARTITIONS} partitions; "
           "events = prediction + label records")  # fmt: skip
 
-    from streamproc.localkafka import LocalKafka
+    from streamproc.devkit.localkafka import LocalKafka
     from streamproc.service.topics import ensure_topics
 
     work = Path(tempfile.mkdtemp(prefix="streamproc-throughput-"))

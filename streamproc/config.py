@@ -104,7 +104,7 @@ class Settings:
     admin_token_file: str | None = None
     web_auth: str = "actions"  # what needs the admin token: actions, reads or all
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
-    registry: str = "file"  # file or mlflow: see streamproc.registries
+    registry: str = "file"  # file or mlflow: see streamproc.service.training.registries
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from streamproc.config import Settings
-from streamproc.testing import TopicReader, WorkerProcess, free_port, wait_caught_up
+from streamproc.devkit.harness import TopicReader, WorkerProcess, free_port, wait_caught_up
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    from streamproc.localkafka import LocalKafka
+    from streamproc.devkit.localkafka import LocalKafka
 
     broker = LocalKafka()
     bootstrap = broker.start(data_dir=tmp_path_factory.mktemp("kafka"))

@@ -222,7 +222,8 @@ class Policy:
     error: ErrorRule | None = field(default_factory=ErrorRule)
     rollback: RollbackRule | None = field(default_factory=RollbackRule)
     # How candidates are trained: None is the built-in river trainer; else a table such as
-    # {kind = "command", argv = [...]} or {kind = "webhook", url = "..."} (streamproc.trainers).
+    # {kind = "command", argv = [...]} or {kind = "webhook", url = "..."}
+    # (streamproc.service.training.trainers).
     trainer: tuple[tuple[str, Any], ...] | None = None
     cooldown_s: float = 0.0
     training_window: int = 1000  # labelled examples kept per model for retraining

@@ -3,7 +3,8 @@
 A registry keeps versions of models, their metadata and checksummed artifacts, and named
 aliases (``champion``: the version deployed now) that move on every promotion and rollback.
 The core only knows the protocol; :class:`FileRegistry` is the default, and
-:class:`streamproc.mlflow_registry.MlflowRegistry` keeps the same in an MLflow model registry.
+:class:`streamproc.service.training.mlflow_registry.MlflowRegistry` keeps the same in an MLflow
+model registry.
 
 FileRegistry layout: ``ROOT/<model_id>/<version>/artifact.bin`` and ``meta.json``, aliases in
 ``ROOT/<model_id>/@aliases/<alias>``. Files are written to a temporary name and renamed, so a
@@ -95,9 +96,9 @@ class Registry(Protocol):
     """What the core and the workers need of a model registry.
 
     Implementations: :class:`FileRegistry` (a folder) and
-    :class:`streamproc.mlflow_registry.MlflowRegistry` (an MLflow model registry). Versions
-    are streamproc's own ids (``v-<hash>``, from the request id); a registry maps them to its
-    own numbering if it has one.
+    :class:`streamproc.service.training.mlflow_registry.MlflowRegistry` (an MLflow model
+    registry). Versions are streamproc's own ids (``v-<hash>``, from the request id); a registry
+    maps them to its own numbering if it has one.
     """
 
     def register(

@@ -48,13 +48,13 @@ from streamproc.core.retrain import (
     unexpected,
 )
 from streamproc.core.router import Monitors, route_record
-from streamproc.registries import open_registry
 from streamproc.service.aliases import AliasFollower
 from streamproc.service.app import MAX_STATE_BYTES, Wiring
 from streamproc.service.board import StatusBoard
 from streamproc.service.checkpoint import Checkpointer
 from streamproc.service.commits import CommitGap
-from streamproc.trainers import (
+from streamproc.service.training.registries import open_registry
+from streamproc.service.training.trainers import (
     WebhookTrainer,
     candidate_from_result,
     retry_delays,

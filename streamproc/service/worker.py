@@ -11,12 +11,12 @@ import signal
 import faust
 
 from streamproc.config import Settings
-from streamproc.registries import open_registry
 from streamproc.service.agents import install
 from streamproc.service.app import create_app
 from streamproc.service.board import StatusBoard
 from streamproc.service.commits import CommitGap
 from streamproc.service.topics import ensure_topics
+from streamproc.service.training.registries import open_registry
 from streamproc.service.watchdog import Watchdog, install_watchdog
 from streamproc.service.web import install_web
 

@@ -11,7 +11,7 @@ import pytest
 
 from streamproc.client import LabelLogger, PredictionLogger
 from streamproc.core.batches import columns, is_batch
-from streamproc.testing import TopicReader, as_json, produce
+from streamproc.devkit.harness import TopicReader, as_json, produce
 
 pytestmark = pytest.mark.integration
 

@@ -24,9 +24,9 @@ from streamproc.core.batches import is_batch, split
 from streamproc.core.events import DeploymentEvent, encode
 from streamproc.core.registry import FileRegistry
 from streamproc.core.training import train
-from streamproc.scenarios import CONCEPTS, T0, interactions, rule_model
+from streamproc.devkit.harness import TopicReader, produce
 from streamproc.service.topics import ensure_topics
-from streamproc.testing import TopicReader, produce
+from streamproc.sim.scenarios import CONCEPTS, T0, interactions, rule_model
 
 pytestmark = pytest.mark.integration
 

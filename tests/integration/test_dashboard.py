@@ -19,8 +19,8 @@ import orjson
 import pytest
 from playwright.sync_api import Page, Route, expect, sync_playwright
 
-from streamproc.scenarios import interactions, rule_model
-from streamproc.testing import as_json, missing_tool, produce
+from streamproc.devkit.harness import as_json, missing_tool, produce
+from streamproc.sim.scenarios import interactions, rule_model
 
 pytestmark = pytest.mark.integration
 

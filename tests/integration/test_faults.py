@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from streamproc.config import Settings
-from streamproc.testing import (
+from streamproc.devkit.harness import (
     TopicReader,
     WorkerProcess,
     as_json,
@@ -156,7 +156,7 @@ def test_killing_one_of_two_workers_changes_nothing(kafka: str, tmp_path: Path) 
 
 def restart_on_same_port(broker: Any, port: int, data_dir: Path) -> str:
     """Start the broker again where it was; the old socket may linger for a moment."""
-    from streamproc.localkafka import BrokerError
+    from streamproc.devkit.localkafka import BrokerError
 
     deadline = time.monotonic() + 60
     while True:
@@ -169,7 +169,7 @@ def restart_on_same_port(broker: Any, port: int, data_dir: Path) -> str:
 
 
 def test_workers_ride_out_a_broker_restart(tmp_path: Path) -> None:
-    from streamproc.localkafka import LocalKafka
+    from streamproc.devkit.localkafka import LocalKafka
 
     broker = LocalKafka()
     kafka = broker.start(data_dir=tmp_path / "kafka")

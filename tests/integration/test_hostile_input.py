@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streamproc.testing import TopicReader, as_json, produce
+from streamproc.devkit.harness import TopicReader, as_json, produce
 
 pytestmark = pytest.mark.integration
 

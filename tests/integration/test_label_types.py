@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streamproc.testing import as_json, produce
+from streamproc.devkit.harness import as_json, produce
 
 pytestmark = pytest.mark.integration
 

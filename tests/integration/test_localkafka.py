@@ -1,4 +1,4 @@
-"""The local Kafka broker (streamproc.localkafka) serves real clients and stops cleanly."""
+"""The local Kafka broker (streamproc.devkit.localkafka) serves real clients and stops cleanly."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streamproc.localkafka import BrokerError, LocalKafka, broker_status, check_java, stop_broker
+from streamproc.devkit.localkafka import (
+    BrokerError,
+    LocalKafka,
+    broker_status,
+    check_java,
+    stop_broker,
+)
 
 TOPIC = "localkafka-smoke"
 

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streamproc.scenarios import SEED_STEPS, interactions, rule_model, seed_metrics
-from streamproc.testing import as_json, produce
+from streamproc.devkit.harness import as_json, produce
+from streamproc.sim.scenarios import SEED_STEPS, interactions, rule_model, seed_metrics
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ import pytest
 from streamproc.core.events import DeploymentEvent
 from streamproc.core.registry import CHAMPION, Registry, RegistryError
 from streamproc.core.training import train
-from streamproc.testing import as_json, free_port, produce
+from streamproc.devkit.harness import as_json, free_port, produce
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ def proxied_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowS
 def test_registry_through_proxied_artifacts(proxied_server: MlflowServer) -> None:
     from mlflow import MlflowClient
 
-    from streamproc.mlflow_registry import MlflowRegistry
+    from streamproc.service.training.mlflow_registry import MlflowRegistry
 
     reg = MlflowRegistry(proxied_server.url)
     mv = reg.register("proxied", "v-p", b"weights over http", created_ts=1.0)
@@ -136,7 +136,7 @@ def test_registry_round_trip_aliases_and_checksums(mlflow_server: MlflowServer) 
     from mlflow import MlflowClient
 
     from streamproc.client import DeploymentWatcher
-    from streamproc.mlflow_registry import TAG_SHA256, TAG_VERSION, MlflowRegistry
+    from streamproc.service.training.mlflow_registry import TAG_SHA256, TAG_VERSION, MlflowRegistry
 
     reg = MlflowRegistry(mlflow_server.url)
     assert isinstance(reg, Registry)
@@ -214,7 +214,7 @@ def test_live_worker_registers_in_mlflow_and_moves_champion(
     """A worker with STREAMPROC_REGISTRY=mlflow: retrains land in MLflow, champion follows."""
     from test_retraining import ask_retrain, of, send_traffic, wait_until
 
-    from streamproc.mlflow_registry import MlflowRegistry
+    from streamproc.service.training.mlflow_registry import MlflowRegistry
 
     env = {"STREAMPROC_REGISTRY": "mlflow", "MLFLOW_TRACKING_URI": mlflow_server.url}
     stack.start_worker(env=env)

@@ -1,9 +1,10 @@
-"""An Airflow-triggered retrain through a live worker, answered with streamproc.pipeline.
+"""An Airflow-triggered retrain through a live worker, answered with streamproc.client.pipeline.
 
 A local stand-in for the Airflow 3 API server (``/auth/token`` and the v2 dagRuns endpoint,
 the body checked with apache-airflow-client's ``TriggerDAGRunPostBody`` and the server's
 rules: no extra keys, ``logical_date`` present) receives the worker's DAG run; the test then
-plays the DAG's last task and publishes the result with :func:`streamproc.pipeline.publish_result`.
+plays the DAG's last task and publishes the result with
+:func:`streamproc.client.pipeline.publish_result`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from test_retraining import ask_retrain, of, policy, send_traffic, wait_until
 
-from streamproc.pipeline import publish_result
+from streamproc.client.pipeline import publish_result
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streamproc.testing import TopicReader, WorkerProcess, as_json
+from streamproc.devkit.harness import TopicReader, WorkerProcess, as_json
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streamproc.scenarios import T0, interactions, rule_model
-from streamproc.testing import TopicReader, as_json, free_port, produce
+from streamproc.devkit.harness import TopicReader, as_json, free_port, produce
+from streamproc.sim.scenarios import T0, interactions, rule_model
 
 pytestmark = pytest.mark.integration
 

@@ -20,10 +20,10 @@ from aiokafka.errors import KafkaConnectionError
 
 from streamproc.client import DeploymentWatcher, LabelLogger, MetricLogger, PredictionLogger
 from streamproc.config import Settings
-from streamproc.localkafka import LocalKafka
-from streamproc.scenarios import T0, interactions, rule_model
+from streamproc.devkit.harness import TopicReader, WorkerProcess, free_port, produce, wait_caught_up
+from streamproc.devkit.localkafka import LocalKafka
 from streamproc.security import KafkaSecurity
-from streamproc.testing import TopicReader, WorkerProcess, free_port, produce, wait_caught_up
+from streamproc.sim.scenarios import T0, interactions, rule_model
 
 pytestmark = pytest.mark.integration
 

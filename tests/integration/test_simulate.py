@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from streamproc.simulate import simulate, summary_lines
+from streamproc.sim.live import simulate, summary_lines
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streamproc.scenarios import interactions, rule_model
-from streamproc.testing import as_json, produce
+from streamproc.devkit.harness import as_json, produce
+from streamproc.sim.scenarios import interactions, rule_model
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from streamproc.testing import as_json, free_port, produce
+from streamproc.devkit.harness import as_json, free_port, produce
 
 pytestmark = pytest.mark.integration
 

@@ -19,11 +19,11 @@ from faust.types.auth import AuthProtocol, SASLMechanism
 
 from streamproc.client import DeploymentWatcher, MetricLogger
 from streamproc.config import Settings
-from streamproc.localkafka import LocalKafka
-from streamproc.localkafka.broker import _previous_ports, _SaslListener, _server_properties
+from streamproc.devkit.harness import free_port
+from streamproc.devkit.localkafka import LocalKafka
+from streamproc.devkit.localkafka.broker import _previous_ports, _SaslListener, _server_properties
 from streamproc.security import KafkaSecurity, SecurityConfigError
 from streamproc.service.app import create_app
-from streamproc.testing import free_port
 
 SECRET = "pa55-w0rd-never-shown"
 SASL = {

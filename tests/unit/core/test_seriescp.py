@@ -1,0 +1,250 @@
+"""The metric change detector (rank_cp): quiet on stationary series of any shape, finds level
+shifts after they happen, with true evidence, through the monitor and the policy file."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from streamproc.core.detectors import make_detector, restore
+from streamproc.core.events import (
+    DeploymentEvent,
+    MetricEvent,
+    RetrainRequest,
+    encode,
+    parse_retrain_request,
+)
+from streamproc.core.monitor import ModelMonitor
+from streamproc.core.policy import PolicyError, load_policy_text
+from streamproc.core.seriescp import RankChangePoint, log_p_max_split
+
+N_STATIONARY = 5000
+
+
+def _alarms(det: RankChangePoint, values: np.ndarray) -> list[int]:
+    out = []
+    for i, v in enumerate(values.tolist()):
+        if det.update(v):
+            out.append(i)
+            det.reset()
+    return out
+
+
+def _stationary(shape: str, n: int) -> np.ndarray:
+    rng = np.random.default_rng([7, len(shape)])
+    return {
+        "normal": lambda: rng.standard_normal(n),
+        "lognormal": lambda: rng.lognormal(0.0, 2.0, n),
+        "student_t3": lambda: rng.standard_t(3, n),
+        "poisson": lambda: rng.poisson(0.2, n).astype(float),
+        "rare_spike": lambda: np.where(rng.random(n) < 0.01, 1e6, 0.0),
+        "offset_1e9": lambda: 1e9 + rng.standard_normal(n),
+        "integer": lambda: rng.integers(0, 5, n).astype(float),
+    }[shape]()
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["normal", "lognormal", "student_t3", "poisson", "rare_spike", "offset_1e9", "integer"],
+)
+def test_stationary_series_of_any_shape_are_quiet(shape: str) -> None:
+    # alpha = 1e-3 per check on correlated windows: measured 0-2 per 20,000 independent
+    # values of each shape. A 2x error in the z scale gives hundreds; without the exact test
+    # for tied data, Poisson(0.2) gives ~3 and the rare spikes 39 in 5,000.
+    alarms = _alarms(RankChangePoint(), _stationary(shape, N_STATIONARY))
+    assert len(alarms) <= 2, (shape, alarms)
+
+
+def test_constant_series_never_fires_and_reports_no_change() -> None:
+    det = RankChangePoint()
+    assert not any(det.update(0.97) for _ in range(500))
+    assert det.statistic == 0.0
+    assert "change_index" not in det.details()
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "direction"),
+    [(0.90, 0.80, "down"), (0.02, 0.30, "up"), (1e9, 1e9 + 5.0, "up"), (3e200, 1e200, "down")],
+)
+def test_level_shift_found_after_it_with_true_evidence(
+    before: float, after: float, direction: str
+) -> None:
+    rng = np.random.default_rng(3)
+    change = 60
+    noise = rng.standard_normal(160) * abs(after - before) / 6.0
+    noise[[10, 40, 100]] *= 30.0  # outliers: a rank test counts each as one high value
+    x = np.where(np.arange(160) < change, before, after) + noise
+    det = RankChangePoint()
+    fired = _first(det, x)
+    assert change <= fired < change + 15
+    d = det.details()
+    assert abs(d["change_index"] - change) <= 2
+    assert d["since_change"] == fired - d["change_index"] + 1
+    assert d["direction"] == direction
+    for key in ("mean_before", "mean_after", "median_before", "median_after"):
+        assert math.isfinite(d[key]), (key, d)
+    assert abs(d["median_before"] - before) < 0.5 * abs(after - before)
+    assert abs(d["median_after"] - after) < 0.5 * abs(after - before)
+    assert math.isfinite(det.statistic) and det.statistic >= det.threshold
+
+
+def _first(det: RankChangePoint, x: np.ndarray) -> int:
+    return next(i for i, v in enumerate(x.tolist()) if det.update(v))
+
+
+def test_a_slow_random_walk_is_not_a_change() -> None:
+    # A wandering daily score: the autocorrelation penalty keeps most of its moves quiet.
+    x = np.cumsum(np.random.default_rng(5).standard_normal(3000)) * 0.01
+    assert len(_alarms(RankChangePoint(), x)) <= 6
+
+
+def test_reset_keeps_the_new_regime_and_finds_the_next_change() -> None:
+    x = np.r_[np.zeros(50), np.ones(50), np.zeros(50)] + np.tile([0.0, 0.1, 0.05, 0.15], 38)[:150]
+    det = RankChangePoint()
+    first = _first(det, x)
+    assert 50 <= first < 60
+    det.reset()
+    assert det.n == first - 50 + 1
+    second = next(i for i in range(first + 1, 150) if det.update(float(x[i])))
+    assert 100 <= second < 110
+    assert det.details()["change_index"] == 100
+    assert det.details()["direction"] == "down"
+
+
+def test_snapshot_restores_mid_stream_and_continues_identically() -> None:
+    x = np.r_[np.random.default_rng(9).standard_normal(70), 3.0 + np.zeros(30)]
+    det = RankChangePoint(warmup=12, window=40)
+    for v in x[:65]:
+        det.update(float(v))
+    state = orjson.loads(orjson.dumps(det.state()))
+    twin = restore(state)
+    assert twin.state() == det.state()
+    a = [det.update(float(v)) for v in x[65:]]
+    b = [twin.update(float(v)) for v in x[65:]]
+    assert a == b and any(a)
+    assert det.details() == twin.details()
+
+
+def test_snapshot_of_another_format_is_refused() -> None:
+    state = RankChangePoint().state()
+    state["format"] = 0
+    with pytest.raises(ValueError, match="format"):
+        restore(state)
+
+
+def test_bad_values_are_skipped_and_counted() -> None:
+    det = RankChangePoint()
+    for v in (None, math.nan, math.inf, "0.9", True):
+        assert det.update(v) is False
+    assert det.n == 0 and det.details()["skipped"] == 5
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"warmup": 5}, {"window": 10}, {"min_segment": 1}, {"alpha": 0.0}, {"max_rho": 1.0}],
+)
+def test_bad_parameters_are_refused(params: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="rank_cp"):
+        make_detector("rank_cp", **params)
+
+
+def test_p_value_approximation_matches_hand_values() -> None:
+    # phi(3) = 0.0044318; (3 - 1/3) * ln(81) + 4/3 = 11.7171 + 1.3333 -> p = 0.05784
+    assert math.exp(log_p_max_split(3.0, 0.1)) == pytest.approx(0.05784, rel=1e-3)
+    assert log_p_max_split(1.0, 0.1) == 0.0
+    assert math.isfinite(log_p_max_split(1e5, 0.05))
+
+
+# --------------------------------------------------------------------------- monitor + policy
+
+
+def _replay(mon: ModelMonitor, values: list[float], name: str = "accuracy") -> list[RetrainRequest]:
+    out = []
+    for i, v in enumerate(values):
+        r = mon.on_metric(MetricEvent("m", 3600.0 * (i + 1), name, v), None)
+        if isinstance(r, RetrainRequest):
+            out.append(r)
+    return out
+
+
+def _deployed(policy_text: str | None = None) -> ModelMonitor:
+    book = load_policy_text(policy_text) if policy_text is not None else None
+    mon = ModelMonitor("m", book.default) if book else ModelMonitor("m")
+    mon.on_deployment(DeploymentEvent("d1", "m", "v1", "promote", 0.0))
+    return mon
+
+
+def _accuracy() -> list[float]:
+    rng = np.random.default_rng(11)
+    return (np.r_[np.full(48, 0.91), np.full(24, 0.84)] + rng.normal(0, 0.005, 72)).tolist()
+
+
+def test_default_policy_watches_a_metric_series_and_the_request_parses() -> None:
+    reqs = _replay(_deployed(), _accuracy())
+    assert len(reqs) == 1
+    (reason,) = reqs[0].reasons
+    assert reason.signal == "metric_change:accuracy" and reason.detector == "rank_cp"
+    assert reqs[0].ts >= 49 * 3600.0
+    assert reason.details["change_index"] == 48
+    assert reason.details["direction"] == "down"
+    assert math.isfinite(reason.value) and reason.value >= reason.threshold
+    assert parse_retrain_request(encode(reqs[0])) == reqs[0]
+
+
+def test_monitor_snapshot_keeps_the_metric_change_detector() -> None:
+    mon = _deployed()
+    _replay(mon, _accuracy()[:40])
+    twin = ModelMonitor.restore(mon.snapshot())
+    rest = _accuracy()[40:]
+    assert [r.request_id for r in _replay(mon, rest)] == [r.request_id for r in _replay(twin, rest)]
+
+
+def test_policy_turns_it_off_or_narrows_it() -> None:
+    assert _replay(_deployed("[default]\nmetric_change = false\n"), _accuracy()) == []
+    only_auc = '[default]\nmetric_change = { metrics = ["auc"] }\n'
+    assert _replay(_deployed(only_auc), _accuracy()) == []
+    assert len(_replay(_deployed(only_auc), _accuracy(), name="auc")) == 1
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def test_readme_policy_example_loads() -> None:
+    # The README's policy-file block (the one that documents metric_change) is valid as is.
+    blocks = README.read_text(encoding="utf-8").split("```toml\n")[1:]
+    text = next(b.split("```")[0] for b in blocks if "metric_change" in b)
+    book = load_policy_text(text)
+    rule = book.default.metric_change
+    assert rule is not None and rule.detector == "rank_cp"
+    assert dict(rule.params) == {"alpha": 1e-3, "min_segment": 5, "warmup": 20, "window": 100}
+    override = book.for_model("fraud-eu").metric_change
+    assert override is not None and override.metrics == ("auc",)
+    assert override.watches("auc") and not override.watches("drift")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("metric_change = 3", "must be false or a table"),
+        ('metric_change = { metrics = "auc" }', "list of globs"),
+        ("metric_change = { warmup = true }", "not a usable number"),
+        ("metric_change = { warmup = 4 }", "not valid"),
+        ('metric_change = { detector = "nope" }', "not valid"),
+    ],
+)
+def test_bad_metric_change_tables_are_refused(text: str, fragment: str) -> None:
+    with pytest.raises(PolicyError, match=fragment):
+        load_policy_text(f"[default]\n{text}\n")
+
+
+def test_metric_series_watched_per_model_are_bounded() -> None:
+    mon = _deployed()
+    for i in range(40):
+        mon.on_metric(MetricEvent("m", 1.0 + i, f"metric_{i}", 0.5), None)
+    watched = [s for s in mon.detectors if s.startswith("metric_change:")]
+    assert len(watched) == 32
+    assert mon.counts["metric_change_over_limit"] == 8

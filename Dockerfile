@@ -2,7 +2,10 @@
 #   docker build -t streamproc .
 #   docker run --rm -e STREAMPROC_BROKER=broker:9092 -p 127.0.0.1:6066:6066 streamproc
 #   docker run --rm -e STREAMPROC_BROKER=broker:9092 streamproc simulate --rate 1000
-FROM python:3.11-slim
+# BASE: any image with Python 3.11+ whose `python` and `pip` are on PATH. CI, which cannot reach
+# Docker Hub, builds one from Debian's packages (deploy/image/build.sh).
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -284,30 +284,49 @@ def peak_rss(pid: int) -> int:
     return 0
 
 
-def run_floor(bootstrap: str, work: Path, total: int, timeout: float) -> tuple[float, float]:
-    """Phase (d): bench/faust_floor.py, a faust agent that only decodes; (ready_s, done_s)."""
-    from streamproc.devkit.harness import free_port, group_lag
+def run_consumer(
+    name: str,
+    cmd: list[str],
+    ready_line: str,
+    group: str,
+    bootstrap: str,
+    log: Path,
+    timeout: float,
+) -> tuple[float, float]:
+    """Run a consumer process until its group's committed offsets reach the end of the source
+    topics; (ready_s: until ``ready_line`` is logged, done_s). Measured as the workers are."""
+    from streamproc.devkit.harness import group_lag
 
-    log = work / "floor.log"
     t0 = time.perf_counter()
-    cmd = [sys.executable, str(Path(__file__).with_name("faust_floor.py")), bootstrap, PREFIX,
-           "bench-floor", str(free_port()), str(work / "floor")]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
-        while "Worker ready" not in log.read_text(errors="replace"):
+        while ready_line not in log.read_text(errors="replace"):
             if proc.poll() is not None or time.perf_counter() - t0 > 120:
-                raise RuntimeError(f"faust floor worker did not start:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(f"{name} did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
         ready = time.perf_counter() - t0
-        while asyncio.run(group_lag(bootstrap, PREFIX + "bench-floor", SOURCE_TOPICS)) > 0:
+        # Until its first commit a group has no offsets and its lag is the whole topic.
+        while asyncio.run(group_lag(bootstrap, group, SOURCE_TOPICS)) > 0:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{log.read_text()[-3000:]}")
             if time.perf_counter() - t0 > timeout:
-                raise TimeoutError("faust floor worker did not catch up")
+                raise TimeoutError(f"{name} did not catch up")
             time.sleep(0.5)
         return ready, time.perf_counter() - t0
     finally:
         proc.terminate()
-        proc.wait(30)
+        proc.wait(60)
+
+
+def run_floor(bootstrap: str, work: Path, timeout: float) -> tuple[float, float]:
+    """Phase (d): bench/faust_floor.py, a faust agent that only decodes; (ready_s, done_s)."""
+    from streamproc.devkit.harness import free_port
+
+    cmd = [sys.executable, str(Path(__file__).with_name("faust_floor.py")), bootstrap, PREFIX,
+           "bench-floor", str(free_port()), str(work / "floor")]  # fmt: skip
+    return run_consumer("faust floor worker", cmd, "Worker ready", PREFIX + "bench-floor",
+                        bootstrap, work / "floor.log", timeout)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- (p) the peer
@@ -332,33 +351,10 @@ def peer_python() -> Path:
 
 def run_peer(bootstrap: str, work: Path, timeout: float) -> tuple[float, float]:
     """Phase (p): bench/peer_quix.py on the single-event topics; (ready_s, done_s)."""
-    from streamproc.devkit.harness import group_lag
-
-    python = peer_python()
-    log = work / "peer.log"
-    t0 = time.perf_counter()
-    cmd = [str(python), str(Path(__file__).with_name("peer_quix.py")), bootstrap, PREFIX,
+    cmd = [str(peer_python()), str(Path(__file__).with_name("peer_quix.py")), bootstrap, PREFIX,
            "bench-peer", str(work / "peer-state")]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        while "peer ready" not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.perf_counter() - t0 > 120:
-                raise RuntimeError(f"peer did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        ready = time.perf_counter() - t0
-        # quix-streams commits only after its first assignment: until then the group has no
-        # offsets and its lag is the whole topic, as for the workers.
-        while asyncio.run(group_lag(bootstrap, "bench-peer", SOURCE_TOPICS)) > 0:
-            if proc.poll() is not None:
-                raise RuntimeError(f"peer exited early:\n{log.read_text()[-3000:]}")
-            if time.perf_counter() - t0 > timeout:
-                raise TimeoutError("peer did not catch up")
-            time.sleep(0.5)
-        return ready, time.perf_counter() - t0
-    finally:
-        proc.terminate()
-        proc.wait(60)
+    return run_consumer("peer", cmd, "peer ready", "bench-peer", bootstrap, work / "peer.log",
+                        timeout)  # fmt: skip
 
 
 def topic_count(bootstrap: str, topic: str) -> int:
@@ -551,7 +547,7 @@ def main() -> None:
         proc_k = done_k - ready_k
         print(f"(k) one worker, {FLEET_MODELS} models, batched: ready after {ready_k:.1f}s, "
               f"caught up at {done_k:.1f}s, peak RSS {rss_k / 2**20:,.0f} MiB")  # fmt: skip
-        ready_f, done_f = run_floor(bootstrap, work, total, timeout)
+        ready_f, done_f = run_floor(bootstrap, work, timeout)
         proc_f = done_f - ready_f
         print(f"(d) faust floor: ready after {ready_f:.1f}s, caught up at {done_f:.1f}s")
         proc_p = None

@@ -39,12 +39,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from streamproc.core.exceptions import StreamprocError
 from streamproc.security import KafkaSecurity
 
 __all__ = ["TOPICS", "Settings", "SettingsError"]
 
 
-class SettingsError(ValueError):
+class SettingsError(StreamprocError, ValueError):
     """A setting that cannot be used; the message names the variable, the value, what is allowed."""
 
 

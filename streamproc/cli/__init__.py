@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from streamproc.config import Settings
+from streamproc.core.exceptions import StreamprocError
 
 log = logging.getLogger("streamproc")
 
@@ -268,22 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().setLevel(level)  # also when logging was configured before us
     from aiokafka.errors import KafkaConnectionError
 
-    from streamproc.cli.preflight import PreflightError
-    from streamproc.config import SettingsError
-    from streamproc.core.policy import PolicyError
-    from streamproc.devkit.localkafka import BrokerError
-    from streamproc.security import SecurityConfigError
-
     try:
         return int(args.func(args) or 0)
-    except (
-        BrokerError,
-        PolicyError,
-        SecurityConfigError,
-        SettingsError,
-        PreflightError,
-        ConnectionError,
-    ) as exc:
+    except (StreamprocError, ConnectionError) as exc:  # every project error; a refused socket
         print(f"streamproc: {exc}", file=sys.stderr)
         return 2
     except KafkaConnectionError as exc:

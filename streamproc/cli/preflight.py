@@ -11,11 +11,12 @@ import errno
 import socket
 
 from streamproc.config import Settings
+from streamproc.core.exceptions import StreamprocError
 
 __all__ = ["PreflightError", "check_broker_reachable", "check_web_port", "check_worker"]
 
 
-class PreflightError(Exception):
+class PreflightError(StreamprocError):
     """Something a command needs is not there; the message says what and what to do."""
 
 

@@ -26,6 +26,8 @@ from typing import Any, Final, TypeVar
 
 import orjson
 
+from streamproc.core.exceptions import StreamprocError
+
 __all__ = [
     "DeadLetter",
     "DeploymentEvent",
@@ -55,7 +57,7 @@ RESULT_STATUSES: Final = frozenset({"succeeded", "failed", "rejected"})
 DEPLOY_ACTIONS: Final = frozenset({"promote", "rollback"})
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(StreamprocError, ValueError):
     """A record that breaks its contract; the message says what is wrong and how to fix it.
 
     ``reason`` is a short code from :data:`DEAD_LETTER_REASONS` (a bounded label for metrics).

@@ -305,9 +305,17 @@ _BY_ANNOTATION: Final[dict[str, tuple[str, Check | None]]] = {
 }
 
 
-def _annotation(f: Field[Any]) -> str:
+def _by_annotation(cls: Any, f: Field[Any]) -> tuple[str, Check | None]:
+    """The JSON type and default check of a field, from its annotation; TypeError if unknown."""
     text = str(f.type)
-    return text[: -len(" | None")] if text.endswith(" | None") else text
+    bare = text[: -len(" | None")] if text.endswith(" | None") else text
+    if bare not in _BY_ANNOTATION or "meaning" not in f.metadata:
+        raise TypeError(
+            f"{cls.__name__}.{f.name}: a wire field needs field(metadata=about(...)) and an "
+            f"annotation among {sorted(_BY_ANNOTATION)} (got {text!r}); add one, or name its "
+            "check with about(check=...)"
+        )
+    return _BY_ANNOTATION[bare]
 
 
 def _wire_fields(cls: Any) -> list[Field[Any]]:
@@ -328,8 +336,8 @@ def field_docs(cls: Any) -> tuple[FieldDoc, ...]:
     """
     out = []
     for f in _wire_fields(cls):
+        wire_type, _ = _by_annotation(cls, f)
         meta = f.metadata
-        wire_type = _BY_ANNOTATION[_annotation(f)][0]
         out.append(FieldDoc(f.name, wire_type, meta["unit"], _is_required(f), meta["default"],
                             meta["meaning"]))  # fmt: skip
     return tuple(out)
@@ -620,13 +628,23 @@ class DeadLetter:
 def spec_of(cls: Any) -> _Spec:
     """The validation spec of the event class ``cls``: ``(field, check, required)`` per field.
 
+    Raises
+    ------
+    TypeError
+        A field without ``about(...)`` metadata, or whose annotation has no known check and
+        whose metadata names none.
+
+    Examples
+    --------
     >>> [(name, required) for name, _, required in spec_of(LabelEvent)]
     [('event_id', True), ('model_id', True), ('ts', True), ('label', True)]
     """
     out = []
     for f in _wire_fields(cls):
-        check = f.metadata["check"] or _BY_ANNOTATION[_annotation(f)][1]
-        assert check is not None, f"{cls.__name__}.{f.name}: give it a check"
+        check = _by_annotation(cls, f)[1]
+        check = f.metadata["check"] or check
+        if check is None:
+            raise TypeError(f"{cls.__name__}.{f.name}: name its check with about(check=...)")
         out.append((f.name, check, _is_required(f)))
     return tuple(out)
 

@@ -5,6 +5,12 @@ raising :class:`InvalidEvent` with a sentence a person understands; ``encode`` t
 back into compact JSON bytes (orjson). Unknown extra fields are kept in ``extra`` and never a
 reason to reject.
 
+The classes are the one source of their fields: each wire field carries its unit and meaning
+(``field(metadata=about(...))``), from which come the classes' Attributes docstrings, the
+parsers' specs (:func:`spec_of`: the check follows the annotation unless the field names one;
+a field without a default is required) and the tables of ``docs/contracts.md``
+(:func:`field_docs`).
+
 Examples
 --------
 >>> ev = parse_metric(b'{"model_id": "m", "ts": 10, "name": "drift", "value": 0.12}')
@@ -32,6 +38,7 @@ from streamproc.core.exceptions import StreamprocError
 __all__ = [
     "DeadLetter",
     "DeploymentEvent",
+    "FieldDoc",
     "InvalidEvent",
     "LabelEvent",
     "MetricEvent",
@@ -40,13 +47,16 @@ __all__ = [
     "RetrainRequest",
     "RetrainResult",
     "SourceRef",
+    "about",
     "encode",
+    "field_docs",
     "parse_deployment",
     "parse_label",
     "parse_metric",
     "parse_prediction",
     "parse_retrain_request",
     "parse_retrain_result",
+    "spec_of",
     "to_dict",
 ]
 

@@ -4,3 +4,7 @@ monitor performance -> check trigger conditions -> retrain -> gate -> deploy -> 
 """
 
 __version__ = "0.1.0"
+
+from streamproc.core.exceptions import StreamprocError
+
+__all__ = ["StreamprocError", "__version__"]

@@ -39,25 +39,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from streamproc.core.exceptions import StreamprocError
+from streamproc.core.topics import TOPICS, prefixed  # TOPICS: re-exported for old imports
 from streamproc.security import KafkaSecurity
 
 __all__ = ["TOPICS", "Settings", "SettingsError"]
 
 
-class SettingsError(ValueError):
+class SettingsError(StreamprocError, ValueError):
     """A setting that cannot be used; the message names the variable, the value, what is allowed."""
-
-
-# Logical topic names of shared/design.md; the prefix is prepended to each.
-TOPICS = (
-    "predictions",
-    "labels",
-    "metrics",
-    "retrain-requests",
-    "retrain-results",
-    "deployments",
-    "dead-letters",
-)
 
 
 def _store(name: str) -> str:
@@ -156,7 +146,7 @@ class Settings:
         return os.environ.get("STREAMPROC_ADMIN_TOKEN") or None
 
     def topic(self, logical: str) -> str:
-        return f"{self.topic_prefix}{logical}"
+        return prefixed(self.topic_prefix, logical)
 
     @property
     def registry_dir(self) -> Path:

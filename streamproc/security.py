@@ -47,6 +47,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from streamproc.core.exceptions import StreamprocError
+
 __all__ = ["MECHANISMS", "PROTOCOLS", "KafkaSecurity", "SecurityConfigError"]
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -64,7 +66,7 @@ _SSL_FILES = {
 }
 
 
-class SecurityConfigError(ValueError):
+class SecurityConfigError(StreamprocError, ValueError):
     """The Kafka security settings cannot work; the message names the setting and the fix."""
 
 

@@ -26,6 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.config import Settings
+from streamproc.core.topics import (
+    DEAD_LETTERS,
+    DEPLOYMENTS,
+    LABELS,
+    METRICS,
+    PREDICTIONS,
+    RETRAIN_REQUESTS,
+    RETRAIN_RESULTS,
+)
 from streamproc.devkit.harness import TopicReader, WorkerProcess, as_json, free_port, produce
 from streamproc.sim.live import LiveRun, simulate, summary_lines
 from streamproc.sim.loop import SCHEDULES
@@ -58,10 +67,10 @@ def run_demo(settings: Settings, linger_s: float = 0.0) -> int:
         reader = TopicReader(
             bootstrap,
             [
-                s.topic("retrain-requests"),
-                s.topic("retrain-results"),
-                s.topic("deployments"),
-                s.topic("dead-letters"),
+                s.topic(RETRAIN_REQUESTS),
+                s.topic(RETRAIN_RESULTS),
+                s.topic(DEPLOYMENTS),
+                s.topic(DEAD_LETTERS),
             ],
         )
         t_start = time.monotonic()
@@ -129,26 +138,26 @@ def _seed(s: Settings, bootstrap: str, reader: TopicReader) -> list[dict[str, An
     warm = list(interactions(SEED_MODEL, lambda i: "A", lambda i: initial, 0, 300, t0=now - 600.0))
     produce(
         bootstrap,
-        [(s.topic("predictions"), SEED_MODEL, as_json(x.prediction)) for x in warm]
-        + [(s.topic("labels"), SEED_MODEL, as_json(x.label)) for x in warm],
+        [(s.topic(PREDICTIONS), SEED_MODEL, as_json(x.prediction)) for x in warm]
+        + [(s.topic(LABELS), SEED_MODEL, as_json(x.label)) for x in warm],
     )
     rows = []
     metrics = seed_metrics(SEED_MODEL, t0=now - 60.0 * len(SEED_STEPS))
     for step, metric in enumerate(metrics, start=1):
-        before = len(_records_for(s, "deployments", SEED_MODEL, reader))
-        produce(bootstrap, [(s.topic("metrics"), SEED_MODEL, as_json(metric))])
+        before = len(_records_for(s, DEPLOYMENTS, SEED_MODEL, reader))
+        produce(bootstrap, [(s.topic(METRICS), SEED_MODEL, as_json(metric))])
         row: dict[str, Any] = {"step": step, "drift": metric["value"], "deployed": None}
         if metric["value"] > 0.1:
 
             def deployed(r: TopicReader, b: int = before) -> bool:
-                return len(_records_for(s, "deployments", SEED_MODEL, r)) > b
+                return len(_records_for(s, DEPLOYMENTS, SEED_MODEL, r)) > b
 
             reader.wait_for(
                 deployed,
                 timeout=60,
                 what=f"deployment after step {step}",
             )
-            dep = _records_for(s, "deployments", SEED_MODEL, reader)[-1]
+            dep = _records_for(s, DEPLOYMENTS, SEED_MODEL, reader)[-1]
             row["deployed"] = dep["version"]
             say(
                 f"step {step}: drift={metric['value']:.2f} > 0.1 -> retrain {dep['request_id']} "
@@ -158,10 +167,10 @@ def _seed(s: Settings, bootstrap: str, reader: TopicReader) -> list[dict[str, An
             reader.settle(quiet_s=1.5, timeout=10)
             say(f"step {step}: drift={metric['value']:.2f} <= 0.1 -> no action")
         rows.append(row)
-    requests = _records_for(s, "retrain-requests", SEED_MODEL, reader)
+    requests = _records_for(s, RETRAIN_REQUESTS, SEED_MODEL, reader)
     say(
         f"seed loop: {len(requests)} retrain requests, "
-        f"{len(_records_for(s, 'deployments', SEED_MODEL, reader))} deployments"
+        f"{len(_records_for(s, DEPLOYMENTS, SEED_MODEL, reader))} deployments"
     )
     return rows
 
@@ -175,9 +184,9 @@ REFIT_NOTE = (
 def _decisions(s: Settings, reader: TopicReader) -> None:
     """Each request for the live model: what fired, what the gate measured, what was deployed."""
     reader.settle(quiet_s=2.0, timeout=30)
-    results = {r["request_id"]: r for r in _records_for(s, "retrain-results", LIVE_MODEL, reader)}
-    deployed = {d.get("request_id"): d for d in _records_for(s, "deployments", LIVE_MODEL, reader)}
-    requests = _records_for(s, "retrain-requests", LIVE_MODEL, reader)
+    results = {r["request_id"]: r for r in _records_for(s, RETRAIN_RESULTS, LIVE_MODEL, reader)}
+    deployed = {d.get("request_id"): d for d in _records_for(s, DEPLOYMENTS, LIVE_MODEL, reader)}
+    requests = _records_for(s, RETRAIN_REQUESTS, LIVE_MODEL, reader)
     say(f"\n== the worker's decisions for '{LIVE_MODEL}' ({len(requests)} retrain requests)")
     say(
         "(a detector fires when its statistic reaches its threshold; the gate deploys a "

@@ -11,11 +11,13 @@ import errno
 import socket
 
 from streamproc.config import Settings
+from streamproc.core.exceptions import StreamprocError
+from streamproc.core.topics import RETRAIN_RESULTS
 
 __all__ = ["PreflightError", "check_broker_reachable", "check_web_port", "check_worker"]
 
 
-class PreflightError(Exception):
+class PreflightError(StreamprocError):
     """Something a command needs is not there; the message says what and what to do."""
 
 
@@ -33,7 +35,7 @@ def check_worker(settings: Settings) -> None:
     from streamproc.service.agents import check_trainers
 
     book = load_policy(settings.policy_file)
-    check_trainers(book, settings.topic("retrain-results"))
+    check_trainers(book, settings.topic(RETRAIN_RESULTS))
     try:
         settings.admin_token()
     except ValueError as exc:

@@ -26,10 +26,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from streamproc.config import Settings
+from streamproc.core.topics import SOURCE_TOPICS
 
 log = logging.getLogger(__name__)
 
-RECORDED = ("predictions", "labels", "metrics")
+RECORDED = SOURCE_TOPICS
 
 
 class Recorded(NamedTuple):

@@ -43,12 +43,19 @@ from streamproc.core.policy import PolicyBook
 from streamproc.core.registry import FileRegistry
 from streamproc.core.retrain import candidate_version, retrain
 from streamproc.core.router import Monitors, iter_record, route
+from streamproc.core.topics import (
+    DEAD_LETTERS,
+    DEPLOYMENTS,
+    RETRAIN_REQUESTS,
+    RETRAIN_RESULTS,
+    SOURCE_TOPICS,
+)
 
 __all__ = ["ReplayEvent", "ReplaySummary", "replay", "replay_file"]
 
 log = logging.getLogger(__name__)
 
-INPUT_TOPICS = ("predictions", "labels", "metrics")
+INPUT_TOPICS = SOURCE_TOPICS
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +104,9 @@ class ReplaySummary:
         """``name<TAB>count`` lines, then a sentence if no retrain was requested."""
         out = [f"input {t}\t{n}" for t, n in self.inputs.items()]
         out += [f"{label}\t{self.monitored.get(key, 0)}" for key, label in _MONITORED.items()]
-        for topic in ("dead-letters", "retrain-requests", "deployments", "retrain-results"):
+        for topic in (DEAD_LETTERS, RETRAIN_REQUESTS, DEPLOYMENTS, RETRAIN_RESULTS):
             out.append(f"{topic}\t{self.emitted.get(topic, 0)}")
-        if not self.emitted.get("retrain-requests"):
+        if not self.emitted.get(RETRAIN_REQUESTS):
             out.append("no retrain request: no signal met its policy on this traffic.")
         return out
 
@@ -149,7 +156,7 @@ def _replay(
 ) -> Iterator[ReplayEvent]:
     monitors = Monitors(book)
     registry = _scratch_registry() if retrain_for_real else None
-    offsets = dict.fromkeys((*INPUT_TOPICS, "deployments", "retrain-results"), 0)
+    offsets = dict.fromkeys((*INPUT_TOPICS, DEPLOYMENTS, RETRAIN_RESULTS), 0)
     last_ts = 0.0
     for index, line in enumerate(lines):
         if not line.strip():
@@ -159,7 +166,7 @@ def _replay(
         if topic:
             summary.inputs[topic] += 1
         if problem:
-            yield ReplayEvent("dead-letters", _dead(src, problem, line, last_ts), index)
+            yield ReplayEvent(DEAD_LETTERS, _dead(src, problem, line, last_ts), index)
             continue
         offsets[topic] += 1
         # A batched value is many events: one outcome each, applied in order, each followed
@@ -169,12 +176,12 @@ def _replay(
             if out.dead_letter is not None:
                 dl = to_dict(out.dead_letter)
                 dl["source"] = to_dict(replace(src, index=out.dead_letter.source.index))
-                yield ReplayEvent("dead-letters", dl, index)
+                yield ReplayEvent(DEAD_LETTERS, dl, index)
                 if out.model_id is None:
                     continue  # not applied; else applied (a label_type_mismatch) and goes on
             for req in out.requests:
                 last_ts = max(last_ts, req.ts)
-                yield ReplayEvent("retrain-requests", to_dict(req), index)
+                yield ReplayEvent(RETRAIN_REQUESTS, to_dict(req), index)
                 for follow_topic, follow in _aftermath(req, monitors, registry):
                     offsets[follow_topic] += 1
                     mon = monitors.get(req.model_id)
@@ -204,13 +211,13 @@ def _aftermath(
     req: RetrainRequest, monitors: Monitors, registry: FileRegistry | None
 ) -> list[tuple[str, Any]]:
     if registry is None:
-        return [("deployments", instant_deployment(req))]
+        return [(DEPLOYMENTS, instant_deployment(req))]
     mon = monitors.get(req.model_id)
     examples, task = mon.training_examples(), mon.scorer.task
     outcome = retrain(req, examples, mon.version, registry, now=req.ts, task=task)
-    out: list[tuple[str, Any]] = [("retrain-results", outcome.result)]
+    out: list[tuple[str, Any]] = [(RETRAIN_RESULTS, outcome.result)]
     if outcome.deployment is not None:
-        out.append(("deployments", outcome.deployment))
+        out.append((DEPLOYMENTS, outcome.deployment))
     return out
 
 

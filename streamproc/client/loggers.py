@@ -29,6 +29,7 @@ from streamproc.core.events import (
     parse_metric,
     parse_prediction,
 )
+from streamproc.core.topics import LABELS, METRICS, PREDICTIONS, prefixed
 from streamproc.security import KafkaSecurity
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ class _BufferedLogger:
         #: Kafka records sent (fewer than ``sent`` events when batched).
         self.records = 0
         self.bootstrap_servers = bootstrap_servers
-        self.topic = f"{topic_prefix}{self._logical}"
+        self.topic = prefixed(topic_prefix, self._logical)
         self.buffer_size = buffer_size
         self.batch_size = batch_size
         self.producer_config = {**DEFAULT_PRODUCER_CONFIG, **(producer_config or {})}
@@ -558,7 +559,7 @@ class _SyncLogger(_BufferedLogger):
 
 
 class _PredictionLog(_BufferedLogger):
-    _logical = "predictions"
+    _logical = PREDICTIONS
 
     def log(
         self,
@@ -590,7 +591,7 @@ class _PredictionLog(_BufferedLogger):
 
 
 class _LabelLog(_BufferedLogger):
-    _logical = "labels"
+    _logical = LABELS
 
     def log(
         self,
@@ -610,7 +611,7 @@ class _LabelLog(_BufferedLogger):
 
 
 class _MetricLog(_BufferedLogger):
-    _logical = "metrics"
+    _logical = METRICS
 
     def log(
         self,

@@ -38,6 +38,7 @@ from streamproc.core.events import (
     parse_deployment,
 )
 from streamproc.core.registry import FileRegistry, Registry
+from streamproc.core.topics import DEPLOYMENTS, prefixed
 from streamproc.security import KafkaSecurity
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class DeploymentWatcher:
                 "(or registry=, any Registry such as an MlflowRegistry)."
             )
         self.bootstrap_servers = bootstrap_servers
-        self.topic = f"{topic_prefix}deployments"
+        self.topic = prefixed(topic_prefix, DEPLOYMENTS)
         self.model_ids = frozenset([model_ids] if isinstance(model_ids, str) else model_ids)
         self._keys = frozenset(m.encode() for m in self.model_ids)
         self._registry: Registry | None = registry

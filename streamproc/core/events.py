@@ -5,6 +5,12 @@ raising :class:`InvalidEvent` with a sentence a person understands; ``encode`` t
 back into compact JSON bytes (orjson). Unknown extra fields are kept in ``extra`` and never a
 reason to reject.
 
+The classes are the one source of their fields: each wire field carries its unit and meaning
+(``field(metadata=about(...))``), from which come the classes' Attributes docstrings, the
+parsers' specs (:func:`spec_of`: the check follows the annotation unless the field names one;
+a field without a default is required) and the tables of ``docs/contracts.md``
+(:func:`field_docs`).
+
 Examples
 --------
 >>> ev = parse_metric(b'{"model_id": "m", "ts": 10, "name": "drift", "value": 0.12}')
@@ -20,15 +26,19 @@ metric: required field 'value' is missing; add it (a finite number).
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, Final, TypeVar
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, Final, NamedTuple, TypeVar
 
 import orjson
+
+from streamproc.core.exceptions import StreamprocError
 
 __all__ = [
     "DeadLetter",
     "DeploymentEvent",
+    "FieldDoc",
     "InvalidEvent",
     "LabelEvent",
     "MetricEvent",
@@ -37,13 +47,16 @@ __all__ = [
     "RetrainRequest",
     "RetrainResult",
     "SourceRef",
+    "about",
     "encode",
+    "field_docs",
     "parse_deployment",
     "parse_label",
     "parse_metric",
     "parse_prediction",
     "parse_retrain_request",
     "parse_retrain_result",
+    "spec_of",
     "to_dict",
 ]
 
@@ -55,7 +68,7 @@ RESULT_STATUSES: Final = frozenset({"succeeded", "failed", "rejected"})
 DEPLOY_ACTIONS: Final = frozenset({"promote", "rollback"})
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(StreamprocError, ValueError):
     """A record that breaks its contract; the message says what is wrong and how to fix it.
 
     ``reason`` is a short code from :data:`DEAD_LETTER_REASONS` (a bounded label for metrics).
@@ -78,113 +91,6 @@ DEAD_LETTER_REASONS: Final = (
     "internal_error",
     "label_type_mismatch",
 )
-
-
-# --------------------------------------------------------------------------- dataclasses
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRef:
-    """Where a record came from: enough to find it again in Kafka.
-
-    ``index`` is the event's position inside a batched record (:mod:`streamproc.core.batches`),
-    None for a single-event record: several events of one batch share its offset.
-    """
-
-    topic: str
-    partition: int
-    offset: int
-    index: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionEvent:
-    event_id: str
-    model_id: str
-    model_version: str
-    ts: float
-    prediction: Scalar
-    features: Mapping[str, FeatureValue] = field(default_factory=dict)
-    score: float | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class LabelEvent:
-    event_id: str
-    model_id: str
-    ts: float
-    label: Scalar
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class MetricEvent:
-    model_id: str
-    ts: float
-    name: str
-    value: float
-    model_version: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """One piece of evidence for a retrain: what fired, at what value, on how much data."""
-
-    signal: str
-    detector: str
-    value: float
-    threshold: float
-    n: int
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RetrainRequest:
-    request_id: str
-    model_id: str
-    model_version: str
-    ts: float
-    reasons: tuple[Reason, ...]
-    policy: str | None = None
-    source: SourceRef | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RetrainResult:
-    request_id: str
-    model_id: str
-    status: str
-    ts: float
-    candidate_version: str | None = None
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class DeploymentEvent:
-    deployment_id: str
-    model_id: str
-    version: str
-    action: str
-    ts: float
-    request_id: str | None = None
-    previous_version: str | None = None
-    artifact_uri: str | None = None
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    source: SourceRef
-    error: str
-    raw: str
-    ts: float
-    reason: str = "invalid_field"
 
 
 # --------------------------------------------------------------------------- field checks
@@ -291,14 +197,17 @@ def _reasons(kind: str, name: str, v: object) -> tuple[Reason, ...]:
     out = []
     for i, item in enumerate(v):
         r = _object(kind, f"{name}[{i}]", item)
-        n = r.get("n", 0)
+        n = r.get("n", _reason_default("n"))
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise _fail(kind, f"{name}[{i}].n", "must be a non-negative integer", "count the data")
-        value, threshold = r.get("value", 0.0), r.get("threshold", 0.0)
+        value = r.get("value", _reason_default("value"))
+        threshold = r.get("threshold", _reason_default("threshold"))
         out.append(
             Reason(
                 signal=_text(kind, f"{name}[{i}].signal", r.get("signal")),
-                detector=_text(kind, f"{name}[{i}].detector", r.get("detector", "manual")),
+                detector=_text(
+                    kind, f"{name}[{i}].detector", r.get("detector", _reason_default("detector"))
+                ),
                 value=_finite(kind, f"{name}[{i}].value", value),
                 threshold=_finite(kind, f"{name}[{i}].threshold", threshold),
                 n=n,
@@ -306,6 +215,11 @@ def _reasons(kind: str, name: str, v: object) -> tuple[Reason, ...]:
             )
         )
     return tuple(out)
+
+
+def _reason_default(name: str) -> Any:
+    """What a reason left without ``name`` gets (the field's documented default)."""
+    return Reason.__dataclass_fields__[name].metadata["default"]
 
 
 def _typename(v: object) -> str:
@@ -319,60 +233,438 @@ def _typename(v: object) -> str:
 
 
 Check = Callable[[str, str, object], Any]
+E = TypeVar("E")
 # (field, check, required) per event kind; the order is the dataclass constructor's keywords.
 _Spec = tuple[tuple[str, Check, bool], ...]
 
-PREDICTION_SPEC: Final[_Spec] = (
-    ("event_id", _text, True),
-    ("model_id", _text, True),
-    ("model_version", _text, True),
-    ("ts", _timestamp, True),
-    ("prediction", _scalar, True),
-    ("features", _features, False),
-    ("score", _score, False),
-)
-LABEL_SPEC: Final[_Spec] = (
-    ("event_id", _text, True),
-    ("model_id", _text, True),
-    ("ts", _timestamp, True),
-    ("label", _scalar, True),
-)
-METRIC_SPEC: Final[_Spec] = (
-    ("model_id", _text, True),
-    ("ts", _timestamp, True),
-    ("name", _text, True),
-    ("value", _finite, True),
-    ("model_version", _text, False),
-)
-REQUEST_SPEC: Final[_Spec] = (
-    ("request_id", _text, True),
-    ("model_id", _text, True),
-    ("model_version", _text, True),
-    ("ts", _timestamp, True),
-    ("reasons", _reasons, True),
-    ("policy", _text, False),
-    ("source", _source, False),
-)
-RESULT_SPEC: Final[_Spec] = (
-    ("request_id", _text, True),
-    ("model_id", _text, True),
-    ("status", _one_of(RESULT_STATUSES), True),
-    ("ts", _timestamp, True),
-    ("candidate_version", _text, False),
-    ("metrics", _object, False),
-    ("error", _text, False),
-)
-DEPLOYMENT_SPEC: Final[_Spec] = (
-    ("deployment_id", _text, True),
-    ("model_id", _text, True),
-    ("version", _text, True),
-    ("action", _one_of(DEPLOY_ACTIONS), True),
-    ("ts", _timestamp, True),
-    ("request_id", _text, False),
-    ("previous_version", _text, False),
-    ("artifact_uri", _text, False),
-    ("metrics", _object, False),
-)
+# --------------------------------------------------------------------------- field documentation
+# Each wire field carries its documentation and, where the type alone does not say it, its
+# check: the parsers' specs, the classes' docstrings and docs/contracts.md all come from here.
+
+EPOCH: Final = "seconds since the epoch (UTC)"
+KEYED: Final = "the model (also the record key)"
+
+
+class FieldDoc(NamedTuple):
+    """One wire field of an event, as docs/contracts.md shows it.
+
+    Attributes
+    ----------
+    name : str
+        The JSON key (the dataclass field's name).
+    wire_type : str
+        The JSON type: string, number, integer, scalar, object, or an event class (a list of
+        them: ``list of Reason``).
+    unit : str
+        Unit or allowed values ("" when the type says it all).
+    required : bool
+        A record without it is refused (for records only written: it is always written).
+    default : Any
+        What a parser puts in when the field is left out (None: nothing).
+    meaning : str
+        What it is, in a sentence.
+    """
+
+    name: str
+    wire_type: str
+    unit: str
+    required: bool
+    default: Any
+    meaning: str
+
+
+def about(
+    unit: str,
+    meaning: str,
+    *,
+    check: Check | None = None,
+    required: bool | None = None,
+    default: Any = None,
+) -> dict[str, Any]:
+    """The metadata of one wire field: ``field(metadata=about(unit, meaning))``.
+
+    Parameters
+    ----------
+    unit : str
+        Unit or allowed values, "" if none.
+    meaning : str
+        What the field is.
+    check : callable, optional
+        The validation, when the annotation's own (``str``: non-empty, ``float``: finite, ...)
+        is not enough (a timestamp, a score in [0, 1], a closed set of values).
+    required : bool, optional
+        Overrides "required unless it has a default" (a field always written).
+    default : Any, optional
+        The value a parser fills in for a missing field that the dataclass does not default.
+    """
+    return {"unit": unit, "meaning": meaning, "check": check, "required": required,
+            "default": default}  # fmt: skip
+
+
+# Annotation (without ``| None``) -> (JSON type, check). Annotations are strings here
+# (``from __future__ import annotations``), exactly as written in the classes below.
+_BY_ANNOTATION: Final[dict[str, tuple[str, Check | None]]] = {
+    "str": ("string", _text),
+    "float": ("number", _finite),
+    "int": ("integer", None),
+    "Scalar": ("scalar", _scalar),
+    "Mapping[str, FeatureValue]": ("object", _features),
+    "Mapping[str, Any]": ("object", _object),
+    "tuple[Reason, ...]": ("list of Reason", _reasons),
+    "SourceRef": ("SourceRef", _source),
+}
+
+
+def _by_annotation(cls: Any, f: Field[Any]) -> tuple[str, Check | None]:
+    """The JSON type and default check of a field, from its annotation; TypeError if unknown."""
+    text = str(f.type)
+    bare = text[: -len(" | None")] if text.endswith(" | None") else text
+    if bare not in _BY_ANNOTATION or "meaning" not in f.metadata:
+        raise TypeError(
+            f"{cls.__name__}.{f.name}: a wire field needs field(metadata=about(...)) and an "
+            f"annotation among {sorted(_BY_ANNOTATION)} (got {text!r}); add one, or name its "
+            "check with about(check=...)"
+        )
+    return _BY_ANNOTATION[bare]
+
+
+def _wire_fields(cls: Any) -> list[Field[Any]]:
+    return [f for f in fields(cls) if f.name != "extra"]  # extra: unknown keys, kept as sent
+
+
+def _is_required(f: Field[Any]) -> bool:
+    if f.metadata.get("required") is not None:
+        return bool(f.metadata["required"])
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def field_docs(cls: Any) -> tuple[FieldDoc, ...]:
+    """The documentation of each wire field of the event class ``cls``, in constructor order.
+
+    >>> [(d.name, d.wire_type, d.required) for d in field_docs(SourceRef)][:2]
+    [('topic', 'string', True), ('partition', 'integer', True)]
+    """
+    out = []
+    for f in _wire_fields(cls):
+        wire_type, _ = _by_annotation(cls, f)
+        meta = f.metadata
+        out.append(FieldDoc(f.name, wire_type, meta["unit"], _is_required(f), meta["default"],
+                            meta["meaning"]))  # fmt: skip
+    return tuple(out)
+
+
+def _documented(cls: type[E]) -> type[E]:
+    """Append a numpy-style Attributes section, one entry per wire field, to the docstring."""
+    lines = ["", "", "    Attributes", "    ----------"]
+    for d in field_docs(cls):
+        text = d.meaning[0].upper() + d.meaning[1:] + "."
+        text += f" Unit or values: {d.unit}." if d.unit else ""
+        text += f" Default: {d.default!r}." if d.default is not None else ""
+        optional = "" if d.required else ", optional"
+        lines.append(f"    {d.name} : {d.wire_type}{optional}")
+        lines += textwrap.wrap(text, 96, initial_indent=" " * 8, subsequent_indent=" " * 8)
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n".join(lines) + "\n"
+    return cls
+
+
+# --------------------------------------------------------------------------- dataclasses
+
+
+@_documented
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where a record came from: enough to find it again in Kafka.
+
+    Not a record of its own: the ``source`` of a RetrainRequest and of a DeadLetter.
+    """
+
+    topic: str = field(
+        metadata=about("logical topic name (without prefix)", "where the record was")
+    )
+    partition: int = field(metadata=about("", "its partition"))
+    offset: int = field(metadata=about("", "its offset"))
+    index: int | None = field(
+        default=None,
+        metadata=about(
+            "position in a batched record, from 0",
+            "which event of a batch (absent for a single-event record)",
+        ),
+    )
+
+
+@_documented
+@dataclass(frozen=True, slots=True)
+class PredictionEvent:
+    """One prediction a model served: a record on ``predictions``."""
+
+    event_id: str = field(metadata=about("unique per prediction", "the id a label answers"))
+    model_id: str = field(metadata=about("", KEYED))
+    model_version: str = field(metadata=about("", "the version that made the prediction"))
+    ts: float = field(metadata=about(EPOCH, "when the prediction was made", check=_timestamp))
+    prediction: Scalar = field(metadata=about("class or value", "what the model answered"))
+    features: Mapping[str, FeatureValue] = field(
+        default_factory=dict,
+        metadata=about(
+            "name -> number, string, boolean or null",
+            "the model's inputs; `null` is a missing value; nested values are refused",
+        ),
+    )
+    score: float | None = field(
+        default=None,
+        metadata=about("in [0, 1]", "the model's confidence in its prediction", check=_score),
+    )
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@_documented
+@dataclass(frozen=True, slots=True)
+class LabelEvent:
+    """The ground truth of one prediction, whenever it is known: a record on ``labels``."""
+
+    event_id: str = field(metadata=about("", "the prediction it answers"))
+    model_id: str = field(metadata=about("", KEYED))
+    ts: float = field(metadata=about(EPOCH, "when the label became known", check=_timestamp))
+    label: Scalar = field(
+        metadata=about(
+            "class or value",
+            'the true answer, of the prediction\'s type (a numeric string such as `"1"` counts '
+            'as a number); see the README, "Tasks, label types and the error detectors"',
+        )
+    )
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@_documented
+@dataclass(frozen=True, slots=True)
+class MetricEvent:
+    """A metric an inference server or an outside monitor measured: a record on ``metrics``."""
+
+    model_id: str = field(metadata=about("", KEYED))
+    ts: float = field(metadata=about(EPOCH, "when it was measured", check=_timestamp))
+    name: str = field(
+        metadata=about(
+            "e.g. `drift`, `accuracy`, `latency_ms`",
+            "which metric; the policy's `[[metrics]]` rules name it",
+        )
+    )
+    value: float = field(metadata=about("finite, in the metric's own unit", "the measured value"))
+    model_version: str | None = field(
+        default=None,
+        metadata=about(
+            "",
+            "the version measured; without it, the version deployed when it arrives. A metric "
+            "for another version is counted (`stale_metrics`) and ignored",
+        ),
+    )
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@_documented
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One piece of evidence for a retrain: what fired, at what value, on how much data.
+
+    Not a record of its own: an element of RetrainRequest's ``reasons``.
+    """
+
+    signal: str = field(
+        metadata=about(
+            "`error`, `feature:<name>`, `prediction`, `score`, `metric:<name>`, `refit`, "
+            "`schedule`, `manual`",
+            "what fired",
+        )
+    )
+    detector: str = field(
+        metadata=about(
+            "e.g. `cusum`, `ks`, `psi`, `threshold`, `examples` (refit), `max_age` or "
+            "`max_events` (schedule), `operator` (manual)",
+            "the test that fired",
+            required=False,
+            default="manual",
+        )
+    )
+    value: float = field(
+        metadata=about(
+            "the detector's statistic (a threshold rule: the metric's value)",
+            "the value that fired",
+            required=False,
+            default=0.0,
+        )
+    )
+    threshold: float = field(
+        metadata=about(
+            "in the statistic's unit", "what the value had to reach", required=False, default=0.0
+        )
+    )
+    n: int = field(
+        metadata=about(
+            ">= 0, samples", "how much data the detector had seen", required=False, default=0
+        )
+    )
+    details: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata=about(
+            "",
+            "extra evidence: reference level and window sizes; for a CUSUM `since_change` and "
+            "`change_ts` (seconds since the epoch); for a threshold its direction; for a manual "
+            "request the operator's note",
+        ),
+    )
+
+
+@_documented
+@dataclass(frozen=True, slots=True)
+class RetrainRequest:
+    """A model must be retrained, and why: a record on ``retrain-requests``."""
+
+    request_id: str = field(
+        metadata=about(
+            "`rr-<hash>` (automatic), `manual-...` (by hand)",
+            "deterministic: the same evidence gives the same id, so duplicates are dropped",
+        )
+    )
+    model_id: str = field(metadata=about("", KEYED))
+    model_version: str = field(metadata=about("", "the version that drifted"))
+    ts: float = field(
+        metadata=about(EPOCH, "event time of the record that tipped the decision", check=_timestamp)
+    )
+    reasons: tuple[Reason, ...] = field(metadata=about("non-empty", "what fired (see Reason)"))
+    policy: str | None = field(
+        default=None, metadata=about("", "the name of the policy that decided")
+    )
+    source: SourceRef | None = field(
+        default=None, metadata=about("", "the record that tipped the decision")
+    )
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@_documented
+@dataclass(frozen=True, slots=True)
+class RetrainResult:
+    """How a retrain ended: a record on ``retrain-results`` (external trainers publish it too)."""
+
+    request_id: str = field(metadata=about("", "the request it answers"))
+    model_id: str = field(metadata=about("", KEYED))
+    status: str = field(
+        metadata=about(
+            "`succeeded`, `failed`, `rejected`",
+            "`rejected`: the gate kept the current model",
+            check=_one_of(RESULT_STATUSES),
+        )
+    )
+    ts: float = field(
+        metadata=about(EPOCH, "when the retrain ended (wall clock)", check=_timestamp)
+    )
+    candidate_version: str | None = field(
+        default=None, metadata=about("`v-<hash>`", "the version trained")
+    )
+    metrics: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata=about(
+            "",
+            "the gate's evidence: `candidate_error` and `current_error` (holdout error, 0..1 "
+            "for classes), `holdout`, `holdout_current`, `train` (example counts), `gate` (the "
+            "verdict in words), and the trainer's own",
+        ),
+    )
+    error: str | None = field(default=None, metadata=about("", "why it failed, in a sentence"))
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@_documented
+@dataclass(frozen=True, slots=True)
+class DeploymentEvent:
+    """A version goes live: a record on ``deployments``; inference servers follow this topic."""
+
+    deployment_id: str = field(
+        metadata=about("`dep-<hash>`, `rb-<hash>`", "consumers drop a repeated one")
+    )
+    model_id: str = field(metadata=about("", KEYED))
+    version: str = field(metadata=about("", "the version now live"))
+    action: str = field(
+        metadata=about(
+            "`promote`, `rollback`",
+            "a retrained candidate, or back to the previous version",
+            check=_one_of(DEPLOY_ACTIONS),
+        )
+    )
+    ts: float = field(metadata=about(EPOCH, "when it was decided", check=_timestamp))
+    request_id: str | None = field(default=None, metadata=about("", "the retrain that produced it"))
+    previous_version: str | None = field(
+        default=None, metadata=about("", "the version it replaces")
+    )
+    artifact_uri: str | None = field(
+        default=None,
+        metadata=about("", "where the model artifact is (registry file, or a trainer's URI)"),
+    )
+    metrics: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata=about("", "the gate's evidence (as RetrainResult's), or a rollback's"),
+    )
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@_documented
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record the worker could not accept: a record on ``dead-letters`` (worker only)."""
+
+    source: SourceRef = field(metadata=about("", "where the bad record is"))
+    error: str = field(metadata=about("", "a sentence: what is wrong and what to do"))
+    raw: str = field(
+        metadata=about(
+            "at most 2000 characters, then `... [truncated, N bytes in all]`",
+            "the bad record's value as text",
+        )
+    )
+    ts: float = field(metadata=about(EPOCH, "the bad record's Kafka timestamp"))
+    reason: str = field(
+        default="invalid_field",
+        metadata=about(
+            "`not_json`, `not_object`, `missing_field`, `invalid_field`, `no_value`, "
+            "`too_large`, `future_timestamp`, `internal_error`, `label_type_mismatch` (a label "
+            "applied but not scored: its type does not match its prediction's)",
+            "a fixed code (the label of `streamproc_dead_letters_total`)",
+            required=True,  # always written
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- specs
+# (field, check, required) per event kind, in the dataclass constructor's order, derived from
+# the classes above: the annotation gives the check unless the field's metadata names one.
+
+
+def spec_of(cls: Any) -> _Spec:
+    """The validation spec of the event class ``cls``: ``(field, check, required)`` per field.
+
+    Raises
+    ------
+    TypeError
+        A field without ``about(...)`` metadata, or whose annotation has no known check and
+        whose metadata names none.
+
+    Examples
+    --------
+    >>> [(name, required) for name, _, required in spec_of(LabelEvent)]
+    [('event_id', True), ('model_id', True), ('ts', True), ('label', True)]
+    """
+    out = []
+    for f in _wire_fields(cls):
+        check = _by_annotation(cls, f)[1]
+        check = f.metadata["check"] or check
+        if check is None:
+            raise TypeError(f"{cls.__name__}.{f.name}: name its check with about(check=...)")
+        out.append((f.name, check, _is_required(f)))
+    return tuple(out)
+
+
+PREDICTION_SPEC: Final[_Spec] = spec_of(PredictionEvent)
+LABEL_SPEC: Final[_Spec] = spec_of(LabelEvent)
+METRIC_SPEC: Final[_Spec] = spec_of(MetricEvent)
+REQUEST_SPEC: Final[_Spec] = spec_of(RetrainRequest)
+RESULT_SPEC: Final[_Spec] = spec_of(RetrainResult)
+DEPLOYMENT_SPEC: Final[_Spec] = spec_of(DeploymentEvent)
 
 _HINTS: Final = {
     "ts": "seconds since the Unix epoch (UTC)",
@@ -381,8 +673,6 @@ _HINTS: Final = {
     "prediction": "a number, string or boolean",
     "label": "a number, string or boolean",
 }
-
-E = TypeVar("E")
 
 
 def decode_object(raw: bytes | str, kind: str) -> dict[str, Any]:

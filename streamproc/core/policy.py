@@ -48,6 +48,7 @@ from typing import Any
 
 from streamproc.core.detectors import Detector, make_detector, parameters
 from streamproc.core.errors import LOSSES, TASKS
+from streamproc.core.exceptions import StreamprocError
 from streamproc.core.identifiers import IdentifierScreen
 
 # The smallest holdout the gate judges a candidate on (see streamproc.core.gate).
@@ -69,7 +70,7 @@ __all__ = [
 ]
 
 
-class PolicyError(ValueError):
+class PolicyError(StreamprocError, ValueError):
     """A policy file that cannot be used; the message names the key and the fix."""
 
 

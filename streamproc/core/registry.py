@@ -40,6 +40,8 @@ from urllib.parse import quote
 
 import orjson
 
+from streamproc.core.exceptions import StreamprocError
+
 __all__ = ["CHAMPION", "FileRegistry", "ModelVersion", "Registry", "RegistryError"]
 
 CHAMPION = "champion"
@@ -75,7 +77,7 @@ def _path_part(ident: str) -> str:
     return f"{head}+{hashlib.sha256(ident.encode()).hexdigest()}"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(StreamprocError, RuntimeError):
     """A version that is missing or whose artifact fails its checksum."""
 
 

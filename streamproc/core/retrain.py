@@ -40,6 +40,7 @@ from streamproc.core.events import (
     parse_retrain_request,
     to_dict,
 )
+from streamproc.core.exceptions import StreamprocError
 from streamproc.core.gate import MIN_HOLDOUT, current_error, decide, split_holdout
 from streamproc.core.registry import Registry
 from streamproc.core.training import train
@@ -220,7 +221,7 @@ class Candidate:
     metrics: Mapping[str, Any] = field(default_factory=dict)
 
 
-class TrainerError(RuntimeError):
+class TrainerError(StreamprocError, RuntimeError):
     """Training did not produce a candidate. ``transient`` failures are retried with backoff."""
 
     def __init__(self, message: str, transient: bool = False) -> None:

@@ -50,6 +50,14 @@ from streamproc.core.events import (
 from streamproc.core.monitor import ModelMonitor
 from streamproc.core.policy import PolicyBook
 from streamproc.core.statesize import fit_snapshot
+from streamproc.core.topics import (
+    DEPLOYMENTS,
+    LABELS,
+    METRICS,
+    MONITORED_TOPICS,
+    PREDICTIONS,
+    RETRAIN_RESULTS,
+)
 
 __all__ = ["MONITORED_TOPICS", "Monitors", "Outcome", "iter_record", "route", "route_record"]
 
@@ -59,9 +67,6 @@ log = logging.getLogger(__name__)
 MAX_RECORD_BYTES: Final = 1024 * 1024
 # Event time may run ahead of the broker's clock by at most this (clock skew, not a bug).
 MAX_FUTURE_S: Final = 86400.0
-
-# Logical topic names (before the configured prefix) the drift agent consumes.
-MONITORED_TOPICS: Final = ("predictions", "labels", "metrics", "deployments", "retrain-results")
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,20 +331,20 @@ def _mismatch_letter(
 
 
 _PARSERS: Final[dict[str, Callable[[bytes], Any]]] = {
-    "predictions": parse_prediction,
-    "labels": parse_label,
-    "metrics": parse_metric,
-    "deployments": parse_deployment,
-    "retrain-results": parse_retrain_result,
+    PREDICTIONS: parse_prediction,
+    LABELS: parse_label,
+    METRICS: parse_metric,
+    DEPLOYMENTS: parse_deployment,
+    RETRAIN_RESULTS: parse_retrain_result,
 }
 _BATCHED: Final[dict[str, tuple[str, Callable[..., Any], Any]]] = {
-    "predictions": ("prediction", PredictionEvent, PREDICTION_SPEC),
-    "labels": ("label", LabelEvent, LABEL_SPEC),
+    PREDICTIONS: ("prediction", PredictionEvent, PREDICTION_SPEC),
+    LABELS: ("label", LabelEvent, LABEL_SPEC),
 }
 _HANDLERS: Final[dict[str, Callable[[ModelMonitor, Any, SourceRef], Any]]] = {
-    "predictions": lambda m, ev, src: m.on_prediction(ev, src),
-    "labels": lambda m, ev, src: m.on_label(ev, src),
-    "metrics": lambda m, ev, src: m.on_metric(ev, src),
-    "deployments": lambda m, ev, src: m.on_deployment(ev),
-    "retrain-results": lambda m, ev, src: m.on_result(ev),
+    PREDICTIONS: lambda m, ev, src: m.on_prediction(ev, src),
+    LABELS: lambda m, ev, src: m.on_label(ev, src),
+    METRICS: lambda m, ev, src: m.on_metric(ev, src),
+    DEPLOYMENTS: lambda m, ev, src: m.on_deployment(ev),
+    RETRAIN_RESULTS: lambda m, ev, src: m.on_result(ev),
 }

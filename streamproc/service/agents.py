@@ -48,6 +48,7 @@ from streamproc.core.retrain import (
     unexpected,
 )
 from streamproc.core.router import Monitors, route_record
+from streamproc.core.topics import DEPLOYMENTS, MONITORED_TOPICS, RETRAIN_REQUESTS, RETRAIN_RESULTS
 from streamproc.service.aliases import AliasFollower
 from streamproc.service.app import MAX_STATE_BYTES, Wiring
 from streamproc.service.board import StatusBoard
@@ -91,10 +92,7 @@ def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> 
     retrains = Retrains(w, book, registry, board)
     aliases = AliasFollower(registry)
     prefix = settings.topic_prefix
-    logical_of = {
-        settings.topic(n): n
-        for n in ("predictions", "labels", "metrics", "deployments", "retrain-results")
-    }
+    logical_of = {settings.topic(n): n for n in MONITORED_TOPICS}
     monitors = Monitors(book, load=w.monitors.load, max_snapshot_bytes=SNAPSHOT_LIMIT)
     ckpt = Checkpointer(w, monitors, settings.checkpoint_s, commits)
     retrains.live = monitors.live  # fresher than the table between checkpoints
@@ -157,7 +155,7 @@ def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> 
                     if out.model_id is None:
                         continue  # not applied; else applied (a label_type_mismatch), goes on
                 if out.model_id is not None:
-                    if logical == "deployments":  # every one, redelivered too: idempotent
+                    if logical == DEPLOYMENTS:  # every one, redelivered too: idempotent
                         aliases.follow(parse_deployment(event.value))
                     touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
                     if not out.redelivered:
@@ -186,7 +184,7 @@ def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> 
             try:
                 req = parse_retrain_request(event.value)
             except InvalidEvent as exc:
-                src = SourceRef("retrain-requests", msg.partition, msg.offset)
+                src = SourceRef(RETRAIN_REQUESTS, msg.partition, msg.offset)
                 dl = dead_letter(src, str(exc), event.value, msg.timestamp)
                 await w.dead_letters.send(key=msg.key, value=encode(dl))
                 continue
@@ -215,9 +213,9 @@ def check_trainers(book: PolicyBook, results_topic: str) -> None:
 
 def _report(board: StatusBoard, logical: str, raw: bytes) -> None:
     """Results and deployments also go on the board (parsed again: they are rare)."""
-    if logical == "retrain-results":
+    if logical == RETRAIN_RESULTS:
         board.result(parse_retrain_result(raw))
-    elif logical == "deployments":
+    elif logical == DEPLOYMENTS:
         board.deployed(parse_deployment(raw))
 
 

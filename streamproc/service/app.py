@@ -13,7 +13,13 @@ from faust.streams import _current_event
 from faust.web.base import BlueprintManager
 
 from streamproc.config import Settings
-from streamproc.core.router import MONITORED_TOPICS
+from streamproc.core.topics import (
+    DEAD_LETTERS,
+    DEPLOYMENTS,
+    MONITORED_TOPICS,
+    RETRAIN_REQUESTS,
+    RETRAIN_RESULTS,
+)
 
 MAX_STATE_BYTES = 8 * 1024 * 1024
 # Most bytes the broker returns per partition and fetch (faust's default: 1 MiB, i.e. about one
@@ -185,10 +191,10 @@ def create_app(settings: Settings, bootstrap: str) -> Wiring:
         app=app,
         settings=settings,
         monitored=app.topic(*(t(n) for n in MONITORED_TOPICS), **RAW),
-        requests=app.topic(t("retrain-requests"), **RAW),
-        results=app.topic(t("retrain-results"), **RAW),
-        deployments=app.topic(t("deployments"), **RAW),
-        dead_letters=app.topic(t("dead-letters"), **RAW),
+        requests=app.topic(t(RETRAIN_REQUESTS), **RAW),
+        results=app.topic(t(RETRAIN_RESULTS), **RAW),
+        deployments=app.topic(t(DEPLOYMENTS), **RAW),
+        dead_letters=app.topic(t(DEAD_LETTERS), **RAW),
         monitors=table("monitors"),
         retrains=table("retrains"),
     )

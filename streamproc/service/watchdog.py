@@ -22,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streamproc.core.topics import SOURCE_TOPICS
 from streamproc.service.app import Wiring
 from streamproc.service.commits import CommitGap
 from streamproc.service.faust_compat import drop_duplicate_acks
@@ -90,7 +91,7 @@ async def look(
 
 
 def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 30.0) -> None:
-    sources = {w.settings.topic(t) for t in ("predictions", "labels", "metrics")}
+    sources = {w.settings.topic(t) for t in SOURCE_TOPICS}
     group = w.settings.topic_prefix + w.settings.app_id
     security = w.settings.security.aiokafka_kwargs()
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamproc.core.exceptions import StreamprocError
+
 logger = logging.getLogger(__name__)
 
 KAFKA_VERSION = "4.1.2"
@@ -63,7 +65,7 @@ _MAVEN_HINT = (
 )
 
 
-class BrokerError(RuntimeError):
+class BrokerError(StreamprocError, RuntimeError):
     """The local Kafka broker could not be assembled, started, reached or stopped."""
 
 

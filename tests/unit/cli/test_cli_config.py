@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from streamproc import cli
+from streamproc.cli.commands import worker as worker_command
+from streamproc.cli.common import loglevel
 from streamproc.config import Settings, SettingsError
 from streamproc.devkit.harness import free_port
 
@@ -125,11 +127,11 @@ def test_loglevel_sets_the_level_the_worker_logs_at(
     def fake_worker(args: object) -> int:
         root = logging.getLogger()
         seen["root"] = root.level
-        seen["faust"] = cli._loglevel(args)  # type: ignore[arg-type]
+        seen["faust"] = loglevel(args)  # type: ignore[arg-type]
         seen["info_shown"] = logging.getLogger("cli-level-probe").isEnabledFor(logging.INFO)
         return 0
 
-    monkeypatch.setattr(cli, "cmd_worker", fake_worker)
+    monkeypatch.setattr(worker_command, "run", fake_worker)
     before = logging.getLogger().level
     try:
         assert cli.main(argv) == 0

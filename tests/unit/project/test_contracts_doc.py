@@ -1,12 +1,18 @@
 """docs/contracts.md names every field of every event class, with the parser's required-ness.
 
 The lists come from the code (the dataclasses of ``streamproc.core.events`` and what their
-parsers accept), so the document cannot drift from it unnoticed.
+parsers accept), so the document cannot drift from it unnoticed. Each field table and the topic
+table are the ones the code's documentation gives (each field's ``about(...)`` metadata, the
+topic catalog of ``streamproc.core.topics``), character for character. After changing a field's
+documentation, rewrite the tables with::
+
+    STREAMPROC_WRITE_CONTRACTS=1 .venv/bin/python -m pytest tests/unit/project/test_contracts_doc.py
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +21,7 @@ import orjson
 import pytest
 
 from streamproc.core import events as ev
+from streamproc.core import topics
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "contracts.md"
 CLASSES = [
@@ -103,3 +110,88 @@ def test_batched_records_are_documented_and_the_example_is_accepted() -> None:
         Monitors(), "predictions", example.group(1).encode(), SourceRef("predictions", 0, 0), 0.0
     )
     assert len(outs) == 3 and all(o.dead_letter is None for o in outs)
+
+
+HEADER = "| field | type | unit / values | required | meaning |\n|---|---|---|---|---|\n"
+TOPIC_HEADER = "  | topic | key | value | written by |\n  |---|---|---|---|\n"
+
+
+def _row(*cells: str) -> str:
+    return ("| " + " | ".join(cells) + " |").replace("|  |", "| |")
+
+
+def _required(d: ev.FieldDoc) -> str:
+    if d.required:
+        return "yes"
+    if d.default is None:
+        return "no"
+    shown = f"`{d.default}`" if isinstance(d.default, str) else f"{d.default:g}"
+    return f"no (default {shown})"
+
+
+def field_table(cls: type) -> str:
+    """The markdown table of ``cls``'s fields, from their documentation in the code."""
+    rows = [
+        _row(f"`{d.name}`", d.wire_type, d.unit, _required(d), d.meaning)
+        for d in ev.field_docs(cls)
+    ]
+    return HEADER + "\n".join(rows) + "\n"
+
+
+def topic_table() -> str:
+    rows = ["  " + _row(f"`{t.name}`", t.key, t.event, t.written_by) for t in topics.CATALOG]
+    return TOPIC_HEADER + "\n".join(rows) + "\n"
+
+
+def _table_span(text: str, start: int) -> tuple[int, int]:
+    """Where the first markdown table at or after ``start`` begins and ends."""
+    m = re.compile(r"^ *\|.*\n(?: *\|.*\n)*", re.M).search(text, start)
+    assert m, "no table found"
+    return m.start(), m.end()
+
+
+def _sections(text: str) -> dict[str, tuple[int, int]]:
+    spans = {}
+    for cls in CLASSES:
+        m = re.search(rf"^### {cls.__name__}\n", text, re.M)
+        assert m, f"docs/contracts.md has no section '### {cls.__name__}'"
+        spans[cls.__name__] = _table_span(text, m.end())
+    m = re.search(r"^- Topics \(", text, re.M)
+    assert m, "docs/contracts.md lists the topics under '- Topics ('"
+    spans["topics"] = _table_span(text, m.end())
+    return spans
+
+
+def _expected(name: str) -> str:
+    if name == "topics":
+        return topic_table()
+    return field_table(next(c for c in CLASSES if c.__name__ == name))
+
+
+def _rewrite() -> None:
+    text = DOC.read_text()
+    for name, (a, b) in sorted(_sections(text).items(), key=lambda kv: -kv[1][0]):
+        text = text[:a] + _expected(name) + text[b:]
+    DOC.write_text(text)
+
+
+if os.environ.get("STREAMPROC_WRITE_CONTRACTS") == "1":
+    _rewrite()
+
+
+@pytest.mark.parametrize("name", [c.__name__ for c in CLASSES] + ["topics"])
+def test_each_table_is_the_one_the_code_documents(name: str) -> None:
+    text = DOC.read_text()
+    a, b = _sections(text)[name]
+    expected = _expected(name)
+    assert text[a:b] == expected, (
+        f"docs/contracts.md, {name}: the table differs from the code's documentation "
+        f"(streamproc/core/events.py, streamproc/core/topics.py); it should read:\n{expected}"
+        "(rewrite with STREAMPROC_WRITE_CONTRACTS=1, see this module's docstring)"
+    )
+
+
+def test_every_field_is_documented_with_a_meaning() -> None:
+    for cls in CLASSES:
+        for d in ev.field_docs(cls):
+            assert d.meaning and not d.meaning.endswith("."), f"{cls.__name__}.{d.name}"

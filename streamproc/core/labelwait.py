@@ -17,11 +17,11 @@ for an error alarm (:mod:`streamproc.core.changepoint`). The wait is the error a
 ``min_train_examples + MIN_HOLDOUT``. Then the labels decide whether the change hurts: the
 monitor asks only if the post-change error is significantly above the error before the change
 (the one-sided test of :meth:`DegradedWatch.still_degraded`); if not yet, it looks again each
-time the post-change labels double (the test's power grows with them), until they fill the
-training window, then drops the alarm: inputs that moved while the answers stayed as good give
-nothing new to learn. This is the post-change training rule of drift-adaptive
-learners (e.g. Gama et al. 2004, "Learning with drift detection": on a detected change, the
-model is rebuilt from the examples since the change) applied to a label-free alarm.
+time the post-change labels double (the test's power grows with them), up to a last look when
+they fill the training window, then drops the alarm: inputs that moved while the answers
+stayed as good give nothing new to learn. This is the post-change training rule of
+drift-adaptive learners (e.g. Gama et al. 2004, "Learning with drift detection": on a detected
+change, the model is rebuilt from the examples since the change) applied to a label-free alarm.
 
 A model whose labels stop coming is not held forever: once the join's TTL has passed since the
 alarm, no label of an older prediction can still arrive, and the request goes out as before,
@@ -37,8 +37,10 @@ Examples
 (True, 150.0)
 >>> w.reason().details["change_ts"], w.expired(100.0 + 86400.0, 86400.0)
 (150.0, False)
->>> w.later(), [w.labelled(103.0 + k, 153.0 + k) for k in range(3)]  # look again at 6
-(6, [False, False, True])
+>>> w.later(cap=1000), [w.labelled(103.0 + k, 153.0 + k) for k in range(3)]  # again at 6
+(True, [False, False, True])
+>>> w.later(cap=8), w.next_at, w.later(cap=6)  # a last look when the window is full
+(True, 8, False)
 >>> LabelWait.from_state(w.state()).state() == w.state()
 True
 """
@@ -100,10 +102,13 @@ class LabelWait:
             self.change_ts = float(label_ts)
         return self.labels >= self.next_at
 
-    def later(self) -> int:
-        """The labels did not show harm yet: look again when they have doubled."""
-        self.next_at = 2 * self.labels
-        return self.next_at
+    def later(self, cap: int) -> bool:
+        """The labels did not show harm yet: look again when they have doubled, or at ``cap``
+        (the training window: more are not kept); False when ``cap`` was the last look."""
+        if self.labels >= cap:
+            return False
+        self.next_at = min(2 * self.labels, cap)
+        return True
 
     def expired(self, ts: float, ttl_s: float) -> bool:
         """No post-alarm label came, and none of a prediction older than ``ttl_s`` can come."""

@@ -641,7 +641,7 @@ class ModelMonitor:
             limit = self.policy.training_window
             after = self._recent_errors(self.version, limit, since=wait.change_ts, fallback=False)
             if not watch.still_degraded(after):
-                if wait.later() > limit:
+                if not wait.later(cap=limit):
                     # Inputs moved, answers as good as before: nothing to learn from them.
                     self.label_wait = None
                     self._count("label_free_alarm_without_error_rise")

@@ -490,9 +490,8 @@ class ModelMonitor:
         """Bonferroni across the model's watched distributions: many tests, one alarm budget.
 
         A detector that falls short keeps its state: a CUSUM goes on accumulating evidence.
-        The outputs (prediction, score) are watched distributions too, so they count.
         """
-        tests = sum(1 for s in self.detectors if s.startswith("feature:") or s in _OUTPUTS) or 1
+        tests = sum(1 for s in self.detectors if s.startswith("feature:")) or 1
         p = getattr(det, "p_value", None)
         alpha = getattr(det, "alpha", None)
         if p is not None and alpha is not None:

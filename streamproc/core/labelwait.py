@@ -4,10 +4,10 @@ A feature, prediction or score alarm says that the inputs (or outputs) changed, 
 world now maps them to. Asked at the alarm, a retrain learns from the window's examples, all
 labelled before the alarm (labels lag predictions), and the gate judges the candidate on the
 same old examples: the candidate learns the old concept, passes, and the rollback watch then
-compares its live error after the change with the previous version's before it. Measured on the
-closed-loop ``rbf`` world (centroids redrawn, feature alarms 20-100 events before the error
-alarm): in 2 of 3 runs such candidates were deployed at two of the three changes and rolled back
-each time, to a version still worse on the new concept.
+compares its live error after the change with the previous version's before it. Measured on
+the closed-loop ``rbf`` world (centroids redrawn; feature alarms 20-110 events after it, before
+the error alarm): over 3 runs of 3 changes, 5 such candidates were deployed and then rolled
+back, to a version still worse on the new concept.
 
 So, when the model is labelled at all, a label-free alarm is held until ``needed`` labels of
 predictions made at or after the alarm have arrived; the estimated change point (in label time,

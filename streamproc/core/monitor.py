@@ -58,6 +58,7 @@ from streamproc.core.events import (
 )
 from streamproc.core.identifiers import LENGTH_SUFFIX, IdentifierScreen
 from streamproc.core.labeljoin import Joined, LabelJoin
+from streamproc.core.labelwait import LabelWait
 from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, DriftRule, Policy
 from streamproc.core.rollback import RollbackWatch
 from streamproc.core.timeline import Firing, SignalStatus
@@ -173,6 +174,8 @@ class ModelMonitor:
         self.last_deployment_id: str | None = None
         # The last good error level while a change-based retrain is in flight or failed.
         self.degraded: DegradedWatch | None = None
+        # A label-free alarm held until labels of predictions made after it exist.
+        self.label_wait: LabelWait | None = None
         # Versions served beside the current one (canary, shadow), each with its own signals,
         # and the share of recent traffic each carries (streamproc.core.versions).
         self.others = OtherVersions()
@@ -229,7 +232,11 @@ class ModelMonitor:
         request = None
         if ev.model_version == self.version:
             self.trigger.events += 1
-            request = self._watch_distributions(ev, source) or self._scheduled(ev.ts, source)
+            request = (
+                self._watch_distributions(ev, source)
+                or self._scheduled(ev.ts, source)
+                or self._label_wait_expired(ev.ts, source)
+            )
         else:
             self._other_prediction(ev)
         joined = self.join.add_prediction(
@@ -314,6 +321,7 @@ class ModelMonitor:
         refit = retrained and ev.action == "promote" and ev.request_id != self.last_refit_id
         self.refit_due = self.policy.refit_examples if refit else 0
         self.degraded = None
+        self.label_wait = None
         self.own_examples = 0
         self.last_deployment_id = ev.deployment_id
         if ev.version != self.version and self.version != UNKNOWN_VERSION:
@@ -348,6 +356,9 @@ class ModelMonitor:
         emitted: Emitted = None
         for s in scored.ready:  # this pair, or those held until the task was known
             out = self._on_error(s, source)
+            emitted = emitted or out
+        if self.label_wait is not None and j.version == self.version:
+            out = self._label_wait_over(j, source)
             emitted = emitted or out
         return emitted
 
@@ -575,12 +586,10 @@ class ModelMonitor:
         if not self.trigger.confirmed(signal, self.samples.get(signal, 0)):
             self._count("unconfirmed")
             return None
-        # Quorum "all" waits for the policy's signals, not for every metric's change detector
-        # (on by default, one per metric name): they add evidence when they fire.
-        signals = sum(1 for s in self.detectors if not s.startswith("metric_change:"))
-        reasons = self.trigger.offer(reason, ts, signals=signals)
+        if self._hold_for_labels(signal, reason, ts, evidence):
+            return None
+        reasons = self._offer(reason, ts)
         if reasons is None:
-            self._count("suppressed")
             return None
         req = self._request(reasons, ts, evidence, source)
         if signal == ERROR_SIGNAL and isinstance(details.get("change_ts"), int | float):
@@ -590,9 +599,84 @@ class ModelMonitor:
                 self.degraded = DegradedWatch.start(req.request_id, level, details["change_ts"], n)
         return req
 
+    def _hold_for_labels(self, signal: str, reason: Reason, ts: float, evidence: str) -> bool:
+        """A label-free alarm of a labelled model waits for labels of post-alarm predictions.
+
+        See :mod:`streamproc.core.labelwait`; a model with no labels in its window asks at once.
+        """
+        if not (signal in _OUTPUTS or signal.startswith("feature:")):
+            return False
+        if not self.examples or self.policy.min_train_examples <= 0:
+            return False
+        if self.label_wait is None:
+            need = self.policy.min_train_examples + MIN_HOLDOUT
+            self.label_wait = LabelWait.start(reason, ts, evidence, need)
+        self._count("waiting_for_post_change_labels")
+        return True
+
+    def _offer(self, reason: Reason, ts: float) -> tuple[Reason, ...] | None:
+        # Quorum "all" waits for the policy's signals, not for every metric's change detector
+        # (on by default, one per metric name): they add evidence when they fire.
+        signals = sum(1 for s in self.detectors if not s.startswith("metric_change:"))
+        reasons = self.trigger.offer(reason, ts, signals=signals)
+        if reasons is None:
+            self._count("suppressed")
+        return reasons
+
+    def _label_wait_over(self, j: Joined, source: SourceRef | None) -> RetrainRequest | None:
+        """Ask for the held label-free alarm once enough post-alarm labels exist, if they show
+        the error rose (the labels are better evidence of harm than the inputs' change); if not
+        yet, look again as they double, until they fill the training window."""
+        wait = self.label_wait
+        assert wait is not None
+        if not wait.labelled(j.prediction_ts, j.label_ts) or wait.change_ts is None:
+            return None
+        if wait.good_level is None:
+            wait.good_level = self._good_level(wait.change_ts)
+        watch = None
+        if wait.good_level is not None:
+            n = self._examples_since(wait.change_ts)
+            watch = DegradedWatch.start("", wait.good_level, wait.change_ts, n)
+            limit = self.policy.training_window
+            after = self._recent_errors(self.version, limit, since=wait.change_ts, fallback=False)
+            if not watch.still_degraded(after):
+                if not wait.later(cap=limit):
+                    # Inputs moved, answers as good as before: nothing to learn from them.
+                    self.label_wait = None
+                    self._count("label_free_alarm_without_error_rise")
+                return None
+        self.label_wait = None
+        reasons = self._offer(wait.reason(), j.label_ts)
+        if reasons is None:
+            return None
+        self.last_change_ts = wait.change_ts
+        req = self._request(reasons, j.label_ts, f"{wait.evidence}+labels", source)
+        if watch is not None:
+            watch.request_id = req.request_id
+            self.degraded = watch
+        return req
+
+    def _label_wait_expired(self, ts: float, source: SourceRef | None) -> RetrainRequest | None:
+        """A held alarm whose post-alarm labels did not come within the join's TTL asks now."""
+        wait = self.label_wait
+        if wait is None or not wait.expired(ts, self.policy.join.ttl_s):
+            return None
+        self.label_wait = None
+        self._count("label_wait_expired")
+        reasons = self._offer(wait.alarm, ts)
+        return self._request(reasons, ts, wait.evidence, source) if reasons else None
+
+    def _good_level(self, change_ts: float) -> float | None:
+        """The version's measured error before a change (its last 500, at least 30): the good
+        level of a change found without an error alarm (core.degraded)."""
+        mine = [ex for ex in self.examples if ex[3] == self.version and ex[2] is not None]
+        before = self._errors([(ex[2], ex[1]) for ex in mine if ex[4] < change_ts][-500:])
+        return sum(before) / len(before) if len(before) >= MIN_HOLDOUT else None
+
     def _request(
         self, reasons: tuple[Reason, ...], ts: float, evidence: str, source: SourceRef | None
     ) -> RetrainRequest:
+        self.label_wait = None  # this request answers a held alarm too
         rid = request_id_for(self.model_id, self.version, evidence, reasons)
         self.trigger.requested(rid, ts)
         self._count("requests")
@@ -772,6 +856,7 @@ class ModelMonitor:
                 "refit": [self.refit_due, self.own_examples, self.last_refit_id],
                 "last_change_ts": self.last_change_ts,
                 "degraded": self.degraded.state() if self.degraded else None,
+                "label_wait": self.label_wait.state() if self.label_wait else None,
                 "versions": {"others": self.others.state(), "traffic": self.traffic.state()},
                 "offsets": self.offsets,
                 "batch_pos": self.batch_pos,
@@ -811,6 +896,8 @@ class ModelMonitor:
         mon.refit_due, mon.own_examples, mon.last_refit_id = s["refit"]
         mon.last_change_ts = s["last_change_ts"]
         mon.degraded = DegradedWatch.from_state(s["degraded"]) if s.get("degraded") else None
+        wait = s.get("label_wait")  # absent in snapshots from before the label wait
+        mon.label_wait = LabelWait.from_state(wait) if wait else None
         if "versions" in s:
             mon.others = OtherVersions.from_state(s["versions"]["others"])
             mon.traffic = TrafficShare.from_state(s["versions"]["traffic"])

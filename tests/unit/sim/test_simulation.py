@@ -38,3 +38,24 @@ def test_periodic_retrains_on_its_period_and_oracle_at_the_drift() -> None:
 def test_unknown_strategy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown strategy 'sometimes'"):
         closed_loop(SCHEDULES["sea"], "sometimes")
+
+
+def test_a_feature_alarm_at_a_concept_change_is_not_answered_from_old_labels() -> None:
+    """rbf, seed 1: a feature alarm 41 events after the centroids were redrawn used to retrain
+    on the window's pre-change labels; that candidate was deployed and rolled back to v0. Now
+    the alarm waits for post-change labels: every deployment is a new version, none before the
+    first post-change labels exist."""
+    run = closed_loop(SCHEDULES["rbf"], "default", seed=1, length=12_000)
+    assert run.requests_at and all(i >= 10_000 + 50 for i in run.requests_at)
+    versions = [v for _, v in run.deployments]
+    assert "v0" not in versions and len(set(versions)) == len(versions)  # no rollback
+    assert run.accuracy > 0.9
+
+
+def test_a_stationary_stretch_gets_no_request() -> None:
+    """mixed, seed 3: the prediction-distribution CUSUM fired at event 27,487, 7,487 events
+    after the last change, with the concept and the model unchanged, and asked for a retrain.
+    Its post-alarm labels show no error rise, so now nothing is asked."""
+    run = closed_loop(SCHEDULES["mixed"], "default", seed=3, length=29_000)
+    assert [i for i in run.requests_at if i >= 22_000] == []
+    assert run.false_retrains == 0

@@ -18,8 +18,8 @@ from playwright.sync_api import Route, expect, sync_playwright
 
 from streamproc.core.events import LabelEvent, PredictionEvent
 from streamproc.core.monitor import ModelMonitor
+from streamproc.devkit.harness import missing_tool
 from streamproc.service.board import StatusBoard
-from streamproc.testing import missing_tool
 
 pytestmark = pytest.mark.integration
 

@@ -56,6 +56,7 @@ from streamproc.core.events import (
     RetrainResult,
     SourceRef,
 )
+from streamproc.core.example import Example
 from streamproc.core.identifiers import LENGTH_SUFFIX, IdentifierScreen
 from streamproc.core.labeljoin import Joined, LabelJoin
 from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, DriftRule, Policy
@@ -75,8 +76,6 @@ ERROR_SIGNAL: Final = "error"
 _OUTPUTS: Final = frozenset({"prediction", "score"})
 _FLOAT_MAX: Final = 1.7976931348623157e308
 
-# A labelled example as kept for training: [features, label, prediction, version, ts].
-Example = list[Any]
 # What one record can make a monitor emit: a retrain request, or a rollback deployment.
 Emitted = RetrainRequest | DeploymentEvent | None
 
@@ -344,7 +343,7 @@ class ModelMonitor:
         if not scored.comparable:
             return None  # never scored, never a training or gate example
         self._error_detector()  # exists from the moment the task is known
-        self.examples.append([j.features, j.label, j.prediction, j.version, j.label_ts])
+        self.examples.append(Example(j.features, j.label, j.prediction, j.version, j.label_ts))
         emitted: Emitted = None
         for s in scored.ready:  # this pair, or those held until the task was known
             out = self._on_error(s, source)
@@ -610,12 +609,12 @@ class ModelMonitor:
         self, version: str, limit: int, since: float | None = None, fallback: bool = True
     ) -> list[float]:
         """The version's latest live errors: since the last detected change if enough, else all."""
-        mine = [ex for ex in self.examples if ex[3] == version and ex[2] is not None]
+        mine = [ex for ex in self.examples if ex.version == version and ex.prediction is not None]
         since = self.last_change_ts if since is None else since
         if since is not None:
-            after = [ex for ex in mine if ex[4] >= since]
+            after = [ex for ex in mine if ex.ts >= since]
             mine = after if len(after) >= 30 or not fallback else mine
-        return self._errors([(ex[2], ex[1]) for ex in mine[-limit:]])
+        return self._errors([(ex.prediction, ex.label) for ex in mine[-limit:]])
 
     def _errors(self, pairs: list[tuple[Any, Any]]) -> list[float]:
         """Errors of (prediction, label) pairs as the model's task scores them."""
@@ -651,7 +650,7 @@ class ModelMonitor:
     def _examples_since(self, ts: float | None) -> int:
         if ts is None:
             return len(self.examples)
-        return sum(1 for ex in reversed(self.examples) if ex[4] >= ts)
+        return sum(1 for ex in reversed(self.examples) if ex.ts >= ts)
 
     def _change_ts(self, since: int) -> float | None:
         """Label time of the estimated first post-change example of the current version.
@@ -660,16 +659,18 @@ class ModelMonitor:
         examples in the window; the CUSUM's own ``since`` count (which tends to reach back
         before the change) only when that finds no rise.
         """
-        mine = [ex for ex in self.examples if ex[3] == self.version and ex[2] is not None]
-        k = estimate_change(self._errors([(ex[2], ex[1]) for ex in mine]))
+        mine = [
+            ex for ex in self.examples if ex.version == self.version and ex.prediction is not None
+        ]
+        k = estimate_change(self._errors([(ex.prediction, ex.label) for ex in mine]))
         if k is not None:
-            return float(mine[k][4])
+            return float(mine[k].ts)
         seen = 0
         for ex in reversed(self.examples):
-            if ex[3] == self.version:
+            if ex.version == self.version:
                 seen += 1
                 if seen == since:
-                    return float(ex[4])
+                    return float(ex.ts)
         return None
 
     def _fresh_detectors(self) -> None:
@@ -764,7 +765,7 @@ class ModelMonitor:
                 "version": [self.version, self.version_deployed, self.last_deployment_id],
                 "detectors": {k: d.state() for k, d in self.detectors.items()},
                 "join": self.join.state(),
-                "examples": [list(self.examples), self.policy.training_window],
+                "examples": [self.examples.rows(), self.policy.training_window],
                 "policy": detection_config(self.policy),
                 "trigger": self.trigger.state(),
                 "samples": self.samples,
@@ -827,5 +828,5 @@ class ModelMonitor:
             # The policy now declares another task: its errors mean something else.
             del mon.detectors[ERROR_SIGNAL]
             mon._error_detector()
-        mon.examples.extend(examples)  # the policy's window: the newest that fit, counted
+        mon.examples.load_rows(examples)  # the policy's window: the newest that fit, counted
         return mon

@@ -26,6 +26,7 @@ True
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -167,8 +168,10 @@ class LabelJoin:
     def _forget_size(self, event_id: str) -> None:
         self.nbytes -= self._sizes.pop(event_id, 0)
 
-    def _evict(self) -> None:
-        horizon = self._now - self.ttl_s
+    def _evict(self, ttl: bool = True) -> None:
+        """Evict what is past the TTL (unless ``ttl`` is False) or over the count and byte
+        limits, oldest first."""
+        horizon = self._now - self.ttl_s if ttl else -math.inf
         for buf, limit, counter in (
             (self._pending, self.max_pending, "evicted_predictions"),
             (self._early, self.max_early, "evicted_labels"),
@@ -211,8 +214,8 @@ class LabelJoin:
         self.counts[counter] += 1
 
     def state(self) -> dict[str, Any]:
+        """The buffers and counters; the limits are the policy's, not the state's."""
         return {
-            "limits": [self.max_pending, self.ttl_s, self.max_early, self.max_bytes],
             "pending": dict(self._pending),
             "early": dict(self._early),
             "recent": list(self._recent),
@@ -225,22 +228,20 @@ class LabelJoin:
     def from_state(
         cls,
         s: dict[str, Any],
-        max_pending: int | None = None,
-        ttl_s: float | None = None,
-        max_early: int | None = None,
-        max_bytes: int | None = None,
+        *,
+        max_pending: int,
+        ttl_s: float,
+        max_early: int,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         name: str = "",
     ) -> LabelJoin:
-        """Rebuild from :meth:`state`; limits given here (the current policy's) replace the
-        saved ones, and what no longer fits is evicted and counted at once."""
-        saved = list(s["limits"]) + [DEFAULT_MAX_BYTES] * (4 - len(s["limits"]))
-        j = cls(
-            max_pending=saved[0] if max_pending is None else max_pending,
-            ttl_s=saved[1] if ttl_s is None else ttl_s,
-            max_early=saved[2] if max_early is None else max_early,
-            max_bytes=saved[3] if max_bytes is None else max_bytes,
-            name=name,
-        )
+        """Rebuild from :meth:`state` with the given limits (the current policy's).
+
+        What no longer fits the count and byte limits is evicted and counted at once; a
+        shorter TTL applies from the next event. The ``limits`` a snapshot written before
+        issue 15 carries are ignored.
+        """
+        j = cls(max_pending, ttl_s, max_early, max_bytes, name)
         j._pending = dict(s["pending"])
         j._early = dict(s["early"])
         for buf in (j._pending, j._early):
@@ -250,8 +251,9 @@ class LabelJoin:
         j._now = s["now"]
         j.counts = {**dict.fromkeys(_COUNTS, 0), **s["counts"]}
         j.latency_sum = s["latency_sum"]
-        if [j.max_pending, j.ttl_s, j.max_early, j.max_bytes] != saved:  # the policy changed
-            j._evict()
-            while len(j._recent) > j.max_pending:
-                del j._recent[next(iter(j._recent))]
+        # Within the limits it was saved under, nothing goes (no TTL eviction either: the
+        # code never evicts between two events, and a restart must not change what joins).
+        j._evict(ttl=False)
+        while len(j._recent) > j.max_pending:
+            del j._recent[next(iter(j._recent))]
         return j

@@ -765,7 +765,7 @@ class ModelMonitor:
                 "version": [self.version, self.version_deployed, self.last_deployment_id],
                 "detectors": {k: d.state() for k, d in self.detectors.items()},
                 "join": self.join.state(),
-                "examples": [self.examples.rows(), self.policy.training_window],
+                "window": self.examples.rows(),
                 "policy": detection_config(self.policy),
                 "trigger": self.trigger.state(),
                 "samples": self.samples,
@@ -786,16 +786,21 @@ class ModelMonitor:
     @classmethod
     def restore(cls, data: bytes, policy: Policy = DEFAULT_POLICY) -> ModelMonitor:
         """Rebuild from :meth:`snapshot`: the state is the snapshot's, the configuration the
-        given ``policy``'s (join limits, training window, trigger; detectors start afresh if
-        the policy's detection rules changed since the snapshot). What the new limits no
-        longer hold is evicted and counted."""
+        given ``policy``'s (join limits, training window, rollback limits, trigger). What the
+        new limits no longer hold is evicted and counted. The snapshot keeps two digests of the
+        configuration it was gathered under, compared, never applied: detectors start afresh if
+        the detection rules changed, task inference and the error detector if the declared task
+        or the loss did. Snapshots written before issue 15 also carried the limits (``examples``
+        as ``[rows, training_window]``, the join's, the watch's, the version sets' bounds):
+        read, and those limits ignored."""
         s = orjson.loads(data)
         if s.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(
                 f"monitor snapshot format {s.get('format')!r} is not {SNAPSHOT_FORMAT}; "
                 "reset the worker's state (new application id) to start from fresh detectors."
             )
-        examples = s["examples"][0]
+        # Before issue 15 the window was saved with its size: [rows, training_window].
+        rows = s["window"] if "window" in s else s["examples"][0]
         mon = cls(s["model_id"], policy)
         mon.version, mon.version_deployed, mon.last_deployment_id = s["version"]
         if s.get("policy", detection_config(policy)) == detection_config(policy):
@@ -804,11 +809,20 @@ class ModelMonitor:
             log.info("model %s: detection rules changed: detectors start afresh", mon.model_id)
         lim = policy.join
         mon.join = LabelJoin.from_state(
-            s["join"], lim.max_pending, lim.ttl_s, lim.max_early, lim.max_bytes, mon.model_id
+            s["join"],
+            max_pending=lim.max_pending,
+            ttl_s=lim.ttl_s,
+            max_early=lim.max_early,
+            max_bytes=lim.max_bytes,
+            name=mon.model_id,
         )
         mon.trigger = Trigger.from_state(s["trigger"], policy)
         mon.samples = dict(s["samples"])
-        mon.watch = RollbackWatch.from_state(s["watch"]) if s["watch"] else None
+        rule = policy.rollback
+        if s["watch"] and rule is not None:  # a policy without rollback ends a watch
+            mon.watch = RollbackWatch.from_state(
+                s["watch"], min_samples=rule.min_samples, max_samples=rule.max_samples, z=rule.z
+            )
         mon.refit_due, mon.own_examples, mon.last_refit_id = s["refit"]
         mon.last_change_ts = s["last_change_ts"]
         mon.degraded = DegradedWatch.from_state(s["degraded"]) if s.get("degraded") else None
@@ -821,12 +835,16 @@ class ModelMonitor:
         mon.last_ts = s["last_ts"]
         if "screen" in s:  # snapshots from before the screen: features are probed again
             mon.screen.load(s["screen"])
-        scorer = ErrorScorer.from_state(s["scorer"]) if "scorer" in s else None
-        if scorer is not None and scorer.declared == policy.task:
+        scorer = (
+            ErrorScorer.from_state(s["scorer"], policy.task, mon.scorer.loss)
+            if "scorer" in s
+            else None
+        )
+        if scorer is not None:
             mon.scorer = scorer
         elif ERROR_SIGNAL in mon.detectors:
             # The policy now declares another task: its errors mean something else.
             del mon.detectors[ERROR_SIGNAL]
             mon._error_detector()
-        mon.examples.load_rows(examples)  # the policy's window: the newest that fit, counted
+        mon.examples.load_rows(rows)  # the policy's window: the newest that fit, counted
         return mon

@@ -142,7 +142,6 @@ class RetrainLedger:
     def state(self) -> dict[str, Any]:
         return {
             "handled": list(self.handled),
-            "remember": self.handled.maxlen,
             "in_flight": self.in_flight,
             "coalesced": list(self.coalesced),
             "waiting": self.waiting,
@@ -150,8 +149,10 @@ class RetrainLedger:
         }
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> RetrainLedger:
-        led = cls(remember=s["remember"])
+    def from_state(cls, s: dict[str, Any], remember: int = 1000) -> RetrainLedger:
+        """Rebuild from :meth:`state`; ``remember`` in a ledger saved before issue 15 is
+        ignored (the bound is the code's, not the state's)."""
+        led = cls(remember=remember)
         led.handled.extend(s["handled"])
         led.in_flight = s["in_flight"]
         led.coalesced = list(s["coalesced"])

@@ -101,17 +101,29 @@ class RollbackWatch:
         }
 
     def state(self) -> dict[str, Any]:
+        """The baseline, the new version's errors and the last statistic; the limits and the
+        critical value are the policy's (``rollback``), not the state's."""
         return {
             "prev": self.previous_version,
             "base": self.base,
             "new": self.new,
-            "limits": [self.min_samples, self.max_samples, self.z_crit],
             "z": self.z,
         }
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> RollbackWatch:
-        w = cls(s["prev"], *s["base"], *s["limits"])
+    def from_state(
+        cls, s: dict[str, Any], min_samples: int, max_samples: int, z: float
+    ) -> RollbackWatch:
+        """Rebuild from :meth:`state` under the given limits (the current policy's); the
+        ``limits`` a snapshot written before issue 15 carries are ignored.
+
+        >>> w = RollbackWatch.from_errors("v1", [0.0, 1.0] * 20, min_samples=50)
+        >>> back = RollbackWatch.from_state(w.state(), min_samples=10, max_samples=90, z=2.0)
+        >>> back.base == w.base, back.min_samples, back.z_crit
+        (True, 10, 2.0)
+        """
+        base_n, base_sum, base_sumsq = s["base"]
+        w = cls(s["prev"], base_n, base_sum, base_sumsq, min_samples, max_samples, z)
         w.new = list(s["new"])
         w.z = s["z"]
         return w

@@ -202,10 +202,13 @@ def test_scorer_state_round_trips_mid_inference() -> None:
     sc = ErrorScorer()
     for i in range(50):
         sc.add(f"e{i}", "v1", i, i + 1, float(i))
-    copy = ErrorScorer.from_state(orjson.loads(orjson.dumps(sc.state())))
-    assert copy.state() == sc.state()
+    copy = ErrorScorer.from_state(orjson.loads(orjson.dumps(sc.state())), "auto", "absolute")
+    assert copy is not None and copy.state() == sc.state()
     with pytest.raises(ValueError, match="reset the worker"):
-        ErrorScorer.from_state({**sc.state(), "format": 99})
+        ErrorScorer.from_state({**sc.state(), "format": 99}, "auto", "absolute")
+    # Scored under another task or loss than the policy's now: the state does not apply.
+    assert ErrorScorer.from_state(sc.state(), "regression", "absolute") is None
+    assert ErrorScorer.from_state(sc.state(), "auto", "squared") is None
 
 
 # --------------------------------------------------------------------------- the monitor

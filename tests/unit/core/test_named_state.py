@@ -184,3 +184,62 @@ def test_a_training_job_saved_before_named_state_restores_examples() -> None:
         Example({"x": 2.0}, 0, 0, "v1", 4.0),
     )
     assert job.state()["holdout"] == saved["holdout"]
+
+
+# ------------------------------------------------------------------ configuration from the policy
+
+OTHER_POLICY = (
+    "[default]\n"
+    "training_window = 25\n"
+    "join = { max_pending = 12, ttl_s = 9000.0, max_early = 4, max_bytes = 200000 }\n"
+    "rollback = { min_samples = 17, max_samples = 70, z = 5.5 }\n"
+    'error = { detector = "cusum", warmup = 50, shift = 0.5, arl = 1e4 }\n'
+    "refit_examples = 60\n"
+)
+
+
+def test_config_in_an_old_snapshot_is_ignored_for_the_policys(captured: dict[str, Any]) -> None:
+    saved = captured["snapshot"]
+    # What the code at 9e73bd5 stored besides the state: the limits it ran under.
+    assert saved["examples"][1] == 40
+    assert saved["join"]["limits"][:3] == [30, 5000.0, 10]
+    assert saved["watch"]["limits"] == [20, 400, 3.0]
+    assert {"decay", "max"} <= set(saved["versions"]["traffic"])
+    policy = load_policy_text(OTHER_POLICY).default
+    mon = ModelMonitor.restore(orjson.dumps(saved), policy)
+    assert (mon.examples.max_count, len(mon.examples)) == (25, 25)
+    assert mon.examples.rows() == saved["examples"][0][-25:]  # the newest that fit
+    j = mon.join
+    assert (j.max_pending, j.ttl_s, j.max_early, j.max_bytes) == (12, 9000.0, 4, 200_000)
+    assert j.pending == 12 and j.counts["evicted_predictions"] > 0  # evicted and counted
+    watch = mon.watch
+    assert watch is not None
+    assert (watch.min_samples, watch.max_samples, watch.z_crit) == (17, 70, 5.5)
+    assert watch.base == saved["watch"]["base"] and watch.new == saved["watch"]["new"]
+
+
+def test_a_policy_without_rollback_ends_a_saved_watch(captured: dict[str, Any]) -> None:
+    text = POLICY.replace("rollback = { min_samples = 20, max_samples = 400, z = 3.0 }", "")
+    policy = load_policy_text(text + "rollback = false\n").default
+    mon = ModelMonitor.restore(orjson.dumps(captured["snapshot"]), policy)
+    assert mon.watch is None
+
+
+def test_snapshots_hold_state_only() -> None:
+    policy = load_policy_text(POLICY).default
+    mon = ModelMonitor("m", policy)
+    play(mon, traffic(0, 262), 0)
+    s = orjson.loads(mon.snapshot())
+    assert "examples" not in s and len(s["window"]) == 40
+    assert "limits" not in s["join"]
+    assert set(s["watch"]) == {"prev", "base", "new", "z"}
+    assert set(s["versions"]["traffic"]) == {"w"}
+    assert "max" not in s["versions"]["others"]
+
+
+def test_snapshot_bytes_do_not_grow(captured: dict[str, Any]) -> None:
+    """The same monitor state takes no more bytes than it did at 9e73bd5."""
+    policy = load_policy_text(POLICY).default
+    old = orjson.dumps(captured["snapshot"])
+    new = ModelMonitor.restore(old, policy).snapshot()
+    assert len(new) <= len(old)

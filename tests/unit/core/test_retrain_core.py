@@ -151,10 +151,10 @@ def test_ledger_state_round_trip_lockstep() -> None:
         a.finish(rid)
     a.admit("rr-3")
     a.admit("rr-4")
-    b = RetrainLedger.from_state(orjson.loads(orjson.dumps(a.state())))
-    c = RetrainLedger.from_state(a.state())
+    b = RetrainLedger.from_state(orjson.loads(orjson.dumps(a.state())), remember=5)
+    c = RetrainLedger.from_state(a.state(), remember=5)
     assert b.state() == a.state() == c.state()
-    assert b.handled.maxlen == 5
+    assert b.handled.maxlen == 5 and "remember" not in a.state()  # the bound is the code's
     script = ["rr-1", "rr-3", "rr-5", "rr-4", ("finish", "rr-3"), "rr-5", "rr-6"]
     for step in script:
         if isinstance(step, tuple):

@@ -29,11 +29,11 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-__all__ = ["Joined", "LabelJoin"]
+__all__ = ["EarlyLabel", "Joined", "LabelJoin", "WaitingPrediction"]
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,25 @@ _COUNTS = (
 DEFAULT_MAX_BYTES = 3 * 1024 * 1024
 
 
-def entry_bytes(event_id: str, entry: list[Any]) -> int:
-    """Bytes an entry takes in the snapshot: its JSON, its key and a little framing."""
-    return len(orjson.dumps(entry)) + len(event_id) + 4
+class WaitingPrediction(NamedTuple):
+    """A prediction waiting for its label; a snapshot keeps it as a row in field order."""
+
+    ts: float  # event time of the prediction, seconds
+    version: str  # the model version that made it
+    prediction: Any
+    features: Mapping[str, Any]
+
+
+class EarlyLabel(NamedTuple):
+    """A label that came before its prediction; a snapshot keeps it as ``[ts, label]``."""
+
+    ts: float  # event time of the label, seconds
+    label: Any
+
+
+def entry_bytes(event_id: str, entry: WaitingPrediction | EarlyLabel) -> int:
+    """Bytes an entry takes in the snapshot: its JSON row, its key and a little framing."""
+    return len(orjson.dumps(list(entry))) + len(event_id) + 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +121,8 @@ class LabelJoin:
         self._sizes: dict[str, int] = {}  # per pending or early entry (ids are the keys)
         self.nbytes = 0
         # Plain dicts keep insertion order, which is arrival order: eviction pops from the front.
-        self._pending: dict[str, list[Any]] = {}
-        self._early: dict[str, list[Any]] = {}
+        self._pending: dict[str, WaitingPrediction] = {}
+        self._early: dict[str, EarlyLabel] = {}
         self._recent: dict[str, None] = {}  # joined ids, to tell a duplicate label from an orphan
         self._now = 0.0
         self.counts: dict[str, int] = dict.fromkeys(_COUNTS, 0)
@@ -124,11 +140,12 @@ class LabelJoin:
         early = self._early.pop(event_id, None)
         if early is not None:
             self._forget_size(event_id)
-            return self._joined(event_id, [ts, version, prediction, features], early[0], early[1])
+            pred = WaitingPrediction(ts, version, prediction, features)
+            return self._joined(event_id, pred, early.ts, early.label)
         if event_id in self._pending or event_id in self._recent:
             self.counts["duplicate_predictions"] += 1
             return None
-        self._pending[event_id] = entry = [ts, version, prediction, features]
+        self._pending[event_id] = entry = WaitingPrediction(ts, version, prediction, features)
         self._hold_size(event_id, entry)
         self._evict()
         return None
@@ -143,17 +160,19 @@ class LabelJoin:
         if event_id in self._recent or event_id in self._early:
             self.counts["duplicate_labels"] += 1
             return None
-        self._early[event_id] = entry = [ts, label]
-        self._hold_size(event_id, entry)
+        self._early[event_id] = early = EarlyLabel(ts, label)
+        self._hold_size(event_id, early)
         self._evict()
         return None
 
-    def _joined(self, event_id: str, pred: list[Any], label_ts: float, label: Any) -> Joined:
+    def _joined(
+        self, event_id: str, pred: WaitingPrediction, label_ts: float, label: Any
+    ) -> Joined:
         self.counts["joined"] += 1
         self._recent[event_id] = None
         if len(self._recent) > self.max_pending:
             del self._recent[next(iter(self._recent))]
-        j = Joined(event_id, pred[1], pred[2], label, pred[3], pred[0], label_ts)
+        j = Joined(event_id, pred.version, pred.prediction, label, pred.features, pred.ts, label_ts)
         self.latency_sum += j.latency_s
         return j
 
@@ -161,7 +180,7 @@ class LabelJoin:
         if ts > self._now:
             self._now = ts
 
-    def _hold_size(self, event_id: str, entry: list[Any]) -> None:
+    def _hold_size(self, event_id: str, entry: WaitingPrediction | EarlyLabel) -> None:
         n = self._sizes[event_id] = entry_bytes(event_id, entry)
         self.nbytes += n
 
@@ -178,7 +197,7 @@ class LabelJoin:
         ):
             while buf:
                 oldest = next(iter(buf))
-                if len(buf) <= limit and buf[oldest][0] >= horizon:
+                if len(buf) <= limit and buf[oldest].ts >= horizon:
                     break
                 self._drop(buf, oldest, counter)
         self.shrink_to(self.max_bytes)
@@ -208,7 +227,12 @@ class LabelJoin:
                 )
         return evicted
 
-    def _drop(self, buf: dict[str, list[Any]], event_id: str, counter: str) -> None:
+    def _drop(
+        self,
+        buf: dict[str, WaitingPrediction] | dict[str, EarlyLabel],
+        event_id: str,
+        counter: str,
+    ) -> None:
         del buf[event_id]
         self._forget_size(event_id)
         self.counts[counter] += 1
@@ -216,8 +240,8 @@ class LabelJoin:
     def state(self) -> dict[str, Any]:
         """The buffers and counters; the limits are the policy's, not the state's."""
         return {
-            "pending": dict(self._pending),
-            "early": dict(self._early),
+            "pending": {k: list(v) for k, v in self._pending.items()},
+            "early": {k: list(v) for k, v in self._early.items()},
             "recent": list(self._recent),
             "now": self._now,
             "counts": dict(self.counts),
@@ -242,11 +266,12 @@ class LabelJoin:
         issue 15 carries are ignored.
         """
         j = cls(max_pending, ttl_s, max_early, max_bytes, name)
-        j._pending = dict(s["pending"])
-        j._early = dict(s["early"])
-        for buf in (j._pending, j._early):
-            for event_id, entry in buf.items():
-                j._hold_size(event_id, entry)
+        j._pending = {k: WaitingPrediction(*row) for k, row in s["pending"].items()}
+        j._early = {k: EarlyLabel(*row) for k, row in s["early"].items()}
+        for event_id, pred in j._pending.items():
+            j._hold_size(event_id, pred)
+        for event_id, early in j._early.items():
+            j._hold_size(event_id, early)
         j._recent = dict.fromkeys(s["recent"])
         j._now = s["now"]
         j.counts = {**dict.fromkeys(_COUNTS, 0), **s["counts"]}

@@ -762,7 +762,11 @@ class ModelMonitor:
             {
                 "format": SNAPSHOT_FORMAT,
                 "model_id": self.model_id,
-                "version": [self.version, self.version_deployed, self.last_deployment_id],
+                "version": {
+                    "current": self.version,
+                    "deployed": self.version_deployed,
+                    "last_deployment_id": self.last_deployment_id,
+                },
                 "detectors": {k: d.state() for k, d in self.detectors.items()},
                 "join": self.join.state(),
                 "window": self.examples.rows(),
@@ -770,7 +774,11 @@ class ModelMonitor:
                 "trigger": self.trigger.state(),
                 "samples": self.samples,
                 "watch": self.watch.state() if self.watch else None,
-                "refit": [self.refit_due, self.own_examples, self.last_refit_id],
+                "refit": {
+                    "due": self.refit_due,
+                    "own_examples": self.own_examples,
+                    "last_refit_id": self.last_refit_id,
+                },
                 "last_change_ts": self.last_change_ts,
                 "degraded": self.degraded.state() if self.degraded else None,
                 "versions": {"others": self.others.state(), "traffic": self.traffic.state()},
@@ -802,7 +810,11 @@ class ModelMonitor:
         # Before issue 15 the window was saved with its size: [rows, training_window].
         rows = s["window"] if "window" in s else s["examples"][0]
         mon = cls(s["model_id"], policy)
-        mon.version, mon.version_deployed, mon.last_deployment_id = s["version"]
+        v = s["version"]
+        if isinstance(v, list):  # before issue 15: [current, deployed, last_deployment_id]
+            v = dict(zip(("current", "deployed", "last_deployment_id"), v, strict=True))
+        mon.version, mon.version_deployed = v["current"], v["deployed"]
+        mon.last_deployment_id = v["last_deployment_id"]
         if s.get("policy", detection_config(policy)) == detection_config(policy):
             mon.detectors.update({k: restore(v) for k, v in s["detectors"].items()})
         else:  # keep the fresh ones of the current rules
@@ -823,7 +835,14 @@ class ModelMonitor:
             mon.watch = RollbackWatch.from_state(
                 s["watch"], min_samples=rule.min_samples, max_samples=rule.max_samples, z=rule.z
             )
-        mon.refit_due, mon.own_examples, mon.last_refit_id = s["refit"]
+        r = s["refit"]
+        if isinstance(r, list):  # before issue 15: [due, own_examples, last_refit_id]
+            r = dict(zip(("due", "own_examples", "last_refit_id"), r, strict=True))
+        mon.refit_due, mon.own_examples, mon.last_refit_id = (
+            r["due"],
+            r["own_examples"],
+            r["last_refit_id"],
+        )
         mon.last_change_ts = s["last_change_ts"]
         mon.degraded = DegradedWatch.from_state(s["degraded"]) if s.get("degraded") else None
         if "versions" in s:

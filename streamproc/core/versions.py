@@ -154,12 +154,17 @@ class VersionSignals:
             "detectors": {k: d.state() for k, d in self.detectors.items()},
             "samples": dict(self.samples),
             "fired": dict(self.fired),
-            "counts": [self.predictions, self.labels, self.last_ts],
+            "predictions": self.predictions,
+            "labels": self.labels,
+            "last_ts": self.last_ts,
         }
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> VersionSignals:
-        p, n, ts = s["counts"]
+        if "counts" in s:  # before issue 15: [predictions, labels, last_ts]
+            p, n, ts = s["counts"]
+        else:
+            p, n, ts = s["predictions"], s["labels"], s["last_ts"]
         dets = {k: restore(v) for k, v in s["detectors"].items()}
         return cls(dets, dict(s["samples"]), dict(s["fired"]), p, n, ts)
 

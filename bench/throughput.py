@@ -397,7 +397,7 @@ def state_per_model(models: int, preds: int) -> dict:
     for mon in monitors.live.values():
         total += len(mon.snapshot())
         join += len(orjson.dumps(mon.join.state()))
-        examples += len(orjson.dumps(list(mon.examples)))
+        examples += len(orjson.dumps(mon.examples.rows()))
         detectors += len(orjson.dumps({k: d.state() for k, d in mon.detectors.items()}))
         n_det = len(mon.detectors)
     return {

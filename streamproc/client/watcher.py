@@ -5,9 +5,10 @@ Examples
 >>> import pickle, tempfile
 >>> from streamproc.core.events import DeploymentEvent
 >>> from streamproc.core.registry import FileRegistry
+>>> from streamproc.core.example import Example
 >>> from streamproc.core.training import train
 >>> reg = FileRegistry(tempfile.mkdtemp())
->>> model = train([[{"x": float(i % 10)}, i % 10 >= 5] for i in range(200)])
+>>> model = train([Example({"x": float(i % 10)}, i % 10 >= 5, None, "v1", 0.0) for i in range(200)])
 >>> _ = reg.register("m", "v2", pickle.dumps(model), created_ts=0.0)
 >>> watcher = DeploymentWatcher("127.0.0.1:9092", "", ["m"], registry_root=reg.root)
 >>> watcher.handle(DeploymentEvent("dep-1", "m", "v2", "promote", ts=1.0))

@@ -55,7 +55,7 @@ Pair(prediction=True, label=True, numbers=False))
 >>> out = [scorer.add(f"e{i}", "v1", 250000 + i, 251000 + i, float(i)) for i in range(200)]
 >>> scorer.task, len(out[-1].ready), out[-1].ready[0].error
 ('regression', 200, 1000.0)
->>> ErrorScorer.from_state(scorer.state()).state() == scorer.state()
+>>> ErrorScorer.from_state(scorer.state(), "auto", "absolute").state() == scorer.state()
 True
 """
 
@@ -393,6 +393,9 @@ class ErrorScorer:
         return Scored(tuple(ready), tuple(bad))
 
     def state(self) -> dict[str, Any]:
+        """The inferred task, its evidence and the held pairs. ``task`` also names the declared
+        task and loss the errors were scored under: provenance, which :meth:`from_state` only
+        compares with the policy's, never takes as configuration."""
         return {
             "format": STATE_FORMAT,
             "task": [self.declared, self.loss, self.inferred, self.why],
@@ -401,10 +404,22 @@ class ErrorScorer:
         }
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> ErrorScorer:
+    def from_state(cls, s: dict[str, Any], task: str, loss: str) -> ErrorScorer | None:
+        """Rebuild from :meth:`state` under the policy's ``task`` and ``loss``.
+
+        None when the state was scored under another declared task or loss: its errors (and a
+        detector fed with them) mean something else, so scoring starts afresh.
+
+        Raises
+        ------
+        ValueError
+            For a state of another format, or an unknown ``task`` or ``loss``.
+        """
         check_format("error scorer", s, STATE_FORMAT)
-        declared, loss, inferred, why = s["task"]
-        sc = cls(declared, loss)
+        declared, saved_loss, inferred, why = s["task"]
+        sc = cls(task, loss)
+        if (declared, saved_loss) != (task, loss):
+            return None
         sc.inferred, sc.why = inferred, why
         sc.inference = TaskInference.from_state(s["inference"])
         sc.held = [list(h) for h in s["held"]]

@@ -7,7 +7,7 @@ needed); the candidate by predicting them.
 
 Examples
 --------
->>> examples = [[{"x": i}, i % 2, i % 2, "v1", float(i)] for i in range(100)]
+>>> examples = [Example({"x": i}, i % 2, i % 2, "v1", float(i)) for i in range(100)]
 >>> train_set, holdout = split_holdout(examples, every=5, recent=50)
 >>> len(train_set), len(holdout)
 (90, 10)
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from streamproc.core.errors import errors_of, infer_task
+from streamproc.core.example import Example
 from streamproc.core.policy import MIN_HOLDOUT
 
 __all__ = ["MIN_HOLDOUT", "GateDecision", "current_error", "decide", "split_holdout"]
@@ -47,8 +47,8 @@ class GateDecision:
 
 
 def split_holdout(
-    examples: Sequence[Sequence[Any]], every: int = 5, recent: int = 500, min_holdout: int = 0
-) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
+    examples: Sequence[Example], every: int = 5, recent: int = 500, min_holdout: int = 0
+) -> tuple[list[Example], list[Example]]:
     """Hold out every ``every``-th of the last ``recent`` examples; train on the rest.
 
     When that gives fewer than ``min_holdout`` examples, the holdout is ``min_holdout``
@@ -59,15 +59,15 @@ def split_holdout(
     m = len(examples) - start
     h = max(m // every, min(min_holdout, m // 2))
     picks = {start + (j + 1) * m // h - 1 for j in range(h)} if h else set()
-    train: list[Sequence[Any]] = []
-    holdout: list[Sequence[Any]] = []
+    train: list[Example] = []
+    holdout: list[Example] = []
     for i, ex in enumerate(examples):
         (holdout if i in picks else train).append(ex)
     return train, holdout
 
 
 def current_error(
-    holdout: Sequence[Sequence[Any]], version: str, task: str | None = None
+    holdout: Sequence[Example], version: str, task: str | None = None
 ) -> tuple[float | None, int]:
     """Error of the predictions the deployed ``version`` made on the holdout, and how many.
 
@@ -75,7 +75,11 @@ def current_error(
     decides 0/1 or absolute errors. Pairs whose types do not match are left out, never scored
     as errors (the monitor keeps them out of the examples in the first place).
     """
-    pairs = [(ex[2], ex[1]) for ex in holdout if ex[3] == version and ex[2] is not None]
+    pairs = [
+        (ex.prediction, ex.label)
+        for ex in holdout
+        if ex.version == version and ex.prediction is not None
+    ]
     errs, _ = errors_of(pairs, task or infer_task(pairs))
     return (sum(errs) / len(errs) if errs else None), len(errs)
 

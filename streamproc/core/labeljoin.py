@@ -26,13 +26,14 @@ True
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-__all__ = ["Joined", "LabelJoin"]
+__all__ = ["EarlyLabel", "Joined", "LabelJoin", "WaitingPrediction"]
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,25 @@ _COUNTS = (
 DEFAULT_MAX_BYTES = 3 * 1024 * 1024
 
 
-def entry_bytes(event_id: str, entry: list[Any]) -> int:
-    """Bytes an entry takes in the snapshot: its JSON, its key and a little framing."""
-    return len(orjson.dumps(entry)) + len(event_id) + 4
+class WaitingPrediction(NamedTuple):
+    """A prediction waiting for its label; a snapshot keeps it as a row in field order."""
+
+    ts: float  # event time of the prediction, seconds
+    version: str  # the model version that made it
+    prediction: Any
+    features: Mapping[str, Any]
+
+
+class EarlyLabel(NamedTuple):
+    """A label that came before its prediction; a snapshot keeps it as ``[ts, label]``."""
+
+    ts: float  # event time of the label, seconds
+    label: Any
+
+
+def entry_bytes(event_id: str, entry: WaitingPrediction | EarlyLabel) -> int:
+    """Bytes an entry takes in the snapshot: its JSON row, its key and a little framing."""
+    return len(orjson.dumps(list(entry))) + len(event_id) + 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +121,8 @@ class LabelJoin:
         self._sizes: dict[str, int] = {}  # per pending or early entry (ids are the keys)
         self.nbytes = 0
         # Plain dicts keep insertion order, which is arrival order: eviction pops from the front.
-        self._pending: dict[str, list[Any]] = {}
-        self._early: dict[str, list[Any]] = {}
+        self._pending: dict[str, WaitingPrediction] = {}
+        self._early: dict[str, EarlyLabel] = {}
         self._recent: dict[str, None] = {}  # joined ids, to tell a duplicate label from an orphan
         self._now = 0.0
         self.counts: dict[str, int] = dict.fromkeys(_COUNTS, 0)
@@ -123,11 +140,12 @@ class LabelJoin:
         early = self._early.pop(event_id, None)
         if early is not None:
             self._forget_size(event_id)
-            return self._joined(event_id, [ts, version, prediction, features], early[0], early[1])
+            pred = WaitingPrediction(ts, version, prediction, features)
+            return self._joined(event_id, pred, early.ts, early.label)
         if event_id in self._pending or event_id in self._recent:
             self.counts["duplicate_predictions"] += 1
             return None
-        self._pending[event_id] = entry = [ts, version, prediction, features]
+        self._pending[event_id] = entry = WaitingPrediction(ts, version, prediction, features)
         self._hold_size(event_id, entry)
         self._evict()
         return None
@@ -142,17 +160,19 @@ class LabelJoin:
         if event_id in self._recent or event_id in self._early:
             self.counts["duplicate_labels"] += 1
             return None
-        self._early[event_id] = entry = [ts, label]
-        self._hold_size(event_id, entry)
+        self._early[event_id] = early = EarlyLabel(ts, label)
+        self._hold_size(event_id, early)
         self._evict()
         return None
 
-    def _joined(self, event_id: str, pred: list[Any], label_ts: float, label: Any) -> Joined:
+    def _joined(
+        self, event_id: str, pred: WaitingPrediction, label_ts: float, label: Any
+    ) -> Joined:
         self.counts["joined"] += 1
         self._recent[event_id] = None
         if len(self._recent) > self.max_pending:
             del self._recent[next(iter(self._recent))]
-        j = Joined(event_id, pred[1], pred[2], label, pred[3], pred[0], label_ts)
+        j = Joined(event_id, pred.version, pred.prediction, label, pred.features, pred.ts, label_ts)
         self.latency_sum += j.latency_s
         return j
 
@@ -160,22 +180,24 @@ class LabelJoin:
         if ts > self._now:
             self._now = ts
 
-    def _hold_size(self, event_id: str, entry: list[Any]) -> None:
+    def _hold_size(self, event_id: str, entry: WaitingPrediction | EarlyLabel) -> None:
         n = self._sizes[event_id] = entry_bytes(event_id, entry)
         self.nbytes += n
 
     def _forget_size(self, event_id: str) -> None:
         self.nbytes -= self._sizes.pop(event_id, 0)
 
-    def _evict(self) -> None:
-        horizon = self._now - self.ttl_s
+    def _evict(self, ttl: bool = True) -> None:
+        """Evict what is past the TTL (unless ``ttl`` is False) or over the count and byte
+        limits, oldest first."""
+        horizon = self._now - self.ttl_s if ttl else -math.inf
         for buf, limit, counter in (
             (self._pending, self.max_pending, "evicted_predictions"),
             (self._early, self.max_early, "evicted_labels"),
         ):
             while buf:
                 oldest = next(iter(buf))
-                if len(buf) <= limit and buf[oldest][0] >= horizon:
+                if len(buf) <= limit and buf[oldest].ts >= horizon:
                     break
                 self._drop(buf, oldest, counter)
         self.shrink_to(self.max_bytes)
@@ -205,16 +227,21 @@ class LabelJoin:
                 )
         return evicted
 
-    def _drop(self, buf: dict[str, list[Any]], event_id: str, counter: str) -> None:
+    def _drop(
+        self,
+        buf: dict[str, WaitingPrediction] | dict[str, EarlyLabel],
+        event_id: str,
+        counter: str,
+    ) -> None:
         del buf[event_id]
         self._forget_size(event_id)
         self.counts[counter] += 1
 
     def state(self) -> dict[str, Any]:
+        """The buffers and counters; the limits are the policy's, not the state's."""
         return {
-            "limits": [self.max_pending, self.ttl_s, self.max_early, self.max_bytes],
-            "pending": dict(self._pending),
-            "early": dict(self._early),
+            "pending": {k: list(v) for k, v in self._pending.items()},
+            "early": {k: list(v) for k, v in self._early.items()},
             "recent": list(self._recent),
             "now": self._now,
             "counts": dict(self.counts),
@@ -225,33 +252,33 @@ class LabelJoin:
     def from_state(
         cls,
         s: dict[str, Any],
-        max_pending: int | None = None,
-        ttl_s: float | None = None,
-        max_early: int | None = None,
-        max_bytes: int | None = None,
+        *,
+        max_pending: int,
+        ttl_s: float,
+        max_early: int,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         name: str = "",
     ) -> LabelJoin:
-        """Rebuild from :meth:`state`; limits given here (the current policy's) replace the
-        saved ones, and what no longer fits is evicted and counted at once."""
-        saved = list(s["limits"]) + [DEFAULT_MAX_BYTES] * (4 - len(s["limits"]))
-        j = cls(
-            max_pending=saved[0] if max_pending is None else max_pending,
-            ttl_s=saved[1] if ttl_s is None else ttl_s,
-            max_early=saved[2] if max_early is None else max_early,
-            max_bytes=saved[3] if max_bytes is None else max_bytes,
-            name=name,
-        )
-        j._pending = dict(s["pending"])
-        j._early = dict(s["early"])
-        for buf in (j._pending, j._early):
-            for event_id, entry in buf.items():
-                j._hold_size(event_id, entry)
+        """Rebuild from :meth:`state` with the given limits (the current policy's).
+
+        What no longer fits the count and byte limits is evicted and counted at once; a
+        shorter TTL applies from the next event. The ``limits`` a snapshot written before
+        issue 15 carries are ignored.
+        """
+        j = cls(max_pending, ttl_s, max_early, max_bytes, name)
+        j._pending = {k: WaitingPrediction(*row) for k, row in s["pending"].items()}
+        j._early = {k: EarlyLabel(*row) for k, row in s["early"].items()}
+        for event_id, pred in j._pending.items():
+            j._hold_size(event_id, pred)
+        for event_id, early in j._early.items():
+            j._hold_size(event_id, early)
         j._recent = dict.fromkeys(s["recent"])
         j._now = s["now"]
         j.counts = {**dict.fromkeys(_COUNTS, 0), **s["counts"]}
         j.latency_sum = s["latency_sum"]
-        if [j.max_pending, j.ttl_s, j.max_early, j.max_bytes] != saved:  # the policy changed
-            j._evict()
-            while len(j._recent) > j.max_pending:
-                del j._recent[next(iter(j._recent))]
+        # Within the limits it was saved under, nothing goes (no TTL eviction either: the
+        # code never evicts between two events, and a restart must not change what joins).
+        j._evict(ttl=False)
+        while len(j._recent) > j.max_pending:
+            del j._recent[next(iter(j._recent))]
         return j

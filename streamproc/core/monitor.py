@@ -56,6 +56,7 @@ from streamproc.core.events import (
     RetrainResult,
     SourceRef,
 )
+from streamproc.core.example import Example
 from streamproc.core.identifiers import LENGTH_SUFFIX, IdentifierScreen
 from streamproc.core.labeljoin import Joined, LabelJoin
 from streamproc.core.labelwait import LabelWait
@@ -76,8 +77,6 @@ ERROR_SIGNAL: Final = "error"
 _OUTPUTS: Final = frozenset({"prediction", "score"})
 _FLOAT_MAX: Final = 1.7976931348623157e308
 
-# A labelled example as kept for training: [features, label, prediction, version, ts].
-Example = list[Any]
 # What one record can make a monitor emit: a retrain request, or a rollback deployment.
 Emitted = RetrainRequest | DeploymentEvent | None
 
@@ -352,7 +351,7 @@ class ModelMonitor:
         if not scored.comparable:
             return None  # never scored, never a training or gate example
         self._error_detector()  # exists from the moment the task is known
-        self.examples.append([j.features, j.label, j.prediction, j.version, j.label_ts])
+        self.examples.append(Example(j.features, j.label, j.prediction, j.version, j.label_ts))
         emitted: Emitted = None
         for s in scored.ready:  # this pair, or those held until the task was known
             out = self._on_error(s, source)
@@ -694,12 +693,12 @@ class ModelMonitor:
         self, version: str, limit: int, since: float | None = None, fallback: bool = True
     ) -> list[float]:
         """The version's latest live errors: since the last detected change if enough, else all."""
-        mine = [ex for ex in self.examples if ex[3] == version and ex[2] is not None]
+        mine = [ex for ex in self.examples if ex.version == version and ex.prediction is not None]
         since = self.last_change_ts if since is None else since
         if since is not None:
-            after = [ex for ex in mine if ex[4] >= since]
+            after = [ex for ex in mine if ex.ts >= since]
             mine = after if len(after) >= 30 or not fallback else mine
-        return self._errors([(ex[2], ex[1]) for ex in mine[-limit:]])
+        return self._errors([(ex.prediction, ex.label) for ex in mine[-limit:]])
 
     def _errors(self, pairs: list[tuple[Any, Any]]) -> list[float]:
         """Errors of (prediction, label) pairs as the model's task scores them."""
@@ -735,7 +734,7 @@ class ModelMonitor:
     def _examples_since(self, ts: float | None) -> int:
         if ts is None:
             return len(self.examples)
-        return sum(1 for ex in reversed(self.examples) if ex[4] >= ts)
+        return sum(1 for ex in reversed(self.examples) if ex.ts >= ts)
 
     def _change_ts(self, since: int) -> float | None:
         """Label time of the estimated first post-change example of the current version.
@@ -744,16 +743,18 @@ class ModelMonitor:
         examples in the window; the CUSUM's own ``since`` count (which tends to reach back
         before the change) only when that finds no rise.
         """
-        mine = [ex for ex in self.examples if ex[3] == self.version and ex[2] is not None]
-        k = estimate_change(self._errors([(ex[2], ex[1]) for ex in mine]))
+        mine = [
+            ex for ex in self.examples if ex.version == self.version and ex.prediction is not None
+        ]
+        k = estimate_change(self._errors([(ex.prediction, ex.label) for ex in mine]))
         if k is not None:
-            return float(mine[k][4])
+            return float(mine[k].ts)
         seen = 0
         for ex in reversed(self.examples):
-            if ex[3] == self.version:
+            if ex.version == self.version:
                 seen += 1
                 if seen == since:
-                    return float(ex[4])
+                    return float(ex.ts)
         return None
 
     def _fresh_detectors(self) -> None:
@@ -845,15 +846,23 @@ class ModelMonitor:
             {
                 "format": SNAPSHOT_FORMAT,
                 "model_id": self.model_id,
-                "version": [self.version, self.version_deployed, self.last_deployment_id],
+                "version": {
+                    "current": self.version,
+                    "deployed": self.version_deployed,
+                    "last_deployment_id": self.last_deployment_id,
+                },
                 "detectors": {k: d.state() for k, d in self.detectors.items()},
                 "join": self.join.state(),
-                "examples": [list(self.examples), self.policy.training_window],
+                "window": self.examples.rows(),
                 "policy": detection_config(self.policy),
                 "trigger": self.trigger.state(),
                 "samples": self.samples,
                 "watch": self.watch.state() if self.watch else None,
-                "refit": [self.refit_due, self.own_examples, self.last_refit_id],
+                "refit": {
+                    "due": self.refit_due,
+                    "own_examples": self.own_examples,
+                    "last_refit_id": self.last_refit_id,
+                },
                 "last_change_ts": self.last_change_ts,
                 "degraded": self.degraded.state() if self.degraded else None,
                 "label_wait": self.label_wait.state() if self.label_wait else None,
@@ -870,30 +879,55 @@ class ModelMonitor:
     @classmethod
     def restore(cls, data: bytes, policy: Policy = DEFAULT_POLICY) -> ModelMonitor:
         """Rebuild from :meth:`snapshot`: the state is the snapshot's, the configuration the
-        given ``policy``'s (join limits, training window, trigger; detectors start afresh if
-        the policy's detection rules changed since the snapshot). What the new limits no
-        longer hold is evicted and counted."""
+        given ``policy``'s (join limits, training window, rollback limits, trigger). What the
+        new limits no longer hold is evicted and counted. The snapshot keeps two digests of the
+        configuration it was gathered under, compared, never applied: detectors start afresh if
+        the detection rules changed, task inference and the error detector if the declared task
+        or the loss did. Snapshots written before issue 15 also carried the limits (``examples``
+        as ``[rows, training_window]``, the join's, the watch's, the version sets' bounds):
+        read, and those limits ignored."""
         s = orjson.loads(data)
         if s.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(
                 f"monitor snapshot format {s.get('format')!r} is not {SNAPSHOT_FORMAT}; "
                 "reset the worker's state (new application id) to start from fresh detectors."
             )
-        examples = s["examples"][0]
+        # Before issue 15 the window was saved with its size: [rows, training_window].
+        rows = s["window"] if "window" in s else s["examples"][0]
         mon = cls(s["model_id"], policy)
-        mon.version, mon.version_deployed, mon.last_deployment_id = s["version"]
+        v = s["version"]
+        if isinstance(v, list):  # before issue 15: [current, deployed, last_deployment_id]
+            v = dict(zip(("current", "deployed", "last_deployment_id"), v, strict=True))
+        mon.version, mon.version_deployed = v["current"], v["deployed"]
+        mon.last_deployment_id = v["last_deployment_id"]
         if s.get("policy", detection_config(policy)) == detection_config(policy):
             mon.detectors.update({k: restore(v) for k, v in s["detectors"].items()})
         else:  # keep the fresh ones of the current rules
             log.info("model %s: detection rules changed: detectors start afresh", mon.model_id)
         lim = policy.join
         mon.join = LabelJoin.from_state(
-            s["join"], lim.max_pending, lim.ttl_s, lim.max_early, lim.max_bytes, mon.model_id
+            s["join"],
+            max_pending=lim.max_pending,
+            ttl_s=lim.ttl_s,
+            max_early=lim.max_early,
+            max_bytes=lim.max_bytes,
+            name=mon.model_id,
         )
         mon.trigger = Trigger.from_state(s["trigger"], policy)
         mon.samples = dict(s["samples"])
-        mon.watch = RollbackWatch.from_state(s["watch"]) if s["watch"] else None
-        mon.refit_due, mon.own_examples, mon.last_refit_id = s["refit"]
+        rule = policy.rollback
+        if s["watch"] and rule is not None:  # a policy without rollback ends a watch
+            mon.watch = RollbackWatch.from_state(
+                s["watch"], min_samples=rule.min_samples, max_samples=rule.max_samples, z=rule.z
+            )
+        r = s["refit"]
+        if isinstance(r, list):  # before issue 15: [due, own_examples, last_refit_id]
+            r = dict(zip(("due", "own_examples", "last_refit_id"), r, strict=True))
+        mon.refit_due, mon.own_examples, mon.last_refit_id = (
+            r["due"],
+            r["own_examples"],
+            r["last_refit_id"],
+        )
         mon.last_change_ts = s["last_change_ts"]
         mon.degraded = DegradedWatch.from_state(s["degraded"]) if s.get("degraded") else None
         wait = s.get("label_wait")  # absent in snapshots from before the label wait
@@ -907,12 +941,16 @@ class ModelMonitor:
         mon.last_ts = s["last_ts"]
         if "screen" in s:  # snapshots from before the screen: features are probed again
             mon.screen.load(s["screen"])
-        scorer = ErrorScorer.from_state(s["scorer"]) if "scorer" in s else None
-        if scorer is not None and scorer.declared == policy.task:
+        scorer = (
+            ErrorScorer.from_state(s["scorer"], policy.task, mon.scorer.loss)
+            if "scorer" in s
+            else None
+        )
+        if scorer is not None:
             mon.scorer = scorer
         elif ERROR_SIGNAL in mon.detectors:
             # The policy now declares another task: its errors mean something else.
             del mon.detectors[ERROR_SIGNAL]
             mon._error_detector()
-        mon.examples.extend(examples)  # the policy's window: the newest that fit, counted
+        mon.examples.load_rows(rows)  # the policy's window: the newest that fit, counted
         return mon

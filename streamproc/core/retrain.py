@@ -40,6 +40,7 @@ from streamproc.core.events import (
     parse_retrain_request,
     to_dict,
 )
+from streamproc.core.example import Example, as_examples
 from streamproc.core.exceptions import StreamprocError
 from streamproc.core.gate import MIN_HOLDOUT, current_error, decide, split_holdout
 from streamproc.core.registry import Registry
@@ -142,7 +143,6 @@ class RetrainLedger:
     def state(self) -> dict[str, Any]:
         return {
             "handled": list(self.handled),
-            "remember": self.handled.maxlen,
             "in_flight": self.in_flight,
             "coalesced": list(self.coalesced),
             "waiting": self.waiting,
@@ -150,8 +150,10 @@ class RetrainLedger:
         }
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> RetrainLedger:
-        led = cls(remember=s["remember"])
+    def from_state(cls, s: dict[str, Any], remember: int = 1000) -> RetrainLedger:
+        """Rebuild from :meth:`state`; ``remember`` in a ledger saved before issue 15 is
+        ignored (the bound is the code's, not the state's)."""
+        led = cls(remember=remember)
         led.handled.extend(s["handled"])
         led.in_flight = s["in_flight"]
         led.coalesced = list(s["coalesced"])
@@ -170,14 +172,14 @@ class RetrainOutcome:
 class TrainingJob:
     """What a trainer receives: the request, examples to learn from, and a holdout to predict.
 
-    Examples are ``[features, label, prediction, version, ts]``, oldest first. The trainer never
+    Examples (:class:`~streamproc.core.example.Example`) are oldest first. The trainer never
     learns from the holdout; it returns its predictions for it, and the gate scores them.
     """
 
     request: RetrainRequest
     deployed_version: str
-    train: tuple[Sequence[Any], ...]
-    holdout: tuple[Sequence[Any], ...]
+    train: tuple[Example, ...]
+    holdout: tuple[Example, ...]
     # "classification" or "regression" (the monitor's, streamproc.core.errors); None: inferred
     task: str | None = None
 
@@ -185,29 +187,32 @@ class TrainingJob:
         """The job's task, or the one its examples show (all of them, forced if ambiguous)."""
         if self.task is not None:
             return self.task
-        return infer_task((ex[2], ex[1]) for ex in (*self.train, *self.holdout))
+        return infer_task((ex.prediction, ex.label) for ex in (*self.train, *self.holdout))
 
     def state(self) -> dict[str, Any]:
         """What must survive a restart while an external trainer works: enough to judge it."""
         return {
             "request": to_dict(self.request),
             "deployed_version": self.deployed_version,
-            "holdout": [list(ex) for ex in self.holdout],
+            "holdout": [ex.row() for ex in self.holdout],
             "task": self.task,
         }
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> TrainingJob:
         request = parse_retrain_request(orjson.dumps(s["request"]))
-        return cls(request, s["deployed_version"], (), tuple(s["holdout"]), s.get("task"))
+        holdout = tuple(Example.from_row(row) for row in s["holdout"])
+        return cls(request, s["deployed_version"], (), holdout, s.get("task"))
 
     def to_json_obj(self) -> dict[str, Any]:
         return {
             "request": to_dict(self.request),
             "deployed_version": self.deployed_version,
             "task": self.resolved_task(),
-            "train": [{"features": ex[0], "label": ex[1], "ts": ex[4]} for ex in self.train],
-            "holdout": [{"features": ex[0]} for ex in self.holdout],
+            "train": [
+                {"features": ex.features, "label": ex.label, "ts": ex.ts} for ex in self.train
+            ],
+            "holdout": [{"features": ex.features} for ex in self.holdout],
         }
 
 
@@ -236,14 +241,16 @@ def candidate_version(request_id: str) -> str:
 
 def prepare(
     request: RetrainRequest,
-    examples: Sequence[Sequence[Any]],
+    examples: Sequence[Example] | Sequence[Sequence[Any]],
     deployed_version: str,
     min_examples: int = 50,
     task: str | None = None,
 ) -> TrainingJob:
     """Choose the examples to learn from and the holdout to judge on.
 
-    ``task`` is the model's task as its monitor knows it (None: inferred from the examples).
+    ``examples`` are :class:`~streamproc.core.example.Example` (or rows in its field order,
+    converted). ``task`` is the model's task as its monitor knows it (None: inferred from the
+    examples).
 
     Raises
     ------
@@ -255,7 +262,7 @@ def prepare(
             f"only {len(examples)} labelled examples for {request.model_id} (< {min_examples}); "
             "send labels for its predictions, or lower the minimum"
         )
-    span = training_span(request, examples, min_examples)
+    span = training_span(request, as_examples(examples), min_examples)
     train_set, holdout = split_holdout(span, min_holdout=MIN_HOLDOUT)
     return TrainingJob(request, deployed_version, tuple(train_set), tuple(holdout), task)
 
@@ -266,7 +273,7 @@ def builtin_trainer(job: TrainingJob) -> Candidate:
         model = train(job.train, task=job.resolved_task())
     except (ValueError, TypeError) as exc:
         raise TrainerError(f"training failed: {exc}") from None
-    answers = tuple(model.predict(ex[0]) for ex in job.holdout)
+    answers = tuple(model.predict(ex.features) for ex in job.holdout)
     return Candidate(answers, artifact=pickle.dumps(model), metrics={"task": model.task})
 
 
@@ -344,7 +351,7 @@ def judge(
 
 def retrain(
     request: RetrainRequest,
-    examples: Sequence[Sequence[Any]],
+    examples: Sequence[Example] | Sequence[Sequence[Any]],
     deployed_version: str,
     registry: Registry,
     now: float,
@@ -372,14 +379,14 @@ def retrain(
 
 
 def holdout_error(
-    holdout: Sequence[Sequence[Any]], predictions: Sequence[Any], task: str | None = None
+    holdout: Sequence[Example], predictions: Sequence[Any], task: str | None = None
 ) -> float:
     """Mean error of ``predictions`` against the holdout labels (0/1, or absolute)."""
     return holdout_errors(holdout, predictions, task)[0]
 
 
 def holdout_errors(
-    holdout: Sequence[Sequence[Any]], predictions: Sequence[Any], task: str | None = None
+    holdout: Sequence[Example], predictions: Sequence[Any], task: str | None = None
 ) -> tuple[float, int]:
     """Mean error of the comparable ``predictions`` and how many were not comparable.
 
@@ -387,15 +394,17 @@ def holdout_errors(
     """
     if not holdout:
         return float("nan"), 0
-    pairs = [(p, ex[1]) for p, ex in zip(predictions, holdout, strict=True)]
-    task = task or infer_task((ex[2], ex[1]) for ex in holdout if ex[2] is not None)
+    pairs = [(p, ex.label) for p, ex in zip(predictions, holdout, strict=True)]
+    task = task or infer_task(
+        (ex.prediction, ex.label) for ex in holdout if ex.prediction is not None
+    )
     errs, bad = errors_of(pairs, task)
     return (sum(errs) / len(errs) if errs else float("nan")), bad
 
 
 def training_span(
-    request: RetrainRequest, examples: Sequence[Sequence[Any]], min_examples: int
-) -> Sequence[Sequence[Any]]:
+    request: RetrainRequest, examples: Sequence[Example], min_examples: int
+) -> Sequence[Example]:
     """The examples to learn from: those since the estimated change point, when there are enough.
 
     Training on the whole window after an abrupt change would teach the old concept again.
@@ -404,7 +413,7 @@ def training_span(
     onset = min((t for t in onsets if isinstance(t, int | float)), default=None)
     if onset is None:
         return examples
-    recent = [ex for ex in examples if ex[4] >= onset]
+    recent = [ex for ex in examples if ex.ts >= onset]
     return recent if len(recent) >= min_examples else examples[-min_examples:]
 
 

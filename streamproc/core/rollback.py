@@ -21,9 +21,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["RollbackWatch"]
+__all__ = ["Moments", "RollbackWatch"]
+
+
+class Moments(NamedTuple):
+    """Count, sum and sum of squares of a run of errors; a snapshot keeps them as a row."""
+
+    n: int
+    total: float
+    sumsq: float
+
+    def add(self, x: float) -> Moments:
+        return Moments(self.n + 1, self.total + x, self.sumsq + x * x)
 
 
 class RollbackWatch:
@@ -52,8 +63,8 @@ class RollbackWatch:
         z: float = 3.7,
     ) -> None:
         self.previous_version = previous_version
-        self.base = [base_n, base_sum, base_sumsq]
-        self.new = [0, 0.0, 0.0]
+        self.base = Moments(base_n, base_sum, base_sumsq)
+        self.new = Moments(0, 0.0, 0.0)
         self.min_samples = min_samples
         self.max_samples = max_samples
         self.z_crit = z
@@ -73,22 +84,19 @@ class RollbackWatch:
 
     @property
     def done(self) -> bool:
-        return self.new[0] >= self.max_samples
+        return self.new.n >= self.max_samples
 
     def update(self, err: float) -> bool:
         """Add one live error of the new version; True when it is significantly worse."""
-        n = self.new
-        n[0] += 1
-        n[1] += err
-        n[2] += err * err
-        if n[0] < self.min_samples or self.done:
+        self.new = new = self.new.add(err)
+        if new.n < self.min_samples or self.done:
             return False
-        self.z = _z(self.base, n)
+        self.z = _z(self.base, new)
         return self.z > self.z_crit
 
     def evidence(self) -> dict[str, Any]:
-        bn, bs, _ = self.base
-        nn, ns, _ = self.new
+        bn, bs = self.base.n, self.base.total
+        nn, ns = self.new.n, self.new.total
         return {
             "test": "one-sided two-sample z-test on mean live error",
             "baseline_version": self.previous_version,
@@ -101,26 +109,38 @@ class RollbackWatch:
         }
 
     def state(self) -> dict[str, Any]:
+        """The baseline, the new version's errors and the last statistic; the limits and the
+        critical value are the policy's (``rollback``), not the state's."""
         return {
             "prev": self.previous_version,
-            "base": self.base,
-            "new": self.new,
-            "limits": [self.min_samples, self.max_samples, self.z_crit],
+            "base": list(self.base),
+            "new": list(self.new),
             "z": self.z,
         }
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> RollbackWatch:
-        w = cls(s["prev"], *s["base"], *s["limits"])
-        w.new = list(s["new"])
+    def from_state(
+        cls, s: dict[str, Any], min_samples: int, max_samples: int, z: float
+    ) -> RollbackWatch:
+        """Rebuild from :meth:`state` under the given limits (the current policy's); the
+        ``limits`` a snapshot written before issue 15 carries are ignored.
+
+        >>> w = RollbackWatch.from_errors("v1", [0.0, 1.0] * 20, min_samples=50)
+        >>> back = RollbackWatch.from_state(w.state(), min_samples=10, max_samples=90, z=2.0)
+        >>> back.base == w.base, back.min_samples, back.z_crit
+        (True, 10, 2.0)
+        """
+        base_n, base_sum, base_sumsq = s["base"]
+        w = cls(s["prev"], base_n, base_sum, base_sumsq, min_samples, max_samples, z)
+        w.new = Moments(*s["new"])
         w.z = s["z"]
         return w
 
 
-def _z(base: list[Any], new: list[Any]) -> float:
+def _z(base: Moments, new: Moments) -> float:
     """Welch-style z of mean(new) - mean(base); pooled variance for 0/1 errors."""
-    bn, bs, bq = base
-    nn, ns, nq = new
+    bn, bs, bq = base.n, base.total, base.sumsq
+    nn, ns, nq = new.n, new.total, new.sumsq
     mb, mn = bs / bn, ns / nn
     vb = max(bq / bn - mb * mb, 0.0)
     vn = max(nq / nn - mn * mn, 0.0)

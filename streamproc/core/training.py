@@ -8,7 +8,10 @@ learning's single look.
 
 Examples
 --------
->>> examples = [[{"x": float(i % 10)}, i % 10 >= 5, None, "v1", float(i)] for i in range(400)]
+>>> from streamproc.core.example import Example
+>>> examples = [
+...     Example({"x": float(i % 10)}, i % 10 >= 5, None, "v1", float(i)) for i in range(400)
+... ]
 >>> model = train(examples, task="classification")
 >>> model.predict({"x": 8.0}), model.predict({"x": 1.0})
 (True, False)
@@ -24,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from river import linear_model, multiclass, optim
+
+from streamproc.core.example import Example
 
 __all__ = ["TrainedModel", "infer_task", "train", "vectorize"]
 
@@ -102,17 +107,17 @@ class TrainedModel:
         y = self.pipeline.predict_one(x)
         return float(y) if self.task == "regression" else y
 
-    def error(self, examples: Sequence[Sequence[Any]]) -> float:
+    def error(self, examples: Sequence[Example]) -> float:
         """Mean 0/1 error (classification) or absolute error (regression) on examples."""
         if not examples:
             return float("nan")
         total = 0.0
         for ex in examples:
-            y_hat = self.predict(ex[0])
+            y_hat = self.predict(ex.features)
             if self.task == "regression":
-                total += abs(float(y_hat) - float(ex[1]))
+                total += abs(float(y_hat) - float(ex.label))
             else:
-                total += 0.0 if y_hat == ex[1] else 1.0
+                total += 0.0 if y_hat == ex.label else 1.0
         return total / len(examples)
 
 
@@ -124,18 +129,18 @@ def _model(task: str) -> Any:
     )
 
 
-def train(examples: Sequence[Sequence[Any]], task: str = "auto", epochs: int = 5) -> TrainedModel:
-    """Fit a fresh model on examples ``[features, label, ...]``, oldest first.
+def train(examples: Sequence[Example], task: str = "auto", epochs: int = 5) -> TrainedModel:
+    """Fit a fresh model on the examples' features and labels, oldest first.
 
     The last pass runs in arrival order, so the most recent concept weighs most.
     """
     if not examples:
         raise ValueError("no labelled examples to train on; wait until labels have been joined.")
     if task == "auto":
-        task = infer_task([ex[1] for ex in examples])
-    raw = [vectorize(ex[0]) for ex in examples]
+        task = infer_task([ex.label for ex in examples])
+    raw = [vectorize(ex.features) for ex in examples]
     scaling = Scaling.fit(raw)
-    rows = [(scaling.apply(x), ex[1]) for x, ex in zip(raw, examples, strict=True)]
+    rows = [(scaling.apply(x), ex.label) for x, ex in zip(raw, examples, strict=True)]
     model = _model(task)
     for _ in range(epochs):
         for x, y in rows:

@@ -25,7 +25,7 @@ Examples
 ...     share.observe("v2")
 >>> share.majority()
 'v2'
->>> TrafficShare.from_state(share.state()).state() == share.state()
+>>> TrafficShare.from_state(share.state(), half_life=100).state() == share.state()
 True
 """
 
@@ -86,12 +86,16 @@ class TrafficShare:
         return None
 
     def state(self) -> dict[str, Any]:
-        return {"decay": self.decay, "max": self.max_versions, "w": dict(self.weights)}
+        """The weights; the half-life and the bound are the code's, not the state's."""
+        return {"w": dict(self.weights)}
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> TrafficShare:
-        t = cls(max_versions=s["max"])
-        t.decay = s["decay"]
+    def from_state(
+        cls, s: dict[str, Any], half_life: float = 1000.0, max_versions: int = MAX_VERSIONS + 1
+    ) -> TrafficShare:
+        """Rebuild from :meth:`state`; ``decay`` and ``max`` in a snapshot written before
+        issue 15 are ignored."""
+        t = cls(half_life, max_versions)
         t.weights = dict(s["w"])
         return t
 
@@ -150,12 +154,17 @@ class VersionSignals:
             "detectors": {k: d.state() for k, d in self.detectors.items()},
             "samples": dict(self.samples),
             "fired": dict(self.fired),
-            "counts": [self.predictions, self.labels, self.last_ts],
+            "predictions": self.predictions,
+            "labels": self.labels,
+            "last_ts": self.last_ts,
         }
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> VersionSignals:
-        p, n, ts = s["counts"]
+        if "counts" in s:  # before issue 15: [predictions, labels, last_ts]
+            p, n, ts = s["counts"]
+        else:
+            p, n, ts = s["predictions"], s["labels"], s["last_ts"]
         dets = {k: restore(v) for k, v in s["detectors"].items()}
         return cls(dets, dict(s["samples"]), dict(s["fired"]), p, n, ts)
 
@@ -205,15 +214,17 @@ class OtherVersions:
         return sorted(self.sets.items())
 
     def state(self) -> dict[str, Any]:
+        """The sets and the evictions; the bound is the code's, not the state's."""
         return {
-            "max": self.max_versions,
             "evicted": self.evicted,
             "sets": {k: v.state() for k, v in self.sets.items()},
         }
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> OtherVersions:
-        o = cls(s["max"])
+    def from_state(cls, s: dict[str, Any], max_versions: int = MAX_VERSIONS) -> OtherVersions:
+        """Rebuild from :meth:`state`; ``max`` in a snapshot written before issue 15 is ignored
+        (sets beyond the bound are evicted at the next new version)."""
+        o = cls(max_versions)
         o.evicted = s["evicted"]
         o.sets = {k: VersionSignals.from_state(v) for k, v in s["sets"].items()}
         return o

@@ -11,11 +11,11 @@ Examples
 >>> seen = []
 >>> w = TrainingWindow(max_count=3, max_bytes=100, count=seen.append, name="m1")
 >>> for i in range(4):
-...     w.append([{"x": i}, 1, 1, "v1", float(i)])
->>> [ex[4] for ex in w], len(seen)  # slid by count: not a loss
+...     w.append(Example({"x": i}, 1, 1, "v1", float(i)))
+>>> [ex.ts for ex in w], len(seen)  # slid by count: not a loss
 ([1.0, 2.0, 3.0], 0)
->>> w.append([{"x": "a" * 60}, 1, 1, "v1", 4.0])  # too many bytes: older examples go
->>> [ex[4] for ex in w], seen
+>>> w.append(Example({"x": "a" * 60}, 1, 1, "v1", 4.0))  # too many bytes: older examples go
+>>> [ex.ts for ex in w], seen
 ([4.0], ['window_evicted_for_bytes', 'window_evicted_for_bytes'])
 """
 
@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
+
+from streamproc.core.example import Example
 
 __all__ = ["EVICTED_FOR_BYTES", "TrainingWindow"]
 
@@ -35,13 +37,13 @@ log = logging.getLogger(__name__)
 EVICTED_FOR_BYTES = "window_evicted_for_bytes"
 
 
-def example_bytes(example: list[Any]) -> int:
-    """Bytes an example takes in the snapshot (its JSON and a separator)."""
-    return len(orjson.dumps(example)) + 1
+def example_bytes(example: Example) -> int:
+    """Bytes an example takes in the snapshot (its JSON row and a separator)."""
+    return len(orjson.dumps(example.row())) + 1
 
 
-class TrainingWindow(deque[list[Any]]):
-    """A deque of examples ``[features, label, prediction, version, ts]``, oldest first.
+class TrainingWindow(deque[Example]):
+    """A deque of :class:`~streamproc.core.example.Example`, oldest first.
 
     Parameters
     ----------
@@ -72,7 +74,7 @@ class TrainingWindow(deque[list[Any]]):
         self._count = count
         self._name = name
 
-    def append(self, example: list[Any]) -> None:
+    def append(self, example: Example) -> None:
         size = example_bytes(example)
         super().append(example)
         self._sizes.append(size)
@@ -81,9 +83,17 @@ class TrainingWindow(deque[list[Any]]):
             self._drop_oldest()
         self.shrink_to(self.max_bytes)
 
-    def extend(self, examples: Iterable[list[Any]]) -> None:
+    def extend(self, examples: Iterable[Example]) -> None:
         for ex in examples:
             self.append(ex)
+
+    def rows(self) -> list[list[Any]]:
+        """The examples as the snapshot keeps them (:meth:`Example.row`), oldest first."""
+        return [ex.row() for ex in self]
+
+    def load_rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Append examples saved by :meth:`rows`: the newest that fit the limits stay."""
+        self.extend(Example.from_row(row) for row in rows)
 
     def shrink_to(self, max_bytes: int) -> int:
         """Drop the oldest examples until at most ``max_bytes`` are held; how many went."""

@@ -157,7 +157,7 @@ class _Loop:
 
     def _served_error(self) -> float:
         ex = self.mon.examples[-1] if self.mon.examples else None
-        return 1.0 if ex is None else error_of(ex[2], ex[1])
+        return 1.0 if ex is None else error_of(ex.prediction, ex.label)
 
     def _strategy_tick(self, i: int) -> None:
         s = self.strategy
@@ -168,7 +168,7 @@ class _Loop:
             self._act(self.mon.on_metric(MetricEvent(MODEL, float(i), "drift", drift), None), i)
         elif s == "oracle" and self.oracle_due and i >= self.oracle_due[0]:
             onset = self.oracle_due[0]
-            since = sum(1 for ex in self.mon.examples if ex[4] >= onset + self.lag)
+            since = sum(1 for ex in self.mon.examples if ex.ts >= onset + self.lag)
             if since >= self.mon.policy.min_train_examples + MIN_HOLDOUT:
                 self.oracle_due.pop(0)
                 self.mon.last_change_ts = float(onset + self.lag)  # what a detector estimates

@@ -36,6 +36,7 @@ from typing import Any
 
 from river.datasets import synth
 
+from streamproc.core.example import Example
 from streamproc.core.training import TrainedModel, train
 
 __all__ = ["SCHEDULES", "Schedule", "World"]
@@ -162,5 +163,5 @@ class World:
             feats = {
                 str(k): (str(v) if self.schedule.name == "stagger" else v) for k, v in x.items()
             }
-            rows.append([feats, y, None, "v0", 0.0])
+            rows.append(Example(feats, y, None, "v0", 0.0))
         return train(rows)

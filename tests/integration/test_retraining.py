@@ -126,7 +126,7 @@ def test_late_and_out_of_order_labels_join_and_orphans_are_counted(stack: Any) -
     assert join["counts"]["joined"] == 300
     assert len(join["pending"]) == 0
     assert sorted(join["early"]) == sorted(f"ghost-{i}" for i in range(20))
-    assert len(snap["examples"][0]) == 300
+    assert len(snap["window"]) == 300
 
 
 def test_bad_candidate_is_rejected_by_the_gate_and_nothing_is_deployed(

@@ -22,6 +22,7 @@ from streamproc.client import (
     Served,
 )
 from streamproc.core.events import DeploymentEvent, encode
+from streamproc.core.example import Example
 from streamproc.core.registry import FileRegistry
 from streamproc.core.training import TrainedModel, train
 from streamproc.devkit.harness import free_port
@@ -210,7 +211,7 @@ def concept_model(concept: str) -> TrainedModel:
     for i in range(400):
         x1, x2 = (i * 37 % 101) / 100, (i * 61 % 103) / 102
         y = x1 > x2 if concept == "A" else x1 + x2 > 1.0
-        examples.append([{"x1": x1, "x2": x2}, y])
+        examples.append(Example({"x1": x1, "x2": x2}, y, None, "v0", float(i)))
     return train(examples, task="classification", epochs=5)
 
 

@@ -32,6 +32,7 @@ from streamproc.core.errors import (
     infer_task,
 )
 from streamproc.core.events import DEAD_LETTER_REASONS, Reason, RetrainRequest, SourceRef
+from streamproc.core.example import Example
 from streamproc.core.gate import current_error
 from streamproc.core.monitor import ModelMonitor
 from streamproc.core.policy import DEFAULT_POLICY, PolicyError, load_policy_text
@@ -201,10 +202,13 @@ def test_scorer_state_round_trips_mid_inference() -> None:
     sc = ErrorScorer()
     for i in range(50):
         sc.add(f"e{i}", "v1", i, i + 1, float(i))
-    copy = ErrorScorer.from_state(orjson.loads(orjson.dumps(sc.state())))
-    assert copy.state() == sc.state()
+    copy = ErrorScorer.from_state(orjson.loads(orjson.dumps(sc.state())), "auto", "absolute")
+    assert copy is not None and copy.state() == sc.state()
     with pytest.raises(ValueError, match="reset the worker"):
-        ErrorScorer.from_state({**sc.state(), "format": 99})
+        ErrorScorer.from_state({**sc.state(), "format": 99}, "auto", "absolute")
+    # Scored under another task or loss than the policy's now: the state does not apply.
+    assert ErrorScorer.from_state(sc.state(), "regression", "absolute") is None
+    assert ErrorScorer.from_state(sc.state(), "auto", "squared") is None
 
 
 # --------------------------------------------------------------------------- the monitor
@@ -290,7 +294,7 @@ def test_mismatched_label_is_a_counted_dead_letter_and_never_scored() -> None:
     mon = monitors.get("m")
     assert mon.counts["label_type_mismatch"] == 10
     assert mon.detectors["error"].n == 990  # never scored as an error
-    assert all(ex[1] != "n/a" for ex in mon.training_examples())  # never a gate example
+    assert all(ex.label != "n/a" for ex in mon.training_examples())  # never a gate example
 
 
 def test_mismatch_found_when_the_prediction_comes_second() -> None:
@@ -465,7 +469,7 @@ def test_bad_task_settings_are_refused(text: str, says: str) -> None:
 
 
 def job_with(labels: list[Any], predictions: list[Any], task: str | None) -> Any:
-    examples = [[{"x": float(i)}, y, p, "v1", T0 + i] for i, (p, y) in
+    examples = [Example({"x": float(i)}, y, p, "v1", T0 + i) for i, (p, y) in
                 enumerate(zip(predictions, labels, strict=True))]  # fmt: skip
     req = RetrainRequest("rr-1", "m", "v1", T0, (Reason("manual", "operator", 0, 0, 0),))
     return prepare(req, examples, "v1", task=task)

@@ -230,6 +230,16 @@ def test_recent_ids_are_bounded_by_max_pending() -> None:
 # --------------------------------------------------------------------------- state
 
 
+def limits(j: LabelJoin) -> dict[str, Any]:
+    """The limits a join was made with: the policy's, passed again at restore."""
+    return {
+        "max_pending": j.max_pending,
+        "ttl_s": j.ttl_s,
+        "max_early": j.max_early,
+        "max_bytes": j.max_bytes,
+    }
+
+
 def _populated() -> LabelJoin:
     j = LabelJoin(max_pending=4, ttl_s=20.0, max_early=3)
     for i in range(6):
@@ -270,7 +280,8 @@ def _run(j: LabelJoin, script: list[tuple[str, str, float]]) -> list[Any]:
 
 def test_state_round_trip_through_bytes_behaves_the_same() -> None:
     a = _populated()
-    b = LabelJoin.from_state(orjson.loads(orjson.dumps(a.state())))
+    assert "limits" not in a.state()  # configuration: the policy's, never the state's
+    b = LabelJoin.from_state(orjson.loads(orjson.dumps(a.state())), **limits(a))
     assert orjson.dumps(b.state()) == orjson.dumps(a.state())
     assert (b.max_pending, b.ttl_s, b.max_early) == (4, 20.0, 3)
     out_a, out_b = _run(a, SCRIPT), _run(b, SCRIPT)
@@ -282,7 +293,7 @@ def test_state_round_trip_through_bytes_behaves_the_same() -> None:
 
 def test_state_round_trip_in_memory_behaves_the_same() -> None:
     a = _populated()
-    b = LabelJoin.from_state(a.state())
+    b = LabelJoin.from_state(a.state(), **limits(a))
     assert _run(a, SCRIPT) == _run(b, SCRIPT)
     assert a.counts == b.counts
 
@@ -298,7 +309,7 @@ def test_state_is_a_snapshot() -> None:
 
 def test_fresh_state_round_trip() -> None:
     j = LabelJoin(max_pending=7, ttl_s=3.0, max_early=2)
-    k = LabelJoin.from_state(orjson.loads(orjson.dumps(j.state())))
+    k = LabelJoin.from_state(orjson.loads(orjson.dumps(j.state())), **limits(j))
     assert k.state() == j.state()
     assert k.pending == 0
 
@@ -320,7 +331,7 @@ def test_state_round_trip_property(
 ) -> None:
     a = LabelJoin(max_pending=5, ttl_s=40.0, max_early=3)
     _run(a, before)
-    b = LabelJoin.from_state(orjson.loads(orjson.dumps(a.state())))
+    b = LabelJoin.from_state(orjson.loads(orjson.dumps(a.state())), **limits(a))
     assert _run(a, after) == _run(b, after)
     assert orjson.dumps(a.state()) == orjson.dumps(b.state())
     assert a.pending <= 5

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from streamproc.core.events import Reason, RetrainRequest
+from streamproc.core.example import Example
 from streamproc.core.registry import MAX_SEGMENT, FileRegistry, _path_part
 from streamproc.core.retrain import RetrainLedger, retrain
 
@@ -64,8 +64,8 @@ def test_a_registry_that_cannot_write_gives_a_failed_result_not_an_exception(
     blocker.write_text("a file where the registry's folder should be")
     reg = FileRegistry(blocker)
     # label = x1 > x2; the deployed version answered at random: a candidate would be promoted.
-    examples: list[list[Any]] = [
-        [{"x1": float(i % 7), "x2": float(i % 5)}, i % 7 > i % 5, i % 2 == 0, "v1", float(i)]
+    examples = [
+        Example({"x1": float(i % 7), "x2": float(i % 5)}, i % 7 > i % 5, i % 2 == 0, "v1", float(i))
         for i in range(400)
     ]
     req = RetrainRequest("rr-1", "m1", "v1", 400.0, (Reason("error", "cusum", 15, 13.8, 400),))

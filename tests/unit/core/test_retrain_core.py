@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import pickle
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
@@ -20,6 +19,7 @@ from streamproc.core.events import (
     parse_deployment,
     parse_retrain_result,
 )
+from streamproc.core.example import Example
 from streamproc.core.gate import current_error, decide, split_holdout
 from streamproc.core.registry import FileRegistry, RegistryError
 from streamproc.core.retrain import (
@@ -55,13 +55,13 @@ def concept_examples(
     label_noise: float = 0.0,
     flip_at: float | None = None,
     version: str = "v1",
-) -> list[list[Any]]:
-    """``[features, label, prediction, version, ts]`` for label = x1 > x2 (x1 < x2 after flip_at).
+) -> list[Example]:
+    """Examples with label = x1 > x2 (x1 < x2 after flip_at), ``ts`` their index.
 
     The recorded prediction of ``version`` is the label, wrong with probability ``wrong``.
     """
     rng = np.random.default_rng(seed)
-    out: list[list[Any]] = []
+    out: list[Example] = []
     for i in range(n):
         x1, x2 = rng.normal(size=2)
         y = bool(x1 > x2)
@@ -70,7 +70,7 @@ def concept_examples(
         if rng.random() < label_noise:
             y = not y
         p = (not y) if rng.random() < wrong else y
-        out.append([{"x1": float(x1), "x2": float(x2)}, y, p, version, float(i)])
+        out.append(Example({"x1": float(x1), "x2": float(x2)}, y, p, version, float(i)))
     return out
 
 
@@ -151,10 +151,10 @@ def test_ledger_state_round_trip_lockstep() -> None:
         a.finish(rid)
     a.admit("rr-3")
     a.admit("rr-4")
-    b = RetrainLedger.from_state(orjson.loads(orjson.dumps(a.state())))
-    c = RetrainLedger.from_state(a.state())
+    b = RetrainLedger.from_state(orjson.loads(orjson.dumps(a.state())), remember=5)
+    c = RetrainLedger.from_state(a.state(), remember=5)
     assert b.state() == a.state() == c.state()
-    assert b.handled.maxlen == 5
+    assert b.handled.maxlen == 5 and "remember" not in a.state()  # the bound is the code's
     script = ["rr-1", "rr-3", "rr-5", "rr-4", ("finish", "rr-3"), "rr-5", "rr-6"]
     for step in script:
         if isinstance(step, tuple):
@@ -332,8 +332,8 @@ def test_retrain_without_baseline_promotes_and_says_so(tmp_path: Path) -> None:
 
 
 def test_retrain_reports_training_failure(tmp_path: Path) -> None:
-    examples = [[{"x": float(i)}, i * 0.5 + 0.25, 0.0, "v1", float(i)] for i in range(60)]
-    examples[0][1] = "n/a"  # in the training set: regression cannot take it
+    examples = [Example({"x": float(i)}, i * 0.5 + 0.25, 0.0, "v1", float(i)) for i in range(60)]
+    examples[0] = examples[0]._replace(label="n/a")  # in the training set: regression cannot
     out = retrain(request(), examples, "v1", FileRegistry(tmp_path), now=1.0)
     assert out.result.status == "failed"
     assert (out.result.error or "").startswith("training failed:")
@@ -341,8 +341,8 @@ def test_retrain_reports_training_failure(tmp_path: Path) -> None:
 
 
 def test_retrain_never_raises_for_a_bad_label_in_the_holdout(tmp_path: Path) -> None:
-    examples = [[{"x": float(i)}, i * 0.5 + 0.25, 0.0, "v1", float(i)] for i in range(60)]
-    examples[4][1] = "n/a"  # index 4 is held out (every 5th of the last 500): never trained on
+    examples = [Example({"x": float(i)}, i * 0.5 + 0.25, 0.0, "v1", float(i)) for i in range(60)]
+    examples[4] = examples[4]._replace(label="n/a")  # held out (every 5th of the last 500)
     out = retrain(request(), examples, "v1", FileRegistry(tmp_path), now=1.0)
     assert out.result.status in ("succeeded", "rejected", "failed")
     assert out.result.metrics.get("task", "regression") == "regression"
@@ -350,8 +350,8 @@ def test_retrain_never_raises_for_a_bad_label_in_the_holdout(tmp_path: Path) -> 
 
 def test_retrain_learns_from_examples_since_the_change(tmp_path: Path) -> None:
     examples = concept_examples(600, wrong=0.0, flip_at=300)
-    for ex in examples[300:]:
-        ex[2] = not ex[1]  # the deployed model still predicts the old concept
+    # The deployed model still predicts the old concept.
+    examples[300:] = [ex._replace(prediction=not ex.label) for ex in examples[300:]]
     span = retrain(request(change_ts=300.0), examples, "v1", FileRegistry(tmp_path / "a"), 1.0)
     whole = retrain(request(), examples, "v1", FileRegistry(tmp_path / "b"), 1.0)
     ms, mw = span.result.metrics, whole.result.metrics
@@ -363,17 +363,17 @@ def test_retrain_learns_from_examples_since_the_change(tmp_path: Path) -> None:
 
 
 def test_training_span_selection() -> None:
-    examples = [[{}, 0, 0, "v1", float(i)] for i in range(100)]
+    examples = [Example({}, 0, 0, "v1", float(i)) for i in range(100)]
     assert training_span(request(), examples, 10) is examples
     since = training_span(request(change_ts=60.0), examples, 10)
-    assert [ex[4] for ex in since] == [float(i) for i in range(60, 100)]
+    assert [ex.ts for ex in since] == [float(i) for i in range(60, 100)]
     # Not enough since the change: the most recent min_examples instead.
     short = training_span(request(change_ts=95.0), examples, 10)
-    assert [ex[4] for ex in short] == [float(i) for i in range(90, 100)]
+    assert [ex.ts for ex in short] == [float(i) for i in range(90, 100)]
 
 
 def test_training_span_uses_the_earliest_change_and_ignores_non_numbers() -> None:
-    examples = [[{}, 0, 0, "v1", float(i)] for i in range(100)]
+    examples = [Example({}, 0, 0, "v1", float(i)) for i in range(100)]
     req = RetrainRequest(
         "rr-x",
         "m1",
@@ -387,22 +387,22 @@ def test_training_span_uses_the_earliest_change_and_ignores_non_numbers() -> Non
         ),
     )
     span = training_span(req, examples, 5)
-    assert [ex[4] for ex in span] == [float(i) for i in range(71, 100)]
+    assert [ex.ts for ex in span] == [float(i) for i in range(71, 100)]
 
 
 # --------------------------------------------------------------------------- gate
 
 
-def _ex(n: int) -> list[list[Any]]:
-    return [[{"i": i}, 0, 0, "v1", float(i)] for i in range(n)]
+def _ex(n: int) -> list[Example]:
+    return [Example({"i": i}, 0, 0, "v1", float(i)) for i in range(n)]
 
 
 def test_split_holdout_every_fifth_of_the_recent() -> None:
     examples = _ex(100)
     train, hold = split_holdout(examples, every=5, recent=50)
-    assert [ex[0]["i"] for ex in hold] == [54, 59, 64, 69, 74, 79, 84, 89, 94, 99]
+    assert [ex.features["i"] for ex in hold] == [54, 59, 64, 69, 74, 79, 84, 89, 94, 99]
     assert len(train) == 90
-    assert [ex[0]["i"] for ex in train][:50] == list(range(50))
+    assert [ex.features["i"] for ex in train][:50] == list(range(50))
 
 
 @pytest.mark.parametrize(
@@ -420,8 +420,8 @@ def test_split_holdout_edge_cases(n: int, every: int, recent: int, n_hold: int) 
 def test_split_holdout_partitions_in_order(n: int, every: int, recent: int) -> None:
     examples = _ex(n)
     train, hold = split_holdout(examples, every=every, recent=recent)
-    ids_t = [ex[0]["i"] for ex in train]
-    ids_h = [ex[0]["i"] for ex in hold]
+    ids_t = [ex.features["i"] for ex in train]
+    ids_h = [ex.features["i"] for ex in hold]
     assert sorted(ids_t + ids_h) == list(range(n))
     assert ids_t == sorted(ids_t)
     assert ids_h == sorted(ids_h)
@@ -431,12 +431,12 @@ def test_split_holdout_partitions_in_order(n: int, every: int, recent: int) -> N
 
 def test_current_error_uses_only_the_deployed_versions_predictions() -> None:
     hold = [
-        [{}, 1, 1, "v1", 0.0],
-        [{}, 1, 0, "v1", 1.0],
-        [{}, 0, 0, "v1", 2.0],
-        [{}, 1, 0, "v0", 3.0],  # another version
-        [{}, 1, None, "v1", 4.0],  # no recorded prediction
-        [{}, 0, 1, "v1", 5.0],
+        Example({}, 1, 1, "v1", 0.0),
+        Example({}, 1, 0, "v1", 1.0),
+        Example({}, 0, 0, "v1", 2.0),
+        Example({}, 1, 0, "v0", 3.0),  # another version
+        Example({}, 1, None, "v1", 4.0),  # no recorded prediction
+        Example({}, 0, 1, "v1", 5.0),
     ]
     err, n = current_error(hold, "v1")
     assert n == 4
@@ -446,7 +446,11 @@ def test_current_error_uses_only_the_deployed_versions_predictions() -> None:
 
 
 def test_current_error_regression_is_absolute_error() -> None:
-    hold = [[{}, 2.0, 2.5, "v1", 0.0], [{}, 1.5, 1.0, "v1", 1.0], [{}, 3.25, 3.0, "v1", 2.0]]
+    hold = [
+        Example({}, 2.0, 2.5, "v1", 0.0),
+        Example({}, 1.5, 1.0, "v1", 1.0),
+        Example({}, 3.25, 3.0, "v1", 2.0),
+    ]
     err, n = current_error(hold, "v1")
     assert n == 3
     assert err == pytest.approx((0.5 + 0.5 + 0.25) / 3)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from streamproc.core.events import Reason, RetrainRequest
+from streamproc.core.example import Example
 from streamproc.core.retrain import TrainerError, TrainingJob
 from streamproc.service.training.orchestrators import AirflowTrainer, KubeflowTrainer, dag_run_id
 from streamproc.service.training.trainers import trainer_from_config
@@ -34,7 +35,7 @@ V1_KEYS = {"dag_run_id", "logical_date", "execution_date", "data_interval_start"
 
 def job(rid: str = "rr-1") -> TrainingJob:
     req = RetrainRequest(rid, "fraud/eu", "v1", 1e9, (Reason("manual", "operator", 1, 1, 0),))
-    examples = tuple([{"x": float(i)}, i % 2 == 0, True, "v1", 1e9 + i] for i in range(5))
+    examples = tuple(Example({"x": float(i)}, i % 2 == 0, True, "v1", 1e9 + i) for i in range(5))
     return TrainingJob(req, "v1", examples, examples[:2])
 
 

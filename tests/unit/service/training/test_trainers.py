@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from streamproc.core.events import Reason, RetrainRequest, RetrainResult, parse_retrain_result
+from streamproc.core.example import Example
 from streamproc.core.retrain import Candidate, TrainerError, TrainingJob, builtin_trainer
 from streamproc.service.training.trainers import (
     EX_TEMPFAIL,
@@ -35,7 +36,7 @@ RESULTS_TOPIC = "sp.retrain-results"
 
 def _job(n_train: int = 6, n_holdout: int = 4) -> TrainingJob:
     request = RetrainRequest("rr-abc", "m1", "v1", 100.0, (Reason("error", "adwin", 0.4, 0.2, 50),))
-    examples = [({"x": float(i), "c": "red"}, i % 2, 0, "v1", float(i)) for i in range(20)]
+    examples = [Example({"x": float(i), "c": "red"}, i % 2, 0, "v1", float(i)) for i in range(20)]
     return TrainingJob(
         request,
         "v1",
@@ -79,7 +80,7 @@ def test_command_success_reads_artifact_and_predictions(tmp_path: Path) -> None:
     assert isinstance(cand, Candidate)
     assert cand.artifact == b"model-bytes"
     assert cand.artifact_uri is None
-    assert cand.holdout_predictions == tuple(int(ex[0]["x"]) % 2 for ex in job.holdout)
+    assert cand.holdout_predictions == tuple(int(ex.features["x"]) % 2 for ex in job.holdout)
     # The metrics prove the job JSON arrived on stdin intact.
     assert dict(cand.metrics) == {"model_id": "m1", "n_train": len(job.train)}
 

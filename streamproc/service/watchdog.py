@@ -24,7 +24,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streamproc.service.app import Wiring
 from streamproc.service.commits import CommitGap
-from streamproc.service.faust_compat import drop_duplicate_acks
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +104,9 @@ def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 
         if dups:
             log.warning(
                 "faust's commit bookkeeping holds offsets acked twice (%s): each holds the "
-                "commit back one commit interval (issue 17); dropping them",
+                "commit back one commit interval (issue 17); please report it with this log",
                 ", ".join(f"{tp.topic}[{tp.partition}]: {n}" for tp, n in sorted(dups.items())),
             )
-            # Checkpoints drop them after each release; duplicates formed after a stream's
-            # last release would otherwise hold its commit back for minutes.
-            drop_duplicate_acks(consumer)
         tps = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
         try:
             waiting, committed = await asyncio.wait_for(
@@ -149,8 +145,9 @@ def ack_duplicates(consumer: Any, assigned: set[Any]) -> dict[Any, int]:
     """Offsets faust holds twice in its list of acked offsets, per assigned partition.
 
     faust commits up to the end of the first run of consecutive acked offsets, so every
-    duplicate costs one commit interval; they appeared after rebalances when acks reached the
-    bookkeeping faust had just cleared (issue 17). Read only, from faust 0.15's ``_acked``.
+    duplicate costs one commit interval; they appeared after every assignment through faust's
+    gap tracking (issue 17, fixed in :mod:`streamproc.service.faust_compat`). Read only, from
+    faust 0.15's ``_acked``.
     """
     acked = getattr(consumer, "_acked", None) or {}
     out = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -113,17 +114,60 @@ def test_release_acks_every_held_event() -> None:
     assert [m.refs for m in msgs] == [0, 0]
 
 
-def test_duplicate_acked_offsets_are_dropped_and_kept_out() -> None:
-    from collections import defaultdict
+def faust_consumer(assigned: set[Any]) -> Any:
+    """faust's own aiokafka consumer (never started), its assignment given."""
+    import faust
+    from faust.types import TP
 
-    acked: defaultdict[Any, list[int]] = defaultdict(list)
-    acked[P0] = [7, 5, 5, 6, 6, 8]  # one run 5..8 once the duplicates go
-    acked[P1] = [1, 2]
-    index: defaultdict[Any, set[int]] = defaultdict(set, {P0: {5, 6, 7}, P1: {1, 2}})
-    consumer = SimpleNamespace(_acked=acked, _acked_index=index)
-    if not faust_compat.FAUST_VERSION.startswith(faust_compat.SUPPORTED):
+    app = faust.App("commits-test", broker="kafka://127.0.0.1:1")
+    app.topic("predictions")
+    consumer = app.consumer
+    tps = {TP(*tp) for tp in assigned}
+    consumer.assignment = lambda: set(tps)
+    return consumer
+
+
+def test_stream_partitions_are_paused_while_faust_seeks_them() -> None:
+    # After an assignment faust resumes the stream partitions, then seeks them back to their
+    # committed offsets; records fetched in between made it list offsets as acked twice.
+    consumer = faust_consumer({P0, P1})
+    if not faust_compat.supported(consumer):
         pytest.skip(f"faust-streaming {faust_compat.FAUST_VERSION} is not touched")
-    assert faust_compat.drop_duplicate_acks(consumer) == {P0: 2}
-    assert acked[P0] == [5, 6, 7, 8] and acked[P1] == [1, 2]
-    assert index[P0] == {5, 6, 7, 8}  # faust's ack() will not append 8 again
-    assert faust_compat.drop_duplicate_acks(consumer) == {}
+    changelog = ("sp-monitors-changelog", 0)
+    consumer.app.tables._changelogs["sp-monitors-changelog"] = object()
+    consumer.resume_partitions(consumer.assignment())
+    consumer.resume_partitions({_tp(changelog)})
+    during: list[set[Any]] = []
+
+    async def seek() -> None:
+        during.append({(tp.topic, tp.partition) for tp in consumer._get_active_partitions()})
+
+    consumer.perform_seek = seek
+    assert faust_compat.pause_streams_while_seeking(consumer)
+    asyncio.run(consumer.perform_seek())
+    assert during == [{changelog}]  # the stream partitions were not fetched during the seek
+    assert {(tp.topic, tp.partition) for tp in consumer._get_active_partitions()} == {
+        P0, P1, changelog
+    }  # fmt: skip
+
+
+def test_a_rebalance_during_the_seek_keeps_its_own_pause() -> None:
+    consumer = faust_consumer({P0})
+    if not faust_compat.supported(consumer):
+        pytest.skip(f"faust-streaming {faust_compat.FAUST_VERSION} is not touched")
+    consumer.resume_partitions(consumer.assignment())
+
+    async def seek() -> None:
+        consumer.app.on_rebalance_start()  # the next rebalance pauses them itself
+        consumer.pause_partitions(consumer.assignment())
+
+    consumer.perform_seek = seek
+    assert faust_compat.pause_streams_while_seeking(consumer)
+    asyncio.run(consumer.perform_seek())
+    assert not consumer._get_active_partitions()
+
+
+def _tp(tp: tuple[str, int]) -> Any:
+    from faust.types import TP
+
+    return TP(*tp)

@@ -78,18 +78,27 @@ def pause_streams_while_seeking(consumer: Any) -> bool:
         return False
     seek = consumer.perform_seek
     app = consumer.app
+    # faust also seeks from its fetch loop when it finds the flow stopped; seeks may overlap,
+    # and only the last one to finish resumes what they paused.
+    seeking = {"depth": 0, "rebalances": 0}
+    paused: set[Any] = set()
 
     async def perform_seek() -> None:
         streams = {
             tp for tp in consumer._get_active_partitions() if not consumer._is_changelog_tp(tp)
         }
-        rebalances = app.rebalancing_count
+        seeking["depth"] += 1
+        seeking["rebalances"] = app.rebalancing_count
+        paused.update(streams)
         consumer.pause_partitions(streams)
         try:
             await seek()
         finally:
-            if app.rebalancing_count == rebalances:
-                consumer.resume_partitions(streams & set(consumer.assignment()))
+            seeking["depth"] -= 1
+            if not seeking["depth"]:
+                if app.rebalancing_count == seeking["rebalances"]:
+                    consumer.resume_partitions(paused & set(consumer.assignment()))
+                paused.clear()
 
     consumer.perform_seek = perform_seek
     return True

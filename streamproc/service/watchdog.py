@@ -141,6 +141,36 @@ def fetch_state(consumer: Any, assigned: set[Any]) -> str:
     )
 
 
+def consumer_state(consumer: Any) -> str:
+    """Per assigned partition, what faust's consumer knows: one line each, for a stall's dump.
+
+    Whether faust fetches it (active, paused, held for a full buffer), the offset it last read
+    (records below it are dropped as already read), the offset it last committed, and its
+    acked list (length, lowest offset). Read only, from faust 0.15's private attributes; an
+    attribute another version lacks shows as ``?``.
+    """
+    active = getattr(consumer, "_active_partitions", None) or set()
+    paused = getattr(consumer, "_paused_partitions", set())
+    buffered = getattr(consumer, "_buffered_partitions", set())
+    read = getattr(consumer, "_read_offset", {})
+    committed = getattr(consumer, "_committed_offset", {})
+    acked = getattr(consumer, "_acked", {})
+    lines = []
+    try:
+        assigned = sorted(consumer.assignment())
+    except Exception as exc:  # not started, or stopped: say so rather than fail the dump
+        return f"no assignment to show: {exc!r}"
+    for tp in assigned:
+        where = [n for n, s in (("active", active), ("paused", paused), ("buffered", buffered))
+                 if tp in s] or ["none"]  # fmt: skip
+        ack = acked.get(tp) or []
+        lines.append(
+            f"{tp.topic}[{tp.partition}]: {'+'.join(where)}, read {read.get(tp, '?')}, "
+            f"committed {committed.get(tp, '?')}, acked {len(ack)} from {min(ack, default='-')}"
+        )
+    return "\n".join(lines)
+
+
 def ack_duplicates(consumer: Any, assigned: set[Any]) -> dict[Any, int]:
     """Offsets faust holds twice in its list of acked offsets, per assigned partition.
 

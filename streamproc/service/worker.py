@@ -18,7 +18,7 @@ from streamproc.service.board import StatusBoard
 from streamproc.service.commits import CommitGap
 from streamproc.service.faust_compat import pause_streams_while_seeking
 from streamproc.service.topics import ensure_topics
-from streamproc.service.watchdog import Watchdog, install_watchdog
+from streamproc.service.watchdog import Watchdog, consumer_state, install_watchdog
 from streamproc.service.web import install_web
 
 log = logging.getLogger(__name__)
@@ -64,3 +64,6 @@ def dump_tasks(app: faust.App) -> None:
         out = io.StringIO()
         task.print_stack(file=out)
         log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+    # Last, so that a log's tail has it: what faust fetches, has read and committed.
+    log.warning("consumer state (faust's view of each assigned partition):\n%s",
+                consumer_state(app.consumer))  # fmt: skip

@@ -171,3 +171,19 @@ def _tp(tp: tuple[str, int]) -> Any:
     from faust.types import TP
 
     return TP(*tp)
+
+
+def test_consumer_state_names_each_partitions_fetch_set_and_offsets() -> None:
+    from streamproc.service.watchdog import consumer_state
+
+    consumer = faust_consumer({P0, P1})
+    consumer.resume_partitions({_tp(P0)})
+    consumer.pause_partitions({_tp(P1)})
+    consumer._read_offset[_tp(P0)] = 41
+    consumer._committed_offset[_tp(P0)] = 40
+    consumer._acked[_tp(P0)] = [41, 42]
+    assert consumer_state(consumer).splitlines() == [
+        "predictions[0]: active, read 41, committed 40, acked 2 from 41",
+        "predictions[1]: paused, read ?, committed ?, acked 0 from -",
+    ]
+    assert consumer_state(SimpleNamespace()).startswith("no assignment to show")

@@ -37,7 +37,8 @@ def _faust_version() -> str:
 
 FAUST_VERSION = _faust_version()
 _USED = ("perform_seek", "pause_partitions", "resume_partitions", "assignment",
-         "_get_active_partitions", "_is_changelog_tp", "app")  # fmt: skip
+         "_get_active_partitions", "_is_changelog_tp", "_committed_offset", "_thread",
+         "app")  # fmt: skip
 _warned: list[bool] = []
 
 
@@ -93,6 +94,7 @@ def pause_streams_while_seeking(consumer: Any) -> bool:
         consumer.pause_partitions(streams)
         try:
             await seek()
+            await rewind_uncommitted(consumer)
         finally:
             seeking["depth"] -= 1
             if not seeking["depth"]:
@@ -102,3 +104,29 @@ def pause_streams_while_seeking(consumer: Any) -> bool:
 
     consumer.perform_seek = perform_seek
     return True
+
+
+async def rewind_uncommitted(consumer: Any) -> list[Any]:
+    """Seek the stream partitions with no committed offset to their first record.
+
+    faust's seek to the committed offsets is aiokafka's ``seek_to_committed``, which seeks a
+    partition only when its committed offset is above 0: one with none stays wherever its
+    fetch position is. faust drops records it fetched before recovery ended (its streams skip
+    them while flow control is off, and a worker's first assignment fetches before it pauses
+    the new partitions) and counts on that seek to fetch them again; on a partition never
+    committed they were lost until the next rebalance. A worker restarted after a kill -9
+    mid-retrain never saw the request again (issue 12, item 17). Seeking them to the beginning
+    is what ``consumer_auto_offset_reset="earliest"`` means for a partition with no commit.
+    Returns the partitions rewound.
+    """
+    from aiokafka import TopicPartition
+
+    committed = consumer._committed_offset
+    tps = [
+        TopicPartition(tp.topic, tp.partition)
+        for tp in consumer.assignment()
+        if not consumer._is_changelog_tp(tp) and committed.get(tp) is None
+    ]
+    if tps:
+        await consumer._thread.seek_to_beginning(*tps)
+    return tps

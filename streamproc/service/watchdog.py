@@ -149,12 +149,13 @@ def consumer_state(consumer: Any) -> str:
     acked list (length, lowest offset). Read only, from faust 0.15's private attributes; an
     attribute another version lacks shows as ``?``.
     """
-    active = getattr(consumer, "_active_partitions", None) or set()
-    paused = getattr(consumer, "_paused_partitions", set())
-    buffered = getattr(consumer, "_buffered_partitions", set())
-    read = getattr(consumer, "_read_offset", {})
-    committed = getattr(consumer, "_committed_offset", {})
-    acked = getattr(consumer, "_acked", {})
+    none: set[Any] = set()
+    active = getattr(consumer, "_active_partitions", None) or none
+    paused = getattr(consumer, "_paused_partitions", none)
+    buffered = getattr(consumer, "_buffered_partitions", none)
+    read: dict[Any, Any] = getattr(consumer, "_read_offset", {})
+    committed: dict[Any, Any] = getattr(consumer, "_committed_offset", {})
+    acked: dict[Any, list[int]] = getattr(consumer, "_acked", {})
     lines = []
     try:
         assigned = sorted(consumer.assignment())

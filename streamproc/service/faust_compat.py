@@ -5,14 +5,16 @@ end of the first run of consecutive offsets in it; an offset in the list twice e
 there, and each such duplicate holds the commit back one commit interval (issue 17: after
 rebalances under load, commits trailed what was applied by thousands of records for minutes).
 
-Where the duplicates came from (traced: an ``_add_gap`` after every assignment, its offsets
-all acked as well): faust resumes a worker's stream partitions before it seeks them back to
-their committed offsets, so records fetched in between are delivered; the seek then rewinds
-faust's read offset while its fetch loop is still in such a batch, and the batch's next record
-looks like a jump ahead. faust marks the offsets "skipped" as a gap, which its commit counts as
-acked; they had been delivered and acked too. :func:`pause_streams_while_seeking` keeps the
-stream partitions paused during that seek. Only faust-streaming 0.15 is touched; another
-version is left alone, with one warning, and the watchdog still reports duplicates it sees.
+Where the duplicates came from (traced: on the assignment after a kill, three ``_add_gap`` of
+26-27 offsets, those of two of them acked as well): faust resumes a worker's stream partitions
+before it seeks them back to their committed offsets, so records fetched in between are
+delivered; the seek then rewinds faust's read offset while its fetch loop is still in such a
+batch, and the batch's next record looks like a jump ahead. faust marks the offsets "skipped"
+as a gap, which its commit counts as acked; they had been delivered and acked too.
+:func:`pause_streams_while_seeking` keeps the stream partitions paused during that seek, and
+:func:`rewind_uncommitted` seeks those with no committed offset, which that seek skips, to
+their start. Only faust-streaming 0.15 is touched; another version is left alone, with one
+warning, and the watchdog still reports duplicates it sees.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from typing import Any
 from streamproc.core.router import Monitors
 from streamproc.service.app import Wiring
 from streamproc.service.commits import CommitGap
-from streamproc.service.faust_compat import drop_duplicate_acks
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +90,15 @@ class Checkpointer:
         self.last = time.monotonic()
 
     def release(self) -> int:
-        """Ack the held events (their state is written), then drop duplicate acked offsets.
+        """Ack the held events: their state is written.
 
-        faust clears its commit bookkeeping for every revoked partition *before* it runs our
-        revocation handler, and a kept partition is revoked too (eager rebalancing). An ack
-        made by the revocation checkpoint lands in the next generation's bookkeeping; once the
-        partition is fetched again from its last commit, the same offset is acked a second
-        time, and each duplicate would hold faust's commit back one commit interval (issue 17:
-        thousands of records, minutes). The duplicates are dropped after each release
-        (:mod:`streamproc.service.faust_compat`). Acking only outside a rebalance was tried
-        and lost records in 1 of 8 rebalance test runs (cause not found), so it is not done.
+        A revocation checkpoint acks too, after faust has cleared its commit bookkeeping for
+        every revoked partition (kept ones included, eager rebalancing): its acks start the
+        next generation's lists. For a kept partition the same offsets, fetched again from the
+        last commit, are then not listed twice (faust's ack index already has them); for a
+        partition that moved, faust discards the commit ("Discarded commit for revoked
+        partitions"). The duplicates of issue 17 came from faust's gap tracking during its
+        seek after an assignment (:mod:`streamproc.service.faust_compat`), not from here.
         """
         consumer, sensors = self.w.app.consumer, self.w.app.sensors
         released = 0
@@ -109,10 +107,4 @@ class Checkpointer:
             released += 1
             if msg.ack(consumer):
                 sensors.on_message_out(msg.tp, msg.offset, msg)
-        dropped = drop_duplicate_acks(consumer)
-        if dropped:
-            log.info(
-                "dropped duplicate acked offsets from faust's commit bookkeeping: %s",
-                ", ".join(f"{tp.topic}[{tp.partition}]: {n}" for tp, n in sorted(dropped.items())),
-            )
         return released

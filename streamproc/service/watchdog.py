@@ -25,7 +25,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streamproc.core.topics import SOURCE_TOPICS
 from streamproc.service.app import Wiring
 from streamproc.service.commits import CommitGap
-from streamproc.service.faust_compat import drop_duplicate_acks
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +105,9 @@ def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 
         if dups:
             log.warning(
                 "faust's commit bookkeeping holds offsets acked twice (%s): each holds the "
-                "commit back one commit interval (issue 17); dropping them",
+                "commit back one commit interval (issue 17); please report it with this log",
                 ", ".join(f"{tp.topic}[{tp.partition}]: {n}" for tp, n in sorted(dups.items())),
             )
-            # Checkpoints drop them after each release; duplicates formed after a stream's
-            # last release would otherwise hold its commit back for minutes.
-            drop_duplicate_acks(consumer)
         tps = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
         try:
             waiting, committed = await asyncio.wait_for(
@@ -146,12 +142,44 @@ def fetch_state(consumer: Any, assigned: set[Any]) -> str:
     )
 
 
+def consumer_state(consumer: Any) -> str:
+    """Per assigned partition, what faust's consumer knows: one line each, for a stall's dump.
+
+    Whether faust fetches it (active, paused, held for a full buffer), the offset it last read
+    (records below it are dropped as already read), the offset it last committed, and its
+    acked list (length, lowest offset). Read only, from faust 0.15's private attributes; an
+    attribute another version lacks shows as ``?``.
+    """
+    none: set[Any] = set()
+    active = getattr(consumer, "_active_partitions", None) or none
+    paused = getattr(consumer, "_paused_partitions", none)
+    buffered = getattr(consumer, "_buffered_partitions", none)
+    read: dict[Any, Any] = getattr(consumer, "_read_offset", {})
+    committed: dict[Any, Any] = getattr(consumer, "_committed_offset", {})
+    acked: dict[Any, list[int]] = getattr(consumer, "_acked", {})
+    lines = []
+    try:
+        assigned = sorted(consumer.assignment())
+    except Exception as exc:  # not started, or stopped: say so rather than fail the dump
+        return f"no assignment to show: {exc!r}"
+    for tp in assigned:
+        where = [n for n, s in (("active", active), ("paused", paused), ("buffered", buffered))
+                 if tp in s] or ["none"]  # fmt: skip
+        ack = acked.get(tp) or []
+        lines.append(
+            f"{tp.topic}[{tp.partition}]: {'+'.join(where)}, read {read.get(tp, '?')}, "
+            f"committed {committed.get(tp, '?')}, acked {len(ack)} from {min(ack, default='-')}"
+        )
+    return "\n".join(lines)
+
+
 def ack_duplicates(consumer: Any, assigned: set[Any]) -> dict[Any, int]:
     """Offsets faust holds twice in its list of acked offsets, per assigned partition.
 
     faust commits up to the end of the first run of consecutive acked offsets, so every
-    duplicate costs one commit interval; they appeared after rebalances when acks reached the
-    bookkeeping faust had just cleared (issue 17). Read only, from faust 0.15's ``_acked``.
+    duplicate costs one commit interval; they appeared after every assignment through faust's
+    gap tracking (issue 17, fixed in :mod:`streamproc.service.faust_compat`). Read only, from
+    faust 0.15's ``_acked``.
     """
     acked = getattr(consumer, "_acked", None) or {}
     out = {}

@@ -15,9 +15,10 @@ from streamproc.service.agents import install
 from streamproc.service.app import create_app
 from streamproc.service.board import StatusBoard
 from streamproc.service.commits import CommitGap
+from streamproc.service.faust_compat import pause_streams_while_seeking
 from streamproc.service.topics import ensure_topics
 from streamproc.service.training.registries import open_registry
-from streamproc.service.watchdog import Watchdog, install_watchdog
+from streamproc.service.watchdog import Watchdog, consumer_state, install_watchdog
 from streamproc.service.web import install_web
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     board = StatusBoard(settings.metrics_models)
     commits = CommitGap(settings.commit_gap_s, board.metrics.registry)
     install(wiring, board, commits)
+    pause_streams_while_seeking(wiring.app.consumer)  # else commits trail after rebalances (#17)
     dog = Watchdog(settings.stall_s, dump=lambda: dump_tasks(wiring.app), commits=commits)
     install_watchdog(wiring, dog, bootstrap, every_s=min(30.0, settings.stall_s / 3))
     install_web(wiring, board, open_registry(settings), settings.admin_token(), dog)
@@ -62,3 +64,6 @@ def dump_tasks(app: faust.App) -> None:
         out = io.StringIO()
         task.print_stack(file=out)
         log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+    # Last, so that a log's tail has it: what faust fetches, has read and committed.
+    log.warning("consumer state (faust's view of each assigned partition):\n%s",
+                consumer_state(app.consumer))  # fmt: skip

@@ -266,8 +266,14 @@ def test_worker_killed_mid_retrain_neither_loses_the_request_nor_deploys_twice(
     ask_retrain(stack, ("crashy", "rq-crash"))
     wait_until(marker.exists, 30, "the trainer never started")
     worker.kill()  # SIGKILL mid-training: no clean shutdown, no commit
-    stack.start_worker(policy_file=worker.settings.policy_file)
-    reader.wait_for(lambda r: of(r, stack, "deployments", "crashy"), 90, "the deployment")
+    restarted = stack.start_worker(policy_file=worker.settings.policy_file)
+    # The event awaited: the deployment. 90 s bounds a rejoin (the dead member's 10 s session),
+    # a recovery, a 4 s training and the gate on a loaded machine; on a timeout the worker's
+    # task stacks and faust's view of its partitions say where it waited.
+    try:
+        reader.wait_for(lambda r: of(r, stack, "deployments", "crashy"), 90, "the deployment")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\n{restarted.dump_tasks()}") from None
     stack.wait_processed("retrain-requests")
     reader.settle(quiet_s=2.0)
     deployments = of(reader, stack, "deployments", "crashy")

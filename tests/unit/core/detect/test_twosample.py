@@ -9,10 +9,10 @@ import numpy as np
 import orjson
 import pytest
 
-from streamproc.core.detectors import make_detector, restore
-from streamproc.core.twosample import (
-    CategoricalDrift,
-    NumericDrift,
+from streamproc.core.detect import make_detector, restore
+from streamproc.core.detect.categorical_drift import CategoricalDrift
+from streamproc.core.detect.numeric_drift import NumericDrift
+from streamproc.core.detect.stats import (
     benjamini_hochberg,
     chi2_isf,
     chi2_sf,

@@ -14,6 +14,7 @@ import math
 import pickle
 from typing import Any, ClassVar
 
+from streamproc.core.detect import river_compat as rc
 from streamproc.core.detect.blockhist import BlockHistogram
 
 __all__ = [
@@ -194,7 +195,7 @@ class RiverDetector:
         self._n += 1
         detected = bool(det.drift_detected)
         if detected:
-            det._drift_detected = False  # or river restarts on the next update by itself
+            rc.clear_drift(det)  # or river restarts on the next update by itself
         fired = self._after(v, detected)
         if fired:
             self._fired += 1
@@ -408,18 +409,18 @@ class RiverPageHinkley(RiverDetector):
 
     def _after(self, v: float, detected: bool) -> bool:
         self._hist.add(v)
-        det = self._det
-        self._since_up = 0 if det._sum_increase <= det._min_increase else self._since_up + 1
-        self._since_down = 0 if det._sum_decrease >= det._max_decrease else self._since_down + 1
+        ph = rc.page_hinkley_sums(self._det)
+        self._since_up = 0 if ph.sum_increase <= ph.min_increase else self._since_up + 1
+        self._since_down = 0 if ph.sum_decrease >= ph.max_decrease else self._since_down + 1
         return detected
 
     def _sides(self) -> tuple[float, float]:
-        det = self._det
-        if det._x_mean.n == 0:
+        ph = rc.page_hinkley_sums(self._det)
+        if ph.n == 0:
             return 0.0, 0.0
         return (
-            float(det._sum_increase - det._min_increase),
-            float(det._max_decrease - det._sum_decrease),
+            float(ph.sum_increase - ph.min_increase),
+            float(ph.max_decrease - ph.sum_decrease),
         )
 
     def _evidence(self) -> tuple[float, float]:
@@ -431,7 +432,7 @@ class RiverPageHinkley(RiverDetector):
         up, down = self._sides()
         rising = self.direction == "up" or up >= down
         d: dict[str, Any] = {
-            "mean": float(self._det._x_mean.get()),
+            "mean": rc.page_hinkley_mean(self._det),
             "side": "up" if rising else "down",
             "since_change": self._since_up if rising else self._since_down,
         }
@@ -529,21 +530,20 @@ class RiverDDM(RiverDetector):
     def _evidence(self) -> tuple[float, float]:
         det = self._det
         thr = float(det.drift_threshold)
-        n = det._p.n
-        if det._p_min is None or n == 0:
+        n, p, p_min, s_min = rc.ddm_levels(det)
+        if p_min is None or s_min is None or n == 0:
             return 0.0, thr
-        p = float(det._p.get())
-        excess = p + math.sqrt(p * (1.0 - p) / n) - det._p_min
-        if det._s_min > 0.0:
-            return min(excess / det._s_min, 1e12), thr
+        excess = p + math.sqrt(p * (1.0 - p) / n) - p_min
+        if s_min > 0.0:
+            return min(excess / s_min, 1e12), thr
         return (0.0 if excess <= 0.0 else 1e12), thr
 
     def _details(self) -> dict[str, Any]:
-        det = self._det
+        levels = rc.ddm_levels(self._det)
         return {
-            "error_rate": float(det._p.get()),
-            "min_error_rate": None if det._p_min is None else float(det._p_min),
-            "warning": bool(det.warning_detected),
+            "error_rate": levels.p,
+            "min_error_rate": None if levels.p_min is None else float(levels.p_min),
+            "warning": bool(self._det.warning_detected),
         }
 
 
@@ -565,18 +565,18 @@ class RiverEDDM(RiverDetector):
     def _evidence(self) -> tuple[float, float]:
         det = self._det
         thr = 1.0 - float(det.beta)
-        dist = det._error_distances
-        if det._p2s_prime_max <= 0 or dist.mean.n < 1:
+        d = rc.eddm_levels(det)
+        if d.p2s_prime_max <= 0 or d.n < 1:
             return 0.0, thr
-        level = (dist.mean.get() + 2.0 * max(dist.get(), 0.0) ** 0.5) / det._p2s_prime_max
+        level = (d.mean + 2.0 * max(d.variance, 0.0) ** 0.5) / d.p2s_prime_max
         return max(0.0, 1.0 - float(level)), thr
 
     def _details(self) -> dict[str, Any]:
-        det = self._det
+        d = rc.eddm_levels(self._det)
         return {
-            "errors": int(det._n_errors),
-            "mean_distance": float(det._error_distances.mean.get()),
-            "warning": bool(det.warning_detected),
+            "errors": int(d.errors),
+            "mean_distance": float(d.mean),
+            "warning": bool(self._det.warning_detected),
         }
 
 
@@ -621,20 +621,20 @@ class RiverHDDMA(_RiverHDDM):
     kind: ClassVar[str] = "hddm_a"
     _name: ClassVar[str] = "HDDMA"
 
-    def _side(self, cut: Any, sign: float) -> tuple[float, float]:
+    def _side(self, rising: bool) -> tuple[float, float]:
         det = self._det
-        z = det._z
-        if cut.n == 0 or cut.n == z.n:
+        n, mean, cut_n, cut_mean = rc.hddm_a_means(det, rising)
+        if cut_n == 0 or cut_n == n:
             return 0.0, 1.0
-        m = (z.n - cut.n) / cut.n * (1.0 / z.n)
+        m = (n - cut_n) / cut_n * (1.0 / n)
         bound = math.sqrt(m / 2.0 * math.log(2.0 / det.drift_confidence))
-        return sign * float(z.get() - cut.get()), bound
+        return (1.0 if rising else -1.0) * float(mean - cut_mean), bound
 
     def _rise(self) -> tuple[float, float]:
-        return self._side(self._det._x_min, 1.0)
+        return self._side(True)
 
     def _fall(self) -> tuple[float, float]:
-        return self._side(self._det._x_max, -1.0)
+        return self._side(False)
 
 
 class RiverHDDMW(_RiverHDDM):
@@ -648,18 +648,15 @@ class RiverHDDMW(_RiverHDDM):
     kind: ClassVar[str] = "hddm_w"
     _name: ClassVar[str] = "HDDMW"
 
-    def _side(self, first: Any, second: Any) -> tuple[float, float]:
-        det = self._det
-        if not (first._is_init and second._is_init):
-            return 0.0, 1.0
-        bound = det._mcdiarmid_bound(first.ibc + second.ibc, det.drift_confidence)
-        return float(second.ewma - first.ewma), float(bound)
+    def _side(self, rising: bool) -> tuple[float, float]:
+        split = rc.hddm_w_split(self._det, rising)
+        return (0.0, 1.0) if split is None else split
 
     def _rise(self) -> tuple[float, float]:
-        return self._side(self._det._s1_incr, self._det._s2_incr)
+        return self._side(True)
 
     def _fall(self) -> tuple[float, float]:
-        return self._side(self._det._s2_decr, self._det._s1_decr)
+        return self._side(False)
 
 
 class RiverFHDDM(RiverDetector):
@@ -689,7 +686,7 @@ class RiverFHDDM(RiverDetector):
 
     def _before(self, v: float) -> None:
         det = self._det
-        self._pre = (len(det._sliding_window), float(det.n_one))
+        self._pre = (rc.fhddm_filled(det), float(det.n_one))
 
     def _after(self, v: float, detected: bool) -> bool:
         size = self._det.sliding_window_size
@@ -699,18 +696,17 @@ class RiverFHDDM(RiverDetector):
         return detected
 
     def _evidence(self) -> tuple[float, float]:
-        det = self._det
-        eps = float(det._epsilon)
+        u_max, eps = rc.fhddm_bounds(self._det)
         if self._u < 0.0:
             return 0.0, eps
-        return float(det._u_max - self._u), eps
+        return float(u_max - self._u), eps
 
     def _details(self) -> dict[str, Any]:
-        det = self._det
+        u_max, _ = rc.fhddm_bounds(self._det)
         return {
             "error_rate": None if self._u < 0.0 else 1.0 - self._u,
-            "min_error_rate": None if self._u < 0.0 else 1.0 - float(det._u_max),
-            "window": int(det.sliding_window_size),
+            "min_error_rate": None if self._u < 0.0 else 1.0 - u_max,
+            "window": int(self._det.sliding_window_size),
         }
 
 

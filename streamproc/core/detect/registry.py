@@ -15,6 +15,11 @@ categories); ``rank_cp``, a robust two-segment change test on a reported metric'
 values (:mod:`~streamproc.core.detect.seriescp`); and ``rising_only``, any of them reporting
 rises only (:mod:`~streamproc.core.detect.rising`).
 
+What each kind does with a NaN value is in :data:`NAN_HANDLING`: river's detectors and
+``rank_cp`` skip it, the feature detectors count it as a missing value (like None), the
+threshold rule never fires on it, and the error CUSUM must not get one (the monitor sends it
+0/1 errors and finite values only).
+
 Examples
 --------
 >>> det = make_detector("cusum", warmup=50, arl=1e4)
@@ -43,7 +48,7 @@ from streamproc.core.detect.seriescp import RankChangePoint
 from streamproc.core.detect.shift import MeanVarianceCusum
 from streamproc.core.detect.threshold import ThresholdRule
 
-__all__ = ["KINDS", "TWOSAMPLE_KINDS", "make_detector", "parameters", "restore"]
+__all__ = ["KINDS", "NAN_HANDLING", "TWOSAMPLE_KINDS", "make_detector", "parameters", "restore"]
 
 TWOSAMPLE_KINDS: dict[str, Any] = {
     c.kind: c
@@ -69,6 +74,27 @@ KINDS: dict[str, Any] = {
     RisingOnly.kind: RisingOnly,
     RankCusum.kind: RankCusum,
     MultinomialCusum.kind: MultinomialCusum,
+}
+
+_SKIPPED = "skipped: not counted in n, no effect on the statistics (counted in details)"
+_NUMERIC_MISSING = "missing: counted in n as a missing value, like None (a missing-rate test)"
+_CATEGORY_MISSING = "missing: counted in n as the missing category, like None"
+# What each kind does with a NaN value (checked by tests/unit/core/detect/test_contract.py).
+NAN_HANDLING: dict[str, str] = {
+    "threshold": "never fires: counted in n, NaN is the statistic, compares false both ways",
+    "cusum": (
+        "undefined: in warm-up a NaN poisons the reference (the detector never fires); then, "
+        "Bernoulli: counted as a correct answer; Gaussian: resets the statistic to 0. The "
+        "monitor sends it only 0/1 errors and finite values"
+    ),
+    **{kind: _SKIPPED for kind in RIVER_KINDS},
+    "rank_cp": _SKIPPED,
+    **{kind: _NUMERIC_MISSING for kind in ("numeric_drift", "ks", "psi", "wasserstein")},
+    **{kind: _CATEGORY_MISSING for kind in ("categorical_drift", "chi2", "js")},
+    "mean_variance_cusum": _NUMERIC_MISSING,
+    "rank_cusum": _NUMERIC_MISSING,
+    "rising_only": "as the detector it wraps",
+    "multinomial_cusum": _CATEGORY_MISSING,
 }
 
 

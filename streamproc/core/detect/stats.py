@@ -5,6 +5,17 @@ distributions (scalar calls, in the inner loop of a look), and the two ways of c
 p-values: Holm's step-down procedure (family-wise error) and Benjamini-Hochberg (false
 discovery rate).
 
+Why not scipy's: ``scipy.special`` (installed with river) has all of them (``ndtr``,
+``ndtri``, ``chdtrc``, ``chdtri``, ``kolmogorov``, ``kolmogi``) and is faster for the
+inverses, but its values differ from these in the last bits (relative differences up to 5e-13
+over the test grid; bit-for-bit equal on 0% to 89% of it, ``bench/detect_stats.py``), so
+switching would change the thresholds and p-values the detectors report, and this module keeps
+them identical. The speed does not matter here: the inverses run once per reference (and
+degree of freedom), the tails a few times per look. Measured with scipy 1.17.1, per scalar
+call, own / scipy: ``normal_sf`` 0.13 / 0.17 us, ``normal_isf`` 0.39 / 0.18, ``chi2_sf`` 11 /
+0.7, ``chi2_isf`` 565 / 1.0, ``ks_sf`` 0.40 / 0.13, ``ks_isf`` 121 / 0.18. Each is checked
+against scipy's over a grid to the precision it claims (``tests/unit/core/detect``).
+
 Examples
 --------
 >>> round(normal_sf(1.959963984540054), 6), round(normal_isf(0.025), 6)

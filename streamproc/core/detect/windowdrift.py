@@ -18,8 +18,8 @@ time at n = 100 with no drift at all):
   0.11 / sqrt(ne)) * D``, ``ne = n m / (n + m)``. Conservative on discrete data (ties).
 - ``chi2``: chi-square test of homogeneity of the reference and current category counts;
   p-value from the regularized upper incomplete gamma function (series and Lentz continued
-  fraction; relative error below 1e-12 against scipy, checked offline, over df 1..1000 and
-  p from 0.9 down to 1e-290; scipy itself is not a dependency).
+  fraction, :mod:`~streamproc.core.detect.stats`; relative error below 1e-11 against scipy
+  over df 1..1000 and p from 0.9 down to 1e-290, checked by ``tests/unit/core/detect``).
   Categories seen fewer than ``min_count`` times in the reference share one "rare" cell (which
   also takes every category first seen after the reference froze), so expected counts are
   not tiny.

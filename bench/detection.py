@@ -75,7 +75,7 @@ Methods
   error ``error_rate(batch) - error_rate(reference)`` (signed: only a rise counts);
   categorical the total variation distance ``0.5 * sum |f_batch - f_reference|``. An alarm
   restarts the reference.
-- ``river_<kind>``: each river detector registered in ``streamproc.core.detectors`` with river's
+- ``river_<kind>``: each river detector registered in ``streamproc.core.detect`` with river's
   default parameters, fed the raw per-event value (x, or the 0/1 error) through
   ``make_detector(kind, direction=...)``. The direction reproduces river's own default:
   ADWIN, KSWIN and PageHinkley (``mode="both"``) fire on changes both ways; HDDM_A/HDDM_W
@@ -121,7 +121,8 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.core.detectors import RIVER_KINDS, make_detector
+from streamproc.core.detect import make_detector
+from streamproc.core.detect.river_adapters import RIVER_KINDS
 from streamproc.core.events import (
     DeploymentEvent,
     LabelEvent,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streamproc.core.detectors import Detector
+from streamproc.core.detect import Detector
 from streamproc.core.policy import DEFAULT_POLICY
 
 RATES = (0.0, 0.01, 0.1, 0.5, 0.9, 0.95, 0.97, 1.0)

@@ -185,7 +185,7 @@ def _splitmix_unit(seed: int, counter: np.ndarray) -> np.ndarray:
 
 def replica_first_alarm(values: np.ndarray, h: float, det: Any) -> int | None:
     """Index (after the warm-up) of the first alarm of a RankCusum fed ``values``, or None."""
-    from streamproc.core.ranks import _llr
+    from streamproc.core.detect.ranks import _llr
 
     w = det.warmup
     ref = np.sort(values[:w])
@@ -210,7 +210,7 @@ def replica_first_alarm(values: np.ndarray, h: float, det: Any) -> int | None:
 
 
 def replica_false_alarms(shape: str, n: int) -> dict[str, Any]:
-    from streamproc.core.ranks import RankCusum
+    from streamproc.core.detect.ranks import RankCusum
 
     spec = dict(DEFAULT_POLICY.drift.numeric if DEFAULT_POLICY.drift else ())
     spec.pop("detector", None)

@@ -66,12 +66,9 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from streamproc.core.stateformat import check_format
-
-if TYPE_CHECKING:
-    from streamproc.core.detectors import Detector
 
 __all__ = [
     "LOSSES",
@@ -81,7 +78,6 @@ __all__ = [
     "TASKS",
     "ErrorScorer",
     "Pair",
-    "RisingOnly",
     "Scored",
     "ScoredError",
     "TaskInference",
@@ -424,77 +420,3 @@ class ErrorScorer:
         sc.inference = TaskInference.from_state(s["inference"])
         sc.held = [list(h) for h in s["held"]]
         return sc
-
-
-# --------------------------------------------------------------------------- rises only
-
-
-class RisingOnly:
-    """Any detector, reporting only rises: for an error signal, a fall is no reason to retrain.
-
-    Wraps a (two-sided) numeric detector such as the policy's default numeric kind; when it
-    fires on a change its :meth:`details` name as falling (``change`` containing ``_down``),
-    the wrapper restarts it quietly (a fresh reference of the new, lower level) instead of
-    reporting. A detector whose details do not name a direction (a windowed two-sample test)
-    reports every change it finds. Everything else is the inner detector's.
-
-    Parameters
-    ----------
-    inner
-        The detector's spec: ``{"detector": kind, **params}`` (as in the policy).
-    """
-
-    kind: ClassVar[str] = "rising_only"
-
-    def __init__(self, inner: dict[str, Any]) -> None:
-        from streamproc.core.detectors import make_detector
-
-        self.spec = dict(inner)
-        spec = dict(inner)
-        kind = spec.pop("detector")
-        self.inner: Detector = make_detector(kind, **spec)
-        self.falls = 0
-
-    def update(self, x: float) -> bool:
-        if not self.inner.update(x):
-            return False
-        if "_down" in str(self.inner.details().get("change", "")):
-            self.falls += 1
-            self.inner.reset()
-            return False
-        return True
-
-    def reset(self) -> None:
-        self.inner.reset()
-
-    @property
-    def statistic(self) -> float:
-        return self.inner.statistic
-
-    @property
-    def threshold(self) -> float:
-        return self.inner.threshold
-
-    @property
-    def n(self) -> int:
-        return self.inner.n
-
-    def details(self) -> dict[str, Any]:
-        return {**self.inner.details(), "detector": self.spec["detector"], "falls": self.falls}
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "spec": self.spec,
-            "inner": self.inner.state(),
-            "falls": self.falls,
-        }
-
-    @classmethod
-    def from_state(cls, s: dict[str, Any]) -> RisingOnly:
-        from streamproc.core.detectors import restore
-
-        d = cls(s["spec"])
-        d.inner = restore(s["inner"])
-        d.falls = s["falls"]
-        return d

@@ -44,7 +44,7 @@ import orjson
 
 from streamproc.core.changepoint import estimate_change
 from streamproc.core.degraded import DegradedWatch
-from streamproc.core.detectors import Detector, restore
+from streamproc.core.detect import Detector, restore
 from streamproc.core.errors import ErrorScorer, ScoredError, errors_of, infer_task
 from streamproc.core.events import (
     DeploymentEvent,

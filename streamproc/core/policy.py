@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from streamproc.core.detectors import Detector, make_detector, parameters
+from streamproc.core.detect import Detector, make_detector, parameters
 from streamproc.core.errors import LOSSES, TASKS
 from streamproc.core.exceptions import StreamprocError
 from streamproc.core.identifiers import IdentifierScreen
@@ -91,8 +91,8 @@ class MetricChangeRule:
     """A change detector on each reported metric's own series, besides its thresholds.
 
     For low-rate metrics (hourly accuracy, a daily drift score): ``rank_cp``
-    (:mod:`streamproc.core.seriescp`) starts after ``warmup`` values (20) and fires on a level
-    shift of the metric's recent values, whatever their scale, without a threshold to choose.
+    (:mod:`streamproc.core.detect.seriescp`) starts after ``warmup`` values (20) and fires on a
+    level shift of the metric's recent values, whatever their scale, without a threshold to choose.
     On by default for every metric (``metrics`` globs); ``metric_change = false`` turns it off.
     """
 
@@ -119,7 +119,8 @@ class ErrorRule:
     Classification errors (0/1) go to ``detector`` with ``params`` (the Bernoulli CUSUM by
     default). Regression errors (absolute, or squared with ``loss = "squared"``) go to the
     ``regression`` spec, by default the policy's numeric drift detector (whatever kind
-    :class:`DriftRule` names), reporting rises only (:class:`~streamproc.core.errors.RisingOnly`).
+    :class:`DriftRule` names), reporting rises only
+    (:class:`~streamproc.core.detect.rising.RisingOnly`).
     """
 
     detector: str = "cusum"
@@ -153,9 +154,9 @@ class DriftRule:
 
     Each watched value gets a detector against a reference captured after each deployment:
     numbers the mean/variance/missing-rate CUSUMs on normal scores of ranks of
-    :mod:`streamproc.core.ranks` (distribution-free: the false-alarm rate does not depend on
+    :mod:`streamproc.core.detect.ranks` (distribution-free: the false-alarm rate does not depend on
     the data's shape), categories the adaptive multinomial CUSUM of
-    :mod:`streamproc.core.multinomial`. A key missing from a prediction's features counts
+    :mod:`streamproc.core.detect.multinomial`. A key missing from a prediction's features counts
     as a missing value, like ``null``. With many features, an alarm counts only if it
     survives Bonferroni across the model's m watched values (``p * m <= alpha`` for tests,
     ``statistic >= ln(arl * m)`` for CUSUMs).

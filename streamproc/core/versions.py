@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from streamproc.core.detectors import Detector, restore
+from streamproc.core.detect import Detector, restore
 from streamproc.core.timeline import SignalStatus
 
 __all__ = ["MAX_VERSIONS", "OtherVersions", "TrafficShare", "VersionSignals", "VersionStatus"]

@@ -9,7 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
-from streamproc.core.detectors import ThresholdRule, make_detector, restore
+from streamproc.core.detect import make_detector, restore
+from streamproc.core.detect.threshold import ThresholdRule
 from streamproc.core.events import (
     MetricEvent,
     PredictionEvent,

@@ -19,13 +19,14 @@ import orjson
 import pytest
 
 from streamproc.cli.replay import replay
-from streamproc.core.detectors import Cusum, bernoulli_increments, restore
+from streamproc.core.detect import restore
+from streamproc.core.detect.cusum import Cusum, bernoulli_increments
+from streamproc.core.detect.rising import RisingOnly
 from streamproc.core.errors import (
     MAX_EVIDENCE,
     MIN_EVIDENCE,
     ErrorScorer,
     Pair,
-    RisingOnly,
     comparable,
     error_value,
     errors_of,

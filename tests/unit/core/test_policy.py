@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streamproc.core.detectors import Cusum, ThresholdRule
+from streamproc.core.detect.cusum import Cusum
+from streamproc.core.detect.threshold import ThresholdRule
 from streamproc.core.policy import (
     DEFAULT_POLICY,
     ErrorRule,

@@ -64,7 +64,7 @@ Examples
 (30, 7, 'down')
 >>> round(d["mean_before"], 3), round(d["mean_after"], 3)
 (0.91, 0.807)
->>> restore_series(det.state()).state() == det.state()
+>>> RankChangePoint.from_state(det.state()).state() == det.state()
 True
 >>> det.reset()  # keeps the 7 values after the change
 >>> det.n
@@ -81,7 +81,7 @@ import numpy as np
 
 from streamproc.core.stateformat import check_format
 
-__all__ = ["SERIES_SNAPSHOT_FORMAT", "RankChangePoint", "restore_series"]
+__all__ = ["SERIES_SNAPSHOT_FORMAT", "RankChangePoint"]
 
 SERIES_SNAPSHOT_FORMAT: Final = 1
 _LN_SQRT_2PI: Final = 0.5 * math.log(2.0 * math.pi)
@@ -402,8 +402,3 @@ class RankChangePoint:
         det._stat = float(s["stat"])
         det._last = dict(s["last"])
         return det
-
-
-def restore_series(state: dict[str, Any]) -> RankChangePoint:
-    """Rebuild a :class:`RankChangePoint` from its :meth:`~RankChangePoint.state`."""
-    return RankChangePoint.from_state(state)

@@ -1,38 +1,8 @@
-"""Online change detectors behind one small interface.
+"""river's drift detectors behind the :class:`~streamproc.core.detect.base.Detector` protocol.
 
-Every detector takes one number at a time (``update``), says whether it fired, exposes the
-statistic it compares with its threshold, counts the samples it has seen since its last reset,
-and turns its whole state into a plain dict (``state``) that :func:`restore` turns back into an
-identical detector. After a detection the caller reads the evidence, then calls ``reset``.
-
-Kinds (:func:`make_detector`): ``threshold`` and ``cusum`` (below); river's detectors
-``adwin``, ``page_hinkley``, ``kswin``, ``ddm``, ``eddm``, ``hddm_a``, ``hddm_w`` and
-``fhddm`` (:class:`RiverDetector`, rises only unless ``direction="both"``); and windowed
-two-sample tests of a feature against a frozen reference, ``numeric_drift`` (``ks``, ``psi``,
-``wasserstein``) and ``categorical_drift`` (``chi2``, ``js``), each test also on its own kind
-(:mod:`streamproc.core.twosample`); CUSUMs on one feature: ``rank_cusum``
-(:mod:`streamproc.core.ranks`, distribution-free, the default for numbers),
-``mean_variance_cusum`` (:mod:`streamproc.core.shift`, Gaussian) and ``multinomial_cusum``
-(:mod:`streamproc.core.multinomial`, the default for categories); ``rank_cp``, a robust
-two-segment change test on a reported metric's own recent values (:mod:`streamproc.core.seriescp`).
-
-Examples
---------
->>> rule = ThresholdRule(above=0.1)
->>> [rule.update(x) for x in (0.02, 0.05, 0.12)]
-[False, False, True]
->>> det = Cusum(warmup=50, arl=1e4)
->>> fired = [det.update(1.0 if i % 10 == 0 else 0.0) for i in range(400)]  # 10% errors
->>> any(fired)
-False
->>> fired_at = next(i for i in range(400) if det.update(1.0 if i % 2 == 0 else 0.0))
->>> fired_at < 100  # 50% errors are caught fast
-True
->>> det.details()["since_change"] <= fired_at + 1
-True
->>> det.reset()
->>> restore(det.state()).state() == det.state()
-True
+Kinds ``adwin``, ``page_hinkley``, ``kswin`` (any numbers) and ``ddm``, ``eddm``, ``hddm_a``,
+``hddm_w``, ``fhddm`` (error indicators): one :class:`RiverDetector` subclass each, rising
+only unless ``direction="both"``.
 """
 
 from __future__ import annotations
@@ -42,38 +12,14 @@ import importlib
 import inspect
 import math
 import pickle
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
-from streamproc.core.blockhist import BlockHistogram
-from streamproc.core.errors import RisingOnly
-from streamproc.core.multinomial import MultinomialCusum
-from streamproc.core.ranks import RankCusum
-from streamproc.core.seriescp import RankChangePoint
-from streamproc.core.shift import MeanVarianceCusum
-from streamproc.core.twosample import (
-    TWOSAMPLE_KINDS,
-    CategoricalDrift,
-    Chi2Drift,
-    JSDrift,
-    KSDrift,
-    NumericDrift,
-    PSIDrift,
-    WassersteinDrift,
-)
+from streamproc.core.detect import river_compat as rc
+from streamproc.core.detect.blockhist import BlockHistogram
 
 __all__ = [
     "RIVER_KINDS",
-    "CategoricalDrift",
-    "Chi2Drift",
-    "Cusum",
-    "Detector",
-    "JSDrift",
-    "KSDrift",
-    "MultinomialCusum",
-    "NumericDrift",
-    "PSIDrift",
-    "RankChangePoint",
-    "RankCusum",
+    "RIVER_SNAPSHOT_FORMAT",
     "RiverADWIN",
     "RiverDDM",
     "RiverDetector",
@@ -83,337 +29,7 @@ __all__ = [
     "RiverHDDMW",
     "RiverKSWIN",
     "RiverPageHinkley",
-    "ThresholdRule",
-    "WassersteinDrift",
-    "make_detector",
-    "restore",
 ]
-
-
-class Detector(Protocol):
-    """What every detector offers the trigger policy."""
-
-    kind: ClassVar[str]
-
-    def update(self, x: float) -> bool:
-        """Feed one value; return True when a change is detected."""
-
-    def reset(self) -> None:
-        """Start afresh after a detection (the caller reads the evidence first)."""
-
-    @property
-    def statistic(self) -> float:
-        """The current test statistic (compared with :attr:`threshold`)."""
-
-    @property
-    def threshold(self) -> float:
-        """The value the statistic must reach to fire."""
-
-    @property
-    def n(self) -> int:
-        """Samples seen since the last reset."""
-
-    def details(self) -> dict[str, Any]:
-        """Extra evidence for a retrain request (reference estimates, window sizes)."""
-
-    def state(self) -> dict[str, Any]:
-        """Parameters and state as JSON-able primitives; :func:`restore` inverts it."""
-
-
-# Posterior deviations added to the reference error rate of the Bernoulli CUSUM.
-REFERENCE_Z = 1.0
-
-
-class ThresholdRule:
-    """Fires when a value is above ``above`` (or below ``below``): the seed's rule.
-
-    Parameters
-    ----------
-    above, below
-        Fire when ``x > above`` or ``x < below``; give at least one.
-
-    Examples
-    --------
-    >>> r = ThresholdRule(below=0.8)
-    >>> r.update(0.9), r.update(0.7), r.statistic
-    (False, True, 0.7)
-    """
-
-    kind: ClassVar[str] = "threshold"
-
-    def __init__(self, above: float | None = None, below: float | None = None) -> None:
-        if above is None and below is None:
-            raise ValueError("a threshold rule needs 'above' or 'below'; set one of them.")
-        self.above = above
-        self.below = below
-        self._last = math.nan
-        self._n = 0
-        self._side = ""  # "above" or "below": the side that fired last
-
-    def update(self, x: float) -> bool:
-        self._last = x
-        self._n += 1
-        if self.above is not None and x > self.above:
-            self._side = "above"
-            return True
-        if self.below is not None and x < self.below:
-            self._side = "below"
-            return True
-        return False
-
-    def reset(self) -> None:
-        self._n = 0
-
-    def _direction(self) -> str:
-        """The side that fired last; before any firing, the side nearer to the value."""
-        if self._side:
-            return self._side
-        if self.above is None:
-            return "below"
-        if self.below is None or self._last != self._last:
-            return "above"
-        return "above" if self.above - self._last <= self._last - self.below else "below"
-
-    @property
-    def statistic(self) -> float:
-        return self._last
-
-    @property
-    def threshold(self) -> float:
-        return self.above if self._direction() == "above" else self.below  # type: ignore[return-value]
-
-    @property
-    def n(self) -> int:
-        return self._n
-
-    def details(self) -> dict[str, Any]:
-        return {"direction": self._direction()}
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "above": self.above,
-            "below": self.below,
-            "last": None if math.isnan(self._last) else self._last,
-            "count": self._n,
-            "side": self._side,
-        }
-
-    @classmethod
-    def from_state(cls, s: dict[str, Any]) -> ThresholdRule:
-        r = cls(above=s["above"], below=s["below"])
-        r._last = math.nan if s["last"] is None else s["last"]
-        r._n = s["count"]
-        r._side = s.get("side", "")
-        return r
-
-
-def bernoulli_increments(
-    errors: float, n: int, shift: float, min_rise: float, z: float = REFERENCE_Z
-) -> tuple[float, float]:
-    """Page's CUSUM increments ``(a, b)`` for a correct answer and an error, from a reference.
-
-    ``p0`` is the reference's error rate, estimated from ``errors`` among ``n`` (posterior mean
-    under a uniform prior, plus ``z`` posterior deviations: an underestimated ``p0`` would make
-    an unchanged stream drift upwards). The alternative multiplies the odds by ``1 + shift``,
-    and asks for at least ``min_rise`` more: ``odds(p1) = (1 + shift) odds(p0)``,
-    ``p1 >= p0 + min_rise``. The odds ratio is meaningful at every ``p0`` (a relative rise of
-    the rate is not: 95% cannot rise by half). When ``p0 + min_rise >= 1`` no rise is possible,
-    and both increments are 0: the detector is inert, whatever comes.
-
-    Source: Page (1954) for the CUSUM; Reynolds & Stoumbos (1999), "A CUSUM chart for
-    monitoring a proportion when inspecting continuously", for the Bernoulli CUSUM; the odds
-    ratio as the size of a change, as in Steiner et al. (2000) risk-adjusted CUSUMs.
-
-    >>> a, b = bernoulli_increments(100, 1000, shift=0.5, min_rise=0.02)
-    >>> a < 0 < b
-    True
-    >>> bernoulli_increments(1000, 1000, shift=0.5, min_rise=0.02)  # 100% errors: inert
-    (0.0, 0.0)
-    """
-    mean_p = (errors + 1.0) / (n + 2.0)
-    sd_p = math.sqrt(mean_p * (1.0 - mean_p) / (n + 3.0))
-    p0 = min(max(mean_p + z * sd_p, 1e-4), 1.0)
-    if p0 + min_rise >= 1.0 or p0 >= 1.0 - 1e-9:
-        return 0.0, 0.0
-    odds1 = (1.0 + shift) * p0 / (1.0 - p0)
-    p1 = max(odds1 / (1.0 + odds1), p0 + min_rise)
-    return math.log((1.0 - p1) / (1.0 - p0)), math.log(p1 / p0)
-
-
-class Cusum:
-    """One-sided CUSUM for a rise of an error signal, calibrated on a warm-up window.
-
-    The first ``warmup`` values estimate the in-control level. Values in {0, 1} are treated as a
-    Bernoulli error rate p0 (estimated, plus one posterior deviation) and the detector looks
-    for the odds of an error multiplied by ``1 + shift``, and at least ``min_rise`` more
-    (:func:`bernoulli_increments`): a change that exists at every p0. When ``p0 + min_rise >= 1``
-    (a model wrong ~98% of the time or more) nothing can rise, and the detector is inert. Other
-    values are treated as Gaussian with mean mu0 and deviation s0, looking for
-    ``mu0 + shift * s0`` (the monitor sends regression errors to the policy's numeric detector
-    instead, see :mod:`streamproc.core.errors`). The statistic is the log-likelihood ratio of
-    "changed" against "unchanged" since the most likely change point (Page's CUSUM), the
-    optimal detector for a shift of the given size. It fires at ``ln(arl)``, which keeps false
-    alarms below about one per ``arl`` in-control samples. Measured with the default policy
-    (warm-up 1000, ``bench/error_detectors.py``, 5M labels per rate): 0 alarms per 1M at base
-    error rates 0%, 1%, 10%, 50% and 100%, 0.4-0.6 at 90-97%.
-
-    Only rises count: after a retrain the error falls, and that is no reason to retrain again.
-
-    Parameters
-    ----------
-    warmup
-        Samples used to estimate the in-control level before detection starts.
-    shift
-        Rise of the odds of an error, relative (Bernoulli), or rise in deviations (Gaussian).
-    arl
-        Target average run length between false alarms, in samples.
-    min_rise
-        Smallest rise of the error rate worth detecting (Bernoulli), absolute.
-    reference_max
-        Keep learning the reference while in control, up to this many values (default: no).
-
-    Examples
-    --------
-    >>> det = Cusum(warmup=4, shift=1.0, arl=100)
-    >>> [det.update(x) for x in (0.0, 1.0, 0.0, 0.0)]
-    [False, False, False, False]
-    >>> round(det.details()["reference_level"], 3)
-    0.333
-    """
-
-    kind: ClassVar[str] = "cusum"
-
-    def __init__(
-        self,
-        warmup: int = 500,
-        shift: float = 0.5,
-        arl: float = 1e6,
-        min_rise: float = 0.02,
-        reference_max: int | None = None,
-    ) -> None:
-        if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 2:
-            raise ValueError(f"cusum warmup must be a whole number >= 2, got {warmup!r}.")
-        if not (math.isfinite(shift) and shift > 0 and math.isfinite(arl) and arl > 1):
-            raise ValueError(f"cusum needs a finite shift > 0 and arl > 1, got {shift!r}, {arl!r}.")
-        if not (math.isfinite(min_rise) and min_rise >= 0):
-            raise ValueError(f"cusum min_rise must be a finite number >= 0, got {min_rise!r}.")
-        self.warmup = warmup
-        self.shift = shift
-        self.arl = arl
-        self.min_rise = min_rise
-        # Learning beyond the warm-up sharpens p0 but can absorb the start of a slow change
-        # (measured: 2 of 40 rises from 10% to 15% missed), so it is off unless asked for.
-        self.reference_max = max(int(reference_max or warmup), warmup)
-        self.reset()
-
-    def reset(self) -> None:
-        self._n = 0
-        self._since = 0
-        self._ref = 0  # values in the reference estimate
-        self._sum = 0.0
-        self._sumsq = 0.0
-        self._binary = True
-        self._s = 0.0
-        # Increments for x = 0 and x = 1 (Bernoulli), or (mu0, s0) for the Gaussian case.
-        self._a = 0.0
-        self._b = 0.0
-
-    def _calibrate(self) -> None:
-        n = self._ref
-        mean = self._sum / n
-        if self._binary:
-            self._a, self._b = bernoulli_increments(
-                self._sum, n, self.shift, self.min_rise, REFERENCE_Z
-            )
-        else:
-            var = max(self._sumsq / n - mean * mean, 0.0) * n / (n - 1)
-            self._a = mean
-            self._b = max(math.sqrt(var), 1e-9)
-
-    def _learn(self, x: float) -> None:
-        self._ref += 1
-        self._sum += x
-        self._sumsq += x * x
-
-    def update(self, x: float) -> bool:
-        self._n += 1
-        if self._n <= self.warmup:
-            self._learn(x)
-            self._binary = self._binary and (x == 0.0 or x == 1.0)
-            if self._n == self.warmup:
-                self._calibrate()
-            return False
-        if self._binary:
-            llr = self._b if x >= 0.5 else self._a
-        else:
-            z = (x - self._a) / self._b
-            llr = self.shift * z - 0.5 * self.shift * self.shift
-        # While there is no evidence of change, the reference keeps learning (up to
-        # reference_max): a better estimate of the in-control level needs less slack. The
-        # choice depends on the statistic before this value, never on the value: no bias.
-        if self._s == 0.0 and self._ref < self.reference_max:
-            self._learn(x)
-            if self._ref % 100 == 0:
-                self._calibrate()
-        self._s = max(0.0, self._s + llr)
-        # Samples since the statistic last left zero: the likeliest change point.
-        self._since = self._since + 1 if self._s > 0.0 else 0
-        return self._s >= self.threshold
-
-    @property
-    def statistic(self) -> float:
-        return self._s
-
-    @property
-    def threshold(self) -> float:
-        return math.log(self.arl)
-
-    @property
-    def n(self) -> int:
-        return self._n
-
-    def details(self) -> dict[str, Any]:
-        ready = self._n >= self.warmup
-        if self._binary:
-            level = (self._sum + 1.0) / (max(self._ref, 0) + 2.0)
-        else:
-            level = self._a if ready else self._sum / max(self._n, 1)
-        return {
-            "model": "bernoulli" if self._binary else "gaussian",
-            "reference_level": level,
-            "reference_n": self._ref,
-            "current_n": max(self._n - self.warmup, 0),
-            "since_change": self._since,
-            "shift": self.shift,
-        }
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "params": [self.warmup, self.shift, self.arl, self.min_rise, self.reference_max],
-            "s": [
-                self._n,
-                self._ref,
-                self._sum,
-                self._sumsq,
-                self._binary,
-                self._s,
-                self._a,
-                self._b,
-                self._since,
-            ],
-        }
-
-    @classmethod
-    def from_state(cls, s: dict[str, Any]) -> Cusum:
-        w, shift, arl, min_rise, ref_max = s["params"]
-        d = cls(warmup=w, shift=shift, arl=arl, min_rise=min_rise, reference_max=ref_max)
-        d._n, d._ref, d._sum, d._sumsq, d._binary, d._s, d._a, d._b, d._since = s["s"]
-        return d
-
-
-# --------------------------------------------------------------------------- river detectors
 
 RIVER_SNAPSHOT_FORMAT = 1
 _NO_RIVER_PARAMS = ("window",)  # KSWIN's initial window: not a setting, and not JSON
@@ -469,13 +85,15 @@ class RiverDetector:
     warm-up), HDDM_A/W and FHDDM raised none in 200k at 0.1.
 
     :meth:`state` holds the river object pickled (protocol 4, base64) with the river version
-    that wrote it; :func:`restore` refuses a snapshot written by another river major.minor,
-    since river objects do not load across versions (HDDM_A became HDDMA in 0.25). Loading a
-    pickle runs code: restore only snapshots this service wrote to its own state store.
+    that wrote it; :func:`~streamproc.core.detect.registry.restore` refuses a snapshot
+    written by another river major.minor, since river objects do not load across versions
+    (HDDM_A became HDDMA in 0.25). Loading a pickle runs code: restore only snapshots this
+    service wrote to its own state store.
 
     Examples
     --------
     >>> import random
+    >>> from streamproc.core.detect.registry import make_detector, restore
     >>> rng = random.Random(7)
     >>> det = make_detector("adwin")  # direction="up"
     >>> any(det.update(rng.gauss(1.0, 0.1)) for _ in range(2000))
@@ -577,7 +195,7 @@ class RiverDetector:
         self._n += 1
         detected = bool(det.drift_detected)
         if detected:
-            det._drift_detected = False  # or river restarts on the next update by itself
+            rc.clear_drift(det)  # or river restarts on the next update by itself
         fired = self._after(v, detected)
         if fired:
             self._fired += 1
@@ -652,7 +270,7 @@ class RiverADWIN(RiverDetector):
     river's ADWIN (Bifet & Gavalda 2007, compiled) says that its window changed, not where:
     at a detection it drops its oldest buckets only, so its own cut can be far from the change
     (measured: a change at 1,000 reported at 512, means 0.80 -> 0.78). The wrapper keeps its own
-    exponential histogram of the window (:class:`~streamproc.core.blockhist.BlockHistogram`,
+    exponential histogram of the window (:class:`~streamproc.core.detect.blockhist.BlockHistogram`,
     trimmed to ADWIN's width after each update) and, at a detection, finds the likeliest
     change point in the window ADWIN held, with the means before and after it.
 
@@ -763,7 +381,7 @@ class RiverPageHinkley(RiverDetector):
     parameter (50 by default, in the units of x: scale it to the data). ``since_change``:
     samples since the likeliest change point, ``mean_before`` and ``mean_after`` the means of
     the values before and after it, from the wrapper's own block histogram of the values since
-    the last reset (:class:`~streamproc.core.blockhist.BlockHistogram`; the sample where
+    the last reset (:class:`~streamproc.core.detect.blockhist.BlockHistogram`; the sample where
     the cumulative sum left its minimum was measured 500 values off on a clean step).
     """
 
@@ -791,18 +409,18 @@ class RiverPageHinkley(RiverDetector):
 
     def _after(self, v: float, detected: bool) -> bool:
         self._hist.add(v)
-        det = self._det
-        self._since_up = 0 if det._sum_increase <= det._min_increase else self._since_up + 1
-        self._since_down = 0 if det._sum_decrease >= det._max_decrease else self._since_down + 1
+        ph = rc.page_hinkley_sums(self._det)
+        self._since_up = 0 if ph.sum_increase <= ph.min_increase else self._since_up + 1
+        self._since_down = 0 if ph.sum_decrease >= ph.max_decrease else self._since_down + 1
         return detected
 
     def _sides(self) -> tuple[float, float]:
-        det = self._det
-        if det._x_mean.n == 0:
+        ph = rc.page_hinkley_sums(self._det)
+        if ph.n == 0:
             return 0.0, 0.0
         return (
-            float(det._sum_increase - det._min_increase),
-            float(det._max_decrease - det._sum_decrease),
+            float(ph.sum_increase - ph.min_increase),
+            float(ph.max_decrease - ph.sum_decrease),
         )
 
     def _evidence(self) -> tuple[float, float]:
@@ -814,7 +432,7 @@ class RiverPageHinkley(RiverDetector):
         up, down = self._sides()
         rising = self.direction == "up" or up >= down
         d: dict[str, Any] = {
-            "mean": float(self._det._x_mean.get()),
+            "mean": rc.page_hinkley_mean(self._det),
             "side": "up" if rising else "down",
             "since_change": self._since_up if rising else self._since_down,
         }
@@ -912,21 +530,20 @@ class RiverDDM(RiverDetector):
     def _evidence(self) -> tuple[float, float]:
         det = self._det
         thr = float(det.drift_threshold)
-        n = det._p.n
-        if det._p_min is None or n == 0:
+        n, p, p_min, s_min = rc.ddm_levels(det)
+        if p_min is None or s_min is None or n == 0:
             return 0.0, thr
-        p = float(det._p.get())
-        excess = p + math.sqrt(p * (1.0 - p) / n) - det._p_min
-        if det._s_min > 0.0:
-            return min(excess / det._s_min, 1e12), thr
+        excess = p + math.sqrt(p * (1.0 - p) / n) - p_min
+        if s_min > 0.0:
+            return min(excess / s_min, 1e12), thr
         return (0.0 if excess <= 0.0 else 1e12), thr
 
     def _details(self) -> dict[str, Any]:
-        det = self._det
+        levels = rc.ddm_levels(self._det)
         return {
-            "error_rate": float(det._p.get()),
-            "min_error_rate": None if det._p_min is None else float(det._p_min),
-            "warning": bool(det.warning_detected),
+            "error_rate": levels.p,
+            "min_error_rate": None if levels.p_min is None else float(levels.p_min),
+            "warning": bool(self._det.warning_detected),
         }
 
 
@@ -948,18 +565,18 @@ class RiverEDDM(RiverDetector):
     def _evidence(self) -> tuple[float, float]:
         det = self._det
         thr = 1.0 - float(det.beta)
-        dist = det._error_distances
-        if det._p2s_prime_max <= 0 or dist.mean.n < 1:
+        d = rc.eddm_levels(det)
+        if d.p2s_prime_max <= 0 or d.n < 1:
             return 0.0, thr
-        level = (dist.mean.get() + 2.0 * max(dist.get(), 0.0) ** 0.5) / det._p2s_prime_max
+        level = (d.mean + 2.0 * max(d.variance, 0.0) ** 0.5) / d.p2s_prime_max
         return max(0.0, 1.0 - float(level)), thr
 
     def _details(self) -> dict[str, Any]:
-        det = self._det
+        d = rc.eddm_levels(self._det)
         return {
-            "errors": int(det._n_errors),
-            "mean_distance": float(det._error_distances.mean.get()),
-            "warning": bool(det.warning_detected),
+            "errors": int(d.errors),
+            "mean_distance": float(d.mean),
+            "warning": bool(self._det.warning_detected),
         }
 
 
@@ -1004,20 +621,20 @@ class RiverHDDMA(_RiverHDDM):
     kind: ClassVar[str] = "hddm_a"
     _name: ClassVar[str] = "HDDMA"
 
-    def _side(self, cut: Any, sign: float) -> tuple[float, float]:
+    def _side(self, rising: bool) -> tuple[float, float]:
         det = self._det
-        z = det._z
-        if cut.n == 0 or cut.n == z.n:
+        n, mean, cut_n, cut_mean = rc.hddm_a_means(det, rising)
+        if cut_n == 0 or cut_n == n:
             return 0.0, 1.0
-        m = (z.n - cut.n) / cut.n * (1.0 / z.n)
+        m = (n - cut_n) / cut_n * (1.0 / n)
         bound = math.sqrt(m / 2.0 * math.log(2.0 / det.drift_confidence))
-        return sign * float(z.get() - cut.get()), bound
+        return (1.0 if rising else -1.0) * float(mean - cut_mean), bound
 
     def _rise(self) -> tuple[float, float]:
-        return self._side(self._det._x_min, 1.0)
+        return self._side(True)
 
     def _fall(self) -> tuple[float, float]:
-        return self._side(self._det._x_max, -1.0)
+        return self._side(False)
 
 
 class RiverHDDMW(_RiverHDDM):
@@ -1031,18 +648,15 @@ class RiverHDDMW(_RiverHDDM):
     kind: ClassVar[str] = "hddm_w"
     _name: ClassVar[str] = "HDDMW"
 
-    def _side(self, first: Any, second: Any) -> tuple[float, float]:
-        det = self._det
-        if not (first._is_init and second._is_init):
-            return 0.0, 1.0
-        bound = det._mcdiarmid_bound(first.ibc + second.ibc, det.drift_confidence)
-        return float(second.ewma - first.ewma), float(bound)
+    def _side(self, rising: bool) -> tuple[float, float]:
+        split = rc.hddm_w_split(self._det, rising)
+        return (0.0, 1.0) if split is None else split
 
     def _rise(self) -> tuple[float, float]:
-        return self._side(self._det._s1_incr, self._det._s2_incr)
+        return self._side(True)
 
     def _fall(self) -> tuple[float, float]:
-        return self._side(self._det._s2_decr, self._det._s1_decr)
+        return self._side(False)
 
 
 class RiverFHDDM(RiverDetector):
@@ -1072,7 +686,7 @@ class RiverFHDDM(RiverDetector):
 
     def _before(self, v: float) -> None:
         det = self._det
-        self._pre = (len(det._sliding_window), float(det.n_one))
+        self._pre = (rc.fhddm_filled(det), float(det.n_one))
 
     def _after(self, v: float, detected: bool) -> bool:
         size = self._det.sliding_window_size
@@ -1082,18 +696,17 @@ class RiverFHDDM(RiverDetector):
         return detected
 
     def _evidence(self) -> tuple[float, float]:
-        det = self._det
-        eps = float(det._epsilon)
+        u_max, eps = rc.fhddm_bounds(self._det)
         if self._u < 0.0:
             return 0.0, eps
-        return float(det._u_max - self._u), eps
+        return float(u_max - self._u), eps
 
     def _details(self) -> dict[str, Any]:
-        det = self._det
+        u_max, _ = rc.fhddm_bounds(self._det)
         return {
             "error_rate": None if self._u < 0.0 else 1.0 - self._u,
-            "min_error_rate": None if self._u < 0.0 else 1.0 - float(det._u_max),
-            "window": int(det.sliding_window_size),
+            "min_error_rate": None if self._u < 0.0 else 1.0 - u_max,
+            "window": int(self._det.sliding_window_size),
         }
 
 
@@ -1110,67 +723,3 @@ RIVER_KINDS: dict[str, Any] = {
         RiverFHDDM,
     )
 }
-
-_KINDS: dict[str, Any] = {
-    ThresholdRule.kind: ThresholdRule,
-    Cusum.kind: Cusum,
-    **RIVER_KINDS,
-    **TWOSAMPLE_KINDS,
-    MeanVarianceCusum.kind: MeanVarianceCusum,
-    RankChangePoint.kind: RankChangePoint,
-    RisingOnly.kind: RisingOnly,
-    RankCusum.kind: RankCusum,
-    MultinomialCusum.kind: MultinomialCusum,
-}
-
-
-if TYPE_CHECKING:  # the registered classes implement the protocol (checked by mypy)
-    _CONFORM: tuple[Detector, ...] = (
-        ThresholdRule(above=1.0),
-        Cusum(),
-        RiverADWIN(),
-        NumericDrift(),
-        CategoricalDrift(),
-        RankChangePoint(),
-        RankCusum(),
-        MultinomialCusum(),
-    )
-
-
-def make_detector(kind: str, **params: Any) -> Detector:
-    """Build a detector by its policy name, e.g. ``make_detector("cusum", warmup=200)``."""
-    try:
-        cls = _KINDS[kind]
-    except KeyError:
-        raise ValueError(f"unknown detector {kind!r}; use one of {sorted(_KINDS)}.") from None
-    det: Detector = cls(**params)
-    return det
-
-
-def restore(state: dict[str, Any]) -> Detector:
-    """Rebuild a detector from :meth:`Detector.state`."""
-    try:
-        cls = _KINDS[state["kind"]]
-    except KeyError:
-        raise ValueError(
-            f"detector state of unknown kind {state.get('kind')!r}; reset the worker's state."
-        ) from None
-    det: Detector = cls.from_state(state)
-    return det
-
-
-def parameters(kind: str) -> frozenset[str]:
-    """The parameter names ``make_detector(kind, ...)`` accepts (for the policy's messages).
-
-    >>> sorted(parameters("cusum"))
-    ['arl', 'min_rise', 'reference_max', 'shift', 'warmup']
-    """
-    try:
-        cls = _KINDS[kind]
-    except KeyError:
-        raise ValueError(f"unknown detector {kind!r}; use one of {sorted(_KINDS)}.") from None
-    sig = inspect.signature(cls).parameters
-    names = {n for n, p in sig.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
-        names |= cls._allowed_params()
-    return frozenset(names)

@@ -71,7 +71,7 @@ False
 >>> const = RankCusum(warmup=100)
 >>> any(const.update(1e200) for _ in range(5000))  # a constant is no change
 False
->>> restore_ranks(det.state()).state() == det.state()
+>>> RankCusum.from_state(det.state()).state() == det.state()
 True
 """
 
@@ -85,7 +85,7 @@ from typing import Any, ClassVar
 
 from streamproc.core.stateformat import check_format
 
-__all__ = ["RANKS_FORMAT", "RankCusum", "restore_ranks", "splitmix64_unit"]
+__all__ = ["RANKS_FORMAT", "RankCusum", "splitmix64_unit"]
 
 RANKS_FORMAT = 1
 _MASK = (1 << 64) - 1
@@ -416,8 +416,3 @@ class RankCusum:
         d._s = [float(v) for v in st["cusums"]]
         d._last_rank = int(st["last_rank"])
         return d
-
-
-def restore_ranks(state: dict[str, Any]) -> RankCusum:
-    """Rebuild a detector from :meth:`RankCusum.state`."""
-    return RankCusum.from_state(state)

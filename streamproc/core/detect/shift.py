@@ -26,7 +26,7 @@ False
 True
 >>> det.details()["change"]
 'mean_up_1sd'
->>> restore_shift(det.state()).state() == det.state()
+>>> MeanVarianceCusum.from_state(det.state()).state() == det.state()
 True
 """
 
@@ -35,7 +35,18 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-__all__ = ["MeanVarianceCusum", "restore_shift"]
+from streamproc.core.detect.base import named_fields
+from streamproc.core.stateformat import check_format
+
+__all__ = ["SHIFT_FORMAT", "MeanVarianceCusum"]
+
+# Snapshot format: 2 names its fields; 1 (no ``format`` key) listed them in the order below,
+# then the statistics in the order of ``names``.
+SHIFT_FORMAT = 2
+_PARAMS = ("warmup", "shifts", "scale", "arl")
+_FIELDS = (
+    "n", "seen", "sum", "sumsq", "missing", "mean", "sd", "missing_llr", "present_llr", "slack",
+)  # fmt: skip
 
 
 def _number(x: object) -> float | None:
@@ -174,27 +185,51 @@ class MeanVarianceCusum:
         }
 
     def state(self) -> dict[str, Any]:
+        """Parameters and state by name (format 2; format 1 was two positional lists)."""
         return {
             "kind": self.kind,
-            "params": [self.warmup, list(self.shifts), self.scale, self.arl],
-            "s": [
-                self._n, self._seen, self._sum, self._sumsq, self._missing,
-                self._mu, self._sd, self._m0, self._m1, self._slack, *self._s,
-            ],
-        }  # fmt: skip
+            "format": SHIFT_FORMAT,
+            "params": {
+                "warmup": self.warmup,
+                "shifts": list(self.shifts),
+                "scale": self.scale,
+                "arl": self.arl,
+            },
+            "s": {
+                "n": self._n,
+                "seen": self._seen,
+                "sum": self._sum,
+                "sumsq": self._sumsq,
+                "missing": self._missing,
+                "mean": self._mu,
+                "sd": self._sd,
+                "missing_llr": self._m0,
+                "present_llr": self._m1,
+                "slack": self._slack,
+            },
+            "cusums": dict(zip(self.names, self._s, strict=True)),
+        }
 
     @classmethod
     def from_state(cls, st: dict[str, Any]) -> MeanVarianceCusum:
-        w, shifts, scale, arl = st["params"]
-        d = cls(warmup=w, shifts=tuple(shifts), scale=scale, arl=arl)
-        s = st["s"]
-        d._n, d._seen, d._sum, d._sumsq, d._missing = s[0], s[1], s[2], s[3], s[4]
-        d._mu, d._sd, d._m0, d._m1 = s[5], s[6], s[7], s[8]
-        d._slack = s[9]
-        d._s = list(s[10:])
+        """Rebuild from :meth:`state`, or from a format 1 state (positional, no ``format``)."""
+        if "format" in st:
+            check_format(cls.kind, st, SHIFT_FORMAT)
+        p = named_fields(cls.kind, _PARAMS, st["params"])
+        d = cls(warmup=p["warmup"], shifts=tuple(p["shifts"]), scale=p["scale"], arl=p["arl"])
+        if "format" in st:
+            f = named_fields(cls.kind, _FIELDS, st["s"])
+            cusums = st["cusums"]
+            d._s = [cusums[name] for name in d.names]
+        else:  # format 1: the fields, then one statistic per name
+            f = named_fields(cls.kind, _FIELDS, st["s"][: len(_FIELDS)])
+            d._s = list(st["s"][len(_FIELDS) :])
+            if len(d._s) != len(d.names):
+                raise ValueError(
+                    f"{cls.kind} state holds {len(d._s)} statistics for {len(d.names)} CUSUMs; "
+                    "reset the worker's state (new application id) to start from fresh detectors."
+                )
+        d._n, d._seen, d._sum, d._sumsq = f["n"], f["seen"], f["sum"], f["sumsq"]
+        d._missing, d._mu, d._sd = f["missing"], f["mean"], f["sd"]
+        d._m0, d._m1, d._slack = f["missing_llr"], f["present_llr"], f["slack"]
         return d
-
-
-def restore_shift(state: dict[str, Any]) -> MeanVarianceCusum:
-    """Rebuild a detector from :meth:`MeanVarianceCusum.state`."""
-    return MeanVarianceCusum.from_state(state)

@@ -9,9 +9,9 @@ import numpy as np
 import orjson
 import pytest
 
-from streamproc.core.detectors import make_detector, restore
+from streamproc.core.detect import make_detector, restore
+from streamproc.core.detect.ranks import RankCusum, splitmix64_unit
 from streamproc.core.policy import DEFAULT_POLICY
-from streamproc.core.ranks import RankCusum, splitmix64_unit
 
 Gen = Callable[[np.random.Generator, int], np.ndarray]
 

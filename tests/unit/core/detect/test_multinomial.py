@@ -8,8 +8,8 @@ import numpy as np
 import orjson
 import pytest
 
-from streamproc.core.detectors import make_detector, restore
-from streamproc.core.multinomial import OTHER, MultinomialCusum
+from streamproc.core.detect import make_detector, restore
+from streamproc.core.detect.multinomial import OTHER, MultinomialCusum
 
 P0 = [0.5, 0.3, 0.2]
 P1 = [0.35, 0.3, 0.35]

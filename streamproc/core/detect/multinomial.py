@@ -50,7 +50,7 @@ True
 >>> _ = [fresh.update("a") for _ in range(100)]
 >>> next(i for i in range(100) if fresh.update("never-seen"))  # unseen category: "other"
 6
->>> restore_multinomial(det.state()).state() == det.state()
+>>> MultinomialCusum.from_state(det.state()).state() == det.state()
 True
 """
 
@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 
 from streamproc.core.stateformat import check_format
 
-__all__ = ["MULTINOMIAL_FORMAT", "MultinomialCusum", "restore_multinomial"]
+__all__ = ["MULTINOMIAL_FORMAT", "MultinomialCusum"]
 
 MULTINOMIAL_FORMAT = 1
 OTHER = "<other>"
@@ -298,8 +298,3 @@ class MultinomialCusum:
         d._s, d._since = float(st["s"]), int(st["since"])
         d._current = [int(v) for v in st["current"]]
         return d
-
-
-def restore_multinomial(state: dict[str, Any]) -> MultinomialCusum:
-    """Rebuild a detector from :meth:`MultinomialCusum.state`."""
-    return MultinomialCusum.from_state(state)

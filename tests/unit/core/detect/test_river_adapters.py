@@ -9,12 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
-from streamproc.core.detectors import (
-    RIVER_KINDS,
-    RiverDetector,
-    make_detector,
-    restore,
-)
+from streamproc.core.detect import make_detector, restore
+from streamproc.core.detect.river_adapters import RIVER_KINDS, RiverDetector
 
 BINARY = ("ddm", "eddm", "hddm_a", "hddm_w", "fhddm")
 NUMERIC = ("adwin", "page_hinkley", "kswin")

@@ -10,7 +10,8 @@ import numpy as np
 import orjson
 import pytest
 
-from streamproc.core.detectors import make_detector, restore
+from streamproc.core.detect import make_detector, restore
+from streamproc.core.detect.seriescp import RankChangePoint, log_p_max_split
 from streamproc.core.events import (
     DeploymentEvent,
     MetricEvent,
@@ -20,7 +21,6 @@ from streamproc.core.events import (
 )
 from streamproc.core.monitor import ModelMonitor
 from streamproc.core.policy import PolicyError, load_policy_text
-from streamproc.core.seriescp import RankChangePoint, log_p_max_split
 
 N_STATIONARY = 5000
 
@@ -210,7 +210,7 @@ def test_policy_turns_it_off_or_narrows_it() -> None:
     assert len(_replay(_deployed(only_auc), _accuracy(), name="auc")) == 1
 
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+README = Path(__file__).resolve().parents[4] / "README.md"
 
 
 def test_readme_policy_example_loads() -> None:

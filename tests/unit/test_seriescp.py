@@ -315,6 +315,16 @@ def test_policy_turns_it_off_or_narrows_it() -> None:
     assert len(_replay(_deployed(only_auc), _accuracy(), name="auc")) == 1
 
 
+def test_policy_turns_the_jump_test_off_and_the_rank_test_goes_on() -> None:
+    book = load_policy_text("[default]\nmetric_change = { jump = 0 }\n")
+    rule = book.default.metric_change
+    assert rule is not None
+    det = rule.make()
+    assert isinstance(det, RankChangePoint) and det.jump == 0.0 and det.window == 100
+    x, _ = _smooth_levels(0)
+    assert _alarms(det, x) == _alarms(RankChangePoint(jump=0.0), x)
+
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

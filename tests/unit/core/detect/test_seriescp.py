@@ -102,6 +102,102 @@ def test_a_slow_random_walk_is_not_a_change() -> None:
     assert len(_alarms(RankChangePoint(), x)) <= 6
 
 
+# --------------------------------------------------------------------------- dependent series
+
+
+def _seasonal_trend(n: int, seed: int, shift: float = 0.0, at: int = 150) -> np.ndarray:
+    # A monthly metric: a yearly pattern (amplitude 5), a steady rise (0.05 per value) and
+    # small noise (sd 0.1): successive values are strongly dependent, as in AirlinePassengers.
+    t = np.arange(n)
+    noise = np.random.default_rng(seed).normal(0.0, 0.1, n)
+    return 5.0 * np.sin(2 * np.pi * t / 12) + 0.05 * t + noise - np.where(t >= at, shift, 0.0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_level_shift_in_a_seasonal_trending_series_is_caught_where_it_is(seed: int) -> None:
+    x = _seasonal_trend(300, seed, shift=3.0)
+    det = RankChangePoint()
+    fired = _first(det, x)
+    assert 150 <= fired < 160
+    d = det.details()
+    assert d["change_index"] == 150 and d["direction"] == "down"
+    assert d["test"] == "jump" and d["period"] == 12 and d["jump_gap"] >= det.jump
+    assert math.isfinite(det.statistic) and det.statistic >= det.threshold
+    # The rank test alone never sees it: the seasonal swings hide the shift from the ranks.
+    assert _alarms(RankChangePoint(jump=0.0), x) == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_seasonal_trending_series_without_a_change_stays_quiet(seed: int) -> None:
+    # "No change" for a trend: a constant slope. Neither test fires on it, seasonal or not.
+    assert _alarms(RankChangePoint(), _seasonal_trend(1000, seed)) == []
+    smooth_trend = 0.05 * np.arange(1000) + np.random.default_rng(seed).normal(0.0, 0.1, 1000)
+    assert _alarms(RankChangePoint(), smooth_trend) == []
+
+
+def test_a_noisy_trend_that_moves_the_level_is_reported_by_the_rank_test_only() -> None:
+    # Documented behaviour: a slope of 0.01 sd per value moves the level by one noise sd over
+    # the 100-value window; the level test reports that (the metric is no longer where it
+    # was), the jump test does not (no gap between neighbouring blocks).
+    x = 0.01 * np.arange(5000) + np.random.default_rng(8).standard_normal(5000)
+    det = RankChangePoint()
+    tests = []
+    for v in x.tolist():
+        if det.update(v):
+            tests.append(det.details()["test"])
+            det.reset()
+    assert 1 <= len(tests) <= 30 and set(tests) == {"rank"}
+
+
+def _smooth_levels(seed: int) -> tuple[np.ndarray, list[int]]:
+    # Like RunLog's pace: AR(1) 0.9 wandering with small steps (sd 0.05) about levels that
+    # jump by 3 to 6 (60 to 120 steps' sd) at known points.
+    rng = np.random.default_rng(seed)
+    cuts = [80, 130, 200]
+    level = np.select([np.arange(300) < c for c in cuts], [15.0, 9.0, 14.0], default=11.0).astype(
+        float
+    )
+    wander = np.zeros(300)
+    for t in range(1, 300):
+        wander[t] = 0.9 * wander[t - 1] + rng.normal(0.0, 0.05)
+    return level + wander, cuts
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_jumps_in_a_smooth_autocorrelated_series_are_caught_at_their_place(seed: int) -> None:
+    x, cuts = _smooth_levels(seed)
+    det = RankChangePoint()
+    found = []
+    for i, v in enumerate(x.tolist()):
+        if det.update(v):
+            found.append((i, det.details()["change_index"]))
+            det.reset()
+    assert [cp for _, cp in found] == cuts
+    assert all(cp < i < cp + 10 for i, cp in found)
+    # Without the jump test the autocorrelation penalty hides every one of them (the rank
+    # test alone fires, if at all, long after, once a whole new segment is in the window).
+    late = _alarms(RankChangePoint(jump=0.0), x)
+    assert not any(cp <= i < cp + 10 for i in late for cp in cuts), late
+
+
+@pytest.mark.parametrize("phi", [0.9, 1.0])
+def test_gaussian_ar_and_random_walks_never_fire_the_jump_test(phi: float) -> None:
+    # Gaussian steps never make a gap of 10 step scales between separated blocks: whatever
+    # such series raise comes from the rank test, as before the jump test existed.
+    rng = np.random.default_rng(12)
+    x = np.zeros(5000)
+    for t in range(1, 5000):
+        x[t] = phi * x[t - 1] + rng.standard_normal()
+    det = RankChangePoint()
+    tests = []
+    for v in x.tolist():
+        if det.update(v):
+            tests.append(det.details()["test"])
+            det.reset()
+    assert "jump" not in tests
+    assert len(tests) <= 6, tests
+
+
 def test_reset_keeps_the_new_regime_and_finds_the_next_change() -> None:
     x = np.r_[np.zeros(50), np.ones(50), np.zeros(50)] + np.tile([0.0, 0.1, 0.05, 0.15], 38)[:150]
     det = RankChangePoint()
@@ -145,7 +241,16 @@ def test_bad_values_are_skipped_and_counted() -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"warmup": 5}, {"window": 10}, {"min_segment": 1}, {"alpha": 0.0}, {"max_rho": 1.0}],
+    [
+        {"warmup": 5},
+        {"window": 10},
+        {"min_segment": 1},
+        {"alpha": 0.0},
+        {"max_rho": 1.0},
+        {"jump": -1.0},
+        {"jump": math.inf},
+        {"max_period": 1},
+    ],
 )
 def test_bad_parameters_are_refused(params: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="rank_cp"):
@@ -208,6 +313,16 @@ def test_policy_turns_it_off_or_narrows_it() -> None:
     only_auc = '[default]\nmetric_change = { metrics = ["auc"] }\n'
     assert _replay(_deployed(only_auc), _accuracy()) == []
     assert len(_replay(_deployed(only_auc), _accuracy(), name="auc")) == 1
+
+
+def test_policy_turns_the_jump_test_off_and_the_rank_test_goes_on() -> None:
+    book = load_policy_text("[default]\nmetric_change = { jump = 0 }\n")
+    rule = book.default.metric_change
+    assert rule is not None
+    det = rule.make()
+    assert isinstance(det, RankChangePoint) and det.jump == 0.0 and det.window == 100
+    x, _ = _smooth_levels(0)
+    assert _alarms(det, x) == _alarms(RankChangePoint(jump=0.0), x)
 
 
 README = Path(__file__).resolve().parents[4] / "README.md"

@@ -24,7 +24,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streamproc.service.app import Wiring
 from streamproc.service.commits import CommitGap
-from streamproc.service.faust_compat import drop_duplicate_acks
+from streamproc.service.faust_compat import (
+    acked_offsets,
+    active_partitions,
+    buffered_partitions,
+    drop_duplicate_acks,
+    paused_partitions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +141,9 @@ def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 
 
 def fetch_state(consumer: Any, assigned: set[Any]) -> str:
     """Which assigned partitions faust fetches, has paused, or holds back for a full buffer."""
-    active = set(getattr(consumer, "_active_partitions", None) or ())
-    paused = set(getattr(consumer, "_paused_partitions", ()))
-    buffered = set(getattr(consumer, "_buffered_partitions", ()))
+    active = set(active_partitions(consumer) or ())
+    paused = paused_partitions(consumer)
+    buffered = buffered_partitions(consumer)
     return (
         f"{len(assigned & active)} fetched, {len(assigned & paused)} paused, "
         f"{len(assigned & buffered)} held for a full buffer, "
@@ -152,7 +158,7 @@ def ack_duplicates(consumer: Any, assigned: set[Any]) -> dict[Any, int]:
     duplicate costs one commit interval; they appeared after rebalances when acks reached the
     bookkeeping faust had just cleared (issue 17). Read only, from faust 0.15's ``_acked``.
     """
-    acked = getattr(consumer, "_acked", None) or {}
+    acked = acked_offsets(consumer)
     out = {}
     for tp in assigned:
         offsets = acked.get(tp)
@@ -167,12 +173,12 @@ def refetch_orphans(consumer: Any, assigned: set[Any], seen: set[Any]) -> None:
     Such a partition is never fetched again (the symptom of faust issue #629). One seen on two
     looks in a row is added back to faust's fetch set.
     """
-    active = getattr(consumer, "_active_partitions", None)
+    active = active_partitions(consumer)
     if active is None:
         seen.clear()
         return
-    paused = set(getattr(consumer, "_paused_partitions", ()))
-    buffered = set(getattr(consumer, "_buffered_partitions", ()))
+    paused = paused_partitions(consumer)
+    buffered = buffered_partitions(consumer)
     orphans = assigned - set(active) - paused - buffered
     again = orphans & seen
     if again:

@@ -39,6 +39,8 @@ class ModelTable(faust.Table):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The partition of each key's events (the drift agent sets it as it applies them; a
+        # write sets it too): where the key's changelog record goes.
         self.partition_of: dict[str, int] = {}
         self.pending: list[Any] = []
 
@@ -68,6 +70,13 @@ class ModelTable(faust.Table):
     def load(self, key: str) -> bytes | None:
         with no_current_event():
             return self.get(key)
+
+
+async def send_acked(topic: Any, key: str | bytes | None, value: bytes) -> None:
+    """Send and wait for the broker's ack: rare, decisive records must not sit in a buffer."""
+    k = key.encode() if isinstance(key, str) else key
+    fut = await topic.send(key=k, value=value)
+    await fut
 
 
 def advertised_host(bind: str) -> str:

@@ -39,7 +39,6 @@ username='alice', password='***', ssl_cafile=None, ssl_certfile=None, ssl_keyfil
 
 from __future__ import annotations
 
-import asyncio
 import os
 import ssl
 from collections.abc import Mapping
@@ -279,24 +278,13 @@ class KafkaSecurity:
         not enable, a TLS failure, or a listener that expects another protocol.
         """
         from aiokafka import errors
-        from aiokafka.conn import create_conn
-        from aiokafka.protocol.metadata import MetadataRequest
+
+        from streamproc.compat.aiokafka import probe
 
         where = bootstrap.split(",")[0].strip()
         host, _, port = where.rpartition(":")
-        conn = None
         try:
-            conn = await asyncio.wait_for(
-                create_conn(
-                    host.strip("[]"),
-                    int(port),
-                    client_id="streamproc-probe",
-                    request_timeout_ms=int(timeout * 1000),
-                    **self.aiokafka_kwargs(),
-                ),
-                timeout,
-            )
-            await asyncio.wait_for(conn.send(MetadataRequest([])), timeout)
+            await probe(host.strip("[]"), int(port), timeout, **self.aiokafka_kwargs())
         except (errors.SaslAuthenticationFailed, errors.AuthenticationFailedError):
             return (
                 f"Kafka at {where} refused the credentials of SASL user {self.username!r}: check "
@@ -317,9 +305,6 @@ class KafkaSecurity:
             )
         except (OSError, TimeoutError, ValueError, errors.KafkaError):
             return str(error)
-        finally:
-            if conn is not None:
-                conn.close()
         return str(error)
 
 

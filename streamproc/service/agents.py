@@ -8,6 +8,9 @@
   in flight), trained off the event loop (transient failures retried with backoff), gated, and its
   result and deployment published. A webhook trainer's job completes in ``completions``.
 - ``completions``: results of external trainers in; the waiting job is judged and published.
+
+Each agent is a method of a small class (:class:`DriftAgent`, :class:`Retrains`); :func:`install`
+only builds them and registers their methods with the app.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from mode import CrashingSupervisor
@@ -47,10 +50,10 @@ from streamproc.core.retrain import (
     prepare,
     unexpected,
 )
-from streamproc.core.router import Monitors, route_record
+from streamproc.core.router import Monitors, Outcome, route_record
 from streamproc.core.topics import DEPLOYMENTS, MONITORED_TOPICS, RETRAIN_REQUESTS, RETRAIN_RESULTS
 from streamproc.service.aliases import AliasFollower
-from streamproc.service.app import MAX_STATE_BYTES, Wiring
+from streamproc.service.app import MAX_STATE_BYTES, Wiring, send_acked
 from streamproc.service.board import StatusBoard
 from streamproc.service.checkpoint import Checkpointer
 from streamproc.service.commits import CommitGap
@@ -71,13 +74,6 @@ WEBHOOK_DEADLINE_S = 6 * 3600.0
 SNAPSHOT_LIMIT = MAX_STATE_BYTES - 64 * 1024
 
 
-async def send_acked(topic: Any, key: str | bytes | None, value: bytes) -> None:
-    """Send and wait for the broker's ack: rare, decisive records must not sit in a buffer."""
-    k = key.encode() if isinstance(key, str) else key
-    fut = await topic.send(key=k, value=value)
-    await fut
-
-
 def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> None:
     """Attach the agents to the app; they report what they do to ``board``.
 
@@ -90,51 +86,75 @@ def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> 
     check_trainers(book, w.results.get_topic_name())
     registry = open_registry(settings)
     retrains = Retrains(w, book, registry, board)
-    aliases = AliasFollower(registry)
-    prefix = settings.topic_prefix
-    logical_of = {settings.topic(n): n for n in MONITORED_TOPICS}
     monitors = Monitors(book, load=w.monitors.load, max_snapshot_bytes=SNAPSHOT_LIMIT)
     ckpt = Checkpointer(w, monitors, settings.checkpoint_s, commits)
     retrains.live = monitors.live  # fresher than the table between checkpoints
-    metrics = board.metrics
+    drift = DriftAgent(w, board, monitors, ckpt, AliasFollower(registry), commits)
 
-    async def on_revoked(app: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+    app = w.app
+    # mode types connect() with a union of callables mypy cannot match an async def against.
+    app.on_partitions_revoked.connect(cast(Any, drift.on_revoked))
+    app.timer(interval=max(settings.checkpoint_s / 2, 0.1))(drift.checkpoint_when_idle)
+    app.task(drift.follow_aliases)
+    crash = CrashingSupervisor
+    app.agent(w.monitored, name="drift", supervisor_strategy=crash)(drift.run)
+    app.agent(w.requests, name="retrainer", supervisor_strategy=crash)(retrains.run)
+    app.agent(w.results, name="completions", supervisor_strategy=crash)(retrains.run_completions)
+
+
+class DriftAgent:
+    """The drift agent: batches of monitored records through the core, checkpointed."""
+
+    def __init__(
+        self,
+        w: Wiring,
+        board: StatusBoard,
+        monitors: Monitors,
+        ckpt: Checkpointer,
+        aliases: AliasFollower,
+        commits: CommitGap | None = None,
+    ) -> None:
+        self.w = w
+        self.board = board
+        self.metrics = board.metrics
+        self.monitors = monitors
+        self.ckpt = ckpt
+        self.aliases = aliases
+        self.commits = commits
+        self.prefix = w.settings.topic_prefix
+        self.logical_of = {w.settings.topic(n): n for n in MONITORED_TOPICS}
+
+    async def on_revoked(self, app: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # faust awaits this before the group moves on: flush what we applied, then drop the
         # cache (partitions we keep are reloaded from the table, which now has everything).
         # faust sends the revoked set positionally: on_partitions_revoked.send(revoked).
         revoked = args[0]
-        async with ckpt.lock:
-            await ckpt.checkpoint()
-            monitors.forget()
-        board.forget_partitions({tp.partition for tp in revoked})
-        if commits is not None:
-            commits.forget(revoked)
+        async with self.ckpt.lock:
+            await self.ckpt.checkpoint()
+            self.monitors.forget()
+        self.board.forget_partitions({tp.partition for tp in revoked})
+        if self.commits is not None:
+            self.commits.forget(revoked)
 
-    # mode types connect() with a union of callables mypy cannot match an async def against.
-    w.app.on_partitions_revoked.connect(cast(Any, on_revoked))
+    async def checkpoint_when_idle(self) -> None:
+        async with self.ckpt.lock:
+            if self.ckpt.due():
+                await self.ckpt.checkpoint()
 
-    @w.app.timer(interval=max(settings.checkpoint_s / 2, 0.1))
-    async def checkpoint_when_idle() -> None:
-        async with ckpt.lock:
-            if ckpt.due():
-                await ckpt.checkpoint()
+    async def follow_aliases(self) -> None:
+        await self.aliases.run()
 
-    @w.app.task
-    async def follow_aliases() -> None:
-        await aliases.run()
-
-    @w.app.agent(w.monitored, name="drift", supervisor_strategy=CrashingSupervisor)
-    async def drift(stream: Any) -> None:
+    async def run(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            async with ckpt.lock:
-                await apply_batch(events)
-                if ckpt.due():
-                    await ckpt.checkpoint()
+            async with self.ckpt.lock:
+                await self.apply_batch(events)
+                if self.ckpt.due():
+                    await self.ckpt.checkpoint()
 
-    async def apply_batch(events: Sequence[Any]) -> None:
+    async def apply_batch(self, events: Sequence[Any]) -> None:
         touched: dict[str, int] = {}
-        generation = w.app.consumer_generation_id
-        flowing = w.app.flow_control.is_active()
+        generation = self.w.app.consumer_generation_id
+        flowing = self.w.app.flow_control.is_active()
         for event in events:
             msg = event.message
             if msg.generation_id != generation or not flowing:
@@ -142,63 +162,46 @@ def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> 
                 # commit. Keep a reference so this copy is never marked committable.
                 msg.incref()
                 continue
-            ckpt.hold(event)
-            logical = logical_of.get(msg.topic, msg.topic.removeprefix(prefix))
+            self.ckpt.hold(event)
+            logical = self.logical_of.get(msg.topic, msg.topic.removeprefix(self.prefix))
             src = SourceRef(logical, msg.partition, msg.offset)
             # A batched record is many events: one outcome each, applied in order.
-            for out in route_record(monitors, logical, event.value, src, msg.timestamp):
-                if out.dead_letter is not None:
-                    dl = out.dead_letter
-                    log.warning("dead letter from %s: %s", dl.source, dl.error)
-                    metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
-                    await w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
-                    if out.model_id is None:
-                        continue  # not applied; else applied (a label_type_mismatch), goes on
-                if out.model_id is not None:
-                    if logical == DEPLOYMENTS:  # every one, redelivered too: idempotent
-                        aliases.follow(parse_deployment(event.value))
-                    touched[out.model_id] = ckpt.partition_of[out.model_id] = msg.partition
-                    if not out.redelivered:
-                        metrics.events.labels(logical, metrics.model(out.model_id)).inc()
-                        _report(board, logical, event.value)
-                for req in out.requests:
-                    log.info("model %s: retrain requested: %s", req.model_id, _why(req))
-                    ckpt.save_model(req.model_id)  # the retrainer reads examples from the table
-                    await send_acked(w.requests, req.model_id, encode(req))
-                    board.requested(req)
-                for dep in out.deployments:
-                    log.warning("model %s: rollback to %s", dep.model_id, dep.version)
-                    await send_acked(w.deployments, dep.model_id, encode(dep))
+            for out in route_record(self.monitors, logical, event.value, src, msg.timestamp):
+                await self.apply(out, logical, event, touched)
         if events:
             last = events[-1].message
-            metrics.lag.labels(logical_of.get(last.topic, last.topic)).set(
+            self.metrics.lag.labels(self.logical_of.get(last.topic, last.topic)).set(
                 max(time.time() - last.timestamp, 0.0)
             )
         for model_id, partition in touched.items():
-            board.applied(monitors.live[model_id], partition)
+            self.board.applied(self.monitors.live[model_id], partition)
 
-    @w.app.agent(w.requests, name="retrainer", supervisor_strategy=CrashingSupervisor)
-    async def retrainer(stream: Any) -> None:
-        async for event in stream.events():
-            msg = event.message
-            try:
-                req = parse_retrain_request(event.value)
-            except InvalidEvent as exc:
-                src = SourceRef(RETRAIN_REQUESTS, msg.partition, msg.offset)
-                dl = dead_letter(src, str(exc), event.value, msg.timestamp)
-                await w.dead_letters.send(key=msg.key, value=encode(dl))
-                continue
-            await retrains.handle(req, msg.partition)
-
-    @w.app.agent(w.results, name="completions", supervisor_strategy=CrashingSupervisor)
-    async def completions(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                result = parse_retrain_result(event.value)
-            except InvalidEvent:
-                continue  # the drift agent dead-letters bad results; one letter is enough
-            if result.extra.get("by") != OURS["by"]:
-                await retrains.complete(result, event.message.partition)
+    async def apply(self, out: Outcome, logical: str, event: Any, touched: dict[str, int]) -> None:
+        """One outcome of the core: its dead letter, the model it changed, what it asks for."""
+        msg = event.message
+        metrics = self.metrics
+        if out.dead_letter is not None:
+            dl = out.dead_letter
+            log.warning("dead letter from %s: %s", dl.source, dl.error)
+            metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
+            await self.w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
+            if out.model_id is None:
+                return  # not applied; else applied (a label_type_mismatch), goes on
+        if out.model_id is not None:
+            if logical == DEPLOYMENTS:  # every one, redelivered too: idempotent
+                self.aliases.follow(parse_deployment(event.value))
+            touched[out.model_id] = self.ckpt.partition_of[out.model_id] = msg.partition
+            if not out.redelivered:
+                metrics.events.labels(logical, metrics.model(out.model_id)).inc()
+                _report(self.board, logical, event.value)
+        for req in out.requests:
+            log.info("model %s: retrain requested: %s", req.model_id, _why(req))
+            self.ckpt.save_model(req.model_id)  # the retrainer reads examples from the table
+            await send_acked(self.w.requests, req.model_id, encode(req))
+            self.board.requested(req)
+        for dep in out.deployments:
+            log.warning("model %s: rollback to %s", dep.model_id, dep.version)
+            await send_acked(self.w.deployments, dep.model_id, encode(dep))
 
 
 def check_trainers(book: PolicyBook, results_topic: str) -> None:
@@ -226,7 +229,8 @@ def _why(req: RetrainRequest) -> str:
 
 
 class Retrains:
-    """The retrain agent's work: ledger bookkeeping around prepare -> train -> judge -> publish."""
+    """The ``retrainer`` and ``completions`` agents: ledger bookkeeping around prepare -> train
+    -> judge -> publish."""
 
     def __init__(self, w: Wiring, book: PolicyBook, registry: Registry, board: StatusBoard) -> None:
         self.w = w
@@ -234,6 +238,30 @@ class Retrains:
         self.registry = registry
         self.board = board
         self.live: dict[str, ModelMonitor] = {}
+
+    async def run(self, stream: Any) -> None:
+        """The ``retrainer`` agent: retrain requests in; a malformed one is dead-lettered."""
+        w = self.w
+        async for event in stream.events():
+            msg = event.message
+            try:
+                req = parse_retrain_request(event.value)
+            except InvalidEvent as exc:
+                src = SourceRef(RETRAIN_REQUESTS, msg.partition, msg.offset)
+                dl = dead_letter(src, str(exc), event.value, msg.timestamp)
+                await w.dead_letters.send(key=msg.key, value=encode(dl))
+                continue
+            await self.handle(req, msg.partition)
+
+    async def run_completions(self, stream: Any) -> None:
+        """The ``completions`` agent: results of external trainers in."""
+        async for event in stream.events():
+            try:
+                result = parse_retrain_result(event.value)
+            except InvalidEvent:
+                continue  # the drift agent dead-letters bad results; one letter is enough
+            if result.extra.get("by") != OURS["by"]:
+                await self.complete(result, event.message.partition)
 
     def _ledger(self, model_id: str) -> RetrainLedger:
         saved = self.w.retrains.load(model_id)
@@ -304,42 +332,27 @@ class Retrains:
     async def _train_and_judge(
         self, trainer: Callable[[TrainingJob], Candidate], job: TrainingJob
     ) -> RetrainOutcome:
-        loop = asyncio.get_running_loop()
-        delays = retry_delays()
-        for attempt in range(len(delays) + 1):
-            try:
-                candidate = await loop.run_in_executor(None, trainer, job)
-            except TrainerError as exc:
-                if exc.transient and attempt < len(delays):
-                    log.warning(
-                        "retrain %s: %s; retrying in %.0f s",
-                        job.request.request_id,
-                        exc,
-                        delays[attempt],
-                    )
-                    await asyncio.sleep(delays[attempt])
-                    continue
-                return failed(job.request, time.time(), str(exc))
-            return await loop.run_in_executor(
-                None, judge, job, candidate, self.registry, time.time(), self.w.settings.gate_margin
-            )
-        raise AssertionError("unreachable")
+        try:
+            candidate = await _retrying(trainer, job)
+        except TrainerError as exc:
+            return failed(job.request, time.time(), str(exc))
+        return await self._judge(job, candidate)
+
+    async def _judge(self, job: TrainingJob, candidate: Candidate) -> RetrainOutcome:
+        """Gate ``candidate`` against the champion, off the event loop (the registry may be
+        a network call)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            None, judge, job, candidate, self.registry, time.time(), self.w.settings.gate_margin
+        )
 
     async def _hand_off(
         self, trainer: WebhookTrainer, job: TrainingJob, ledger: RetrainLedger, partition: int
     ) -> None:
-        loop = asyncio.get_running_loop()
-        delays = retry_delays()
-        for attempt in range(len(delays) + 1):
-            try:
-                await loop.run_in_executor(None, trainer.start, job)
-                break
-            except TrainerError as exc:
-                if exc.transient and attempt < len(delays):
-                    await asyncio.sleep(delays[attempt])
-                    continue
-                await self._finish(failed(job.request, time.time(), str(exc)), ledger, partition)
-                return
+        try:
+            await _retrying(trainer.start, job)
+        except TrainerError as exc:
+            await self._fail(job.request, str(exc), ledger, partition)
+            return
         ledger.wait_for_external(job.state(), deadline=time.time() + WEBHOOK_DEADLINE_S)
         await self._save(job.request.model_id, ledger, partition)
         log.info(
@@ -355,17 +368,20 @@ class Retrains:
         try:
             candidate = candidate_from_result(result, len(job.holdout))
         except TrainerError as exc:
-            await self._finish(failed(job.request, time.time(), str(exc)), ledger, partition)
+            await self._fail(job.request, str(exc), ledger, partition)
             return
-        loop = asyncio.get_running_loop()
         try:
-            outcome = await loop.run_in_executor(
-                None, judge, job, candidate, self.registry, time.time(), self.w.settings.gate_margin
-            )
+            outcome = await self._judge(job, candidate)
         except Exception as exc:  # one bad job must not stop the worker
             log.exception("model %s: judging %s raised", result.model_id, result.request_id)
             outcome = failed(job.request, time.time(), unexpected(exc))
         await self._finish(outcome, ledger, partition)
+
+    async def _fail(
+        self, req: RetrainRequest, error: str, ledger: RetrainLedger, partition: int
+    ) -> None:
+        """Publish ``req`` as failed with ``error``, and end it in the ledger."""
+        await self._finish(failed(req, time.time(), error), ledger, partition)
 
     async def _finish(self, outcome: RetrainOutcome, ledger: RetrainLedger, partition: int) -> None:
         rid = outcome.result.request_id
@@ -383,6 +399,27 @@ class Retrains:
         if outcome.deployment is not None:
             log.info("model %s: deploying %s", mid, outcome.deployment.version)
             await send_acked(self.w.deployments, mid, encode(outcome.deployment))
+
+
+_T = TypeVar("_T")
+
+
+async def _retrying(call: Callable[[TrainingJob], _T], job: TrainingJob) -> _T:
+    """``call(job)`` off the event loop; a transient :class:`TrainerError` is retried after each
+    of :func:`retry_delays`, the last one (or a permanent one) raised."""
+    loop = asyncio.get_running_loop()
+    delays = retry_delays()
+    for attempt in range(len(delays) + 1):
+        try:
+            return await loop.run_in_executor(None, call, job)
+        except TrainerError as exc:
+            if not (exc.transient and attempt < len(delays)):
+                raise
+            log.warning(
+                "retrain %s: %s; retrying in %.0f s", job.request.request_id, exc, delays[attempt]
+            )
+            await asyncio.sleep(delays[attempt])
+    raise AssertionError("unreachable")
 
 
 def _expired(request_id: str) -> str:

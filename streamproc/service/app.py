@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-from faust.streams import _current_event
-from faust.web.base import BlueprintManager
 
 from streamproc.config import Settings
 from streamproc.core.topics import (
@@ -20,6 +17,7 @@ from streamproc.core.topics import (
     RETRAIN_REQUESTS,
     RETRAIN_RESULTS,
 )
+from streamproc.service.faust_compat import at_partition, no_current_event, without_builtin_views
 
 MAX_STATE_BYTES = 8 * 1024 * 1024
 # Most bytes the broker returns per partition and fetch (faust's default: 1 MiB, i.e. about one
@@ -36,14 +34,6 @@ RAW: dict[str, Any] = {
 }
 
 
-class _At:
-    """Stands in for the event being processed: all faust reads of it is the partition."""
-
-    def __init__(self, partition: int) -> None:
-        self.message = self
-        self.partition = partition
-
-
 class ModelTable(faust.Table):
     """A table of per-model bytes whose changelog partition is the model's source partition.
 
@@ -55,13 +45,15 @@ class ModelTable(faust.Table):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The partition of each key's events (the drift agent sets it as it applies them; a
+        # write sets it too): where the key's changelog record goes.
         self.partition_of: dict[str, int] = {}
         self.pending: list[Any] = []
 
     def on_key_set(self, key: Any, value: Any) -> None:
         # As faust's, but the send's future is kept: a checkpoint must know its writes landed.
         self.pending.append(self.send_changelog(self.partition_for_key(key), key, value))
-        self._sensor_on_set(self, key, value)
+        self.app.sensors.on_table_set(self, key, value)  # what faust's own on_key_set reports
 
     async def written(self, timeout: float = 60.0) -> None:
         """Wait until every write so far is acked by the broker; raise if one failed."""
@@ -78,36 +70,25 @@ class ModelTable(faust.Table):
 
     def put(self, key: str, value: bytes, partition: int) -> None:
         self.partition_of[key] = partition
-        at = _At(partition)
-        token = _current_event.set(weakref.ref(at))  # type: ignore[arg-type]
-        try:
+        with at_partition(partition):
             self[key] = value
-        finally:
-            _current_event.reset(token)
 
     def load(self, key: str) -> bytes | None:
-        token = _current_event.set(None)
-        try:
-            value = self.get(key)
-        finally:
-            _current_event.reset(token)
-        return value
+        with no_current_event():
+            return self.get(key)
+
+
+async def send_acked(topic: Any, key: str | bytes | None, value: bytes) -> None:
+    """Send and wait for the broker's ack: rare, decisive records must not sit in a buffer."""
+    k = key.encode() if isinstance(key, str) else key
+    fut = await topic.send(key=k, value=value)
+    await fut
 
 
 def advertised_host(bind: str) -> str:
     """The name faust advertises for a bind address: the host's name for a wildcard (which
     is no address a client can use), else the address itself."""
     return socket.gethostname() if bind in ("0.0.0.0", "::", "") else bind
-
-
-def without_builtin_views(app: faust.App) -> None:
-    """Serve none of faust's built-in web views, not even its index at ``/``.
-
-    With their settings off faust still mounts a placeholder index at ``/``; streamproc's own
-    ``GET /`` (a redirect to the dashboard) takes that path, so the blueprint list is emptied
-    before the server applies it.
-    """
-    app.web.blueprints = BlueprintManager([])
 
 
 @dataclass

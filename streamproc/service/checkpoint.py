@@ -44,9 +44,14 @@ class Checkpointer:
         self.monitors = monitors
         self.every_s = every_s
         self.held: list[Any] = []
-        self.partition_of: dict[str, int] = {}
         self.lock = asyncio.Lock()
         self.last = time.monotonic()
+
+    @property
+    def partition_of(self) -> dict[str, int]:
+        """The source partition of each model's events, where its state is written: the
+        ``monitors`` table's own map (one map, set by the drift agent as it applies events)."""
+        return self.w.monitors.partition_of
 
     def hold(self, event: Any) -> None:
         """Keep ``event`` uncommitted until the next checkpoint."""

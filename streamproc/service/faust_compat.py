@@ -1,5 +1,40 @@
-"""The one place streamproc changes how faust-streaming 0.15 behaves (private attributes).
+"""The one place streamproc touches faust's private API (checked on faust-streaming 0.15.3).
 
+Every name below is private to faust (or undocumented behaviour); nothing else in streamproc
+uses one. When raising the faust-streaming bound in ``pyproject.toml``, read each against the
+new version's source; ``tests/unit/service/test_private_apis.py`` fails, naming the attribute,
+when one is gone.
+
+==========================================  ==================================================
+``Consumer.perform_seek``                   wrapped: stream partitions paused while faust
+                                            seeks them (:func:`pause_streams_while_seeking`)
+``Consumer._get_active_partitions``,        the partitions faust seeks, its changelog test,
+``._is_changelog_tp``,                      its committed and read offsets, its consumer
+``._committed_offset``, ``._read_offset``,  thread (:func:`rewind_uncommitted`,
+``._thread``                                :func:`committed_offsets`, :func:`read_offsets`)
+``Consumer._acked``                         acked offsets per partition (read only:
+                                            :func:`acked_offsets`)
+``Consumer._active_partitions``             the partitions faust fetches (read, and written
+                                            back by the watchdog: :func:`active_partitions`)
+``Consumer._paused_partitions``,            paused, and held back for a full buffer (read:
+``._buffered_partitions``                   :func:`paused_partitions`, :func:`buffered_partitions`)
+``faust.streams._current_event``            the event being processed, which a table write
+                                            takes its partition from (:func:`at_partition`,
+                                            :func:`no_current_event`)
+``faust.web.base.BlueprintManager``,        the built-in views a web server mounts at start
+``Web.blueprints``                          (:func:`without_builtin_views`)
+==========================================  ==================================================
+
+``Collection._sensor_on_set`` is no longer used: a table write reports to the sensors through the
+public ``app.sensors.on_table_set`` it aliases. Public names whose behaviour the checkpoints rely on
+(listed so an upgrade checks them too): ``Message.incref``/``Message.ack`` (an event held until a
+checkpoint is not committable), ``Sensors.on_message_out``, ``App.consumer_generation_id``,
+``App.flow_control.is_active()`` and ``Message.generation_id`` (records fetched before a
+rebalance), ``Collection.on_key_set``/``send_changelog``/``partition_for_key`` (overridden by
+:class:`~streamproc.service.app.ModelTable`).
+
+Duplicate acked offsets (issue 17)
+----------------------------------
 faust keeps, per partition, a list of acked offsets (``Consumer._acked``) and commits up to the
 end of the first run of consecutive offsets in it; an offset in the list twice ends the run
 there, and each such duplicate holds the commit back one commit interval (issue 17: after
@@ -20,14 +55,50 @@ warning, and the watchdog still reports duplicates it sees.
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import faust
+from faust.streams import _current_event
+from faust.web.base import BlueprintManager
+
 log = logging.getLogger(__name__)
 
-__all__ = ["pause_streams_while_seeking", "supported"]
+__all__ = [
+    "PRIVATE",
+    "PRIVATE_CONSUMER",
+    "acked_offsets",
+    "active_partitions",
+    "at_partition",
+    "buffered_partitions",
+    "committed_offsets",
+    "no_current_event",
+    "pause_streams_while_seeking",
+    "paused_partitions",
+    "read_offsets",
+    "rewind_uncommitted",
+    "supported",
+    "without_builtin_views",
+]
 
 SUPPORTED = ("0.15.",)
+# Every private name used here, for tests/unit/service/test_private_apis.py: (module, name) of a
+# module attribute, and the consumer's own attributes (set in faust's Consumer.__init__).
+PRIVATE = (("faust.streams", "_current_event"), ("faust.web.base", "BlueprintManager"))
+PRIVATE_CONSUMER = (
+    "_acked",
+    "_active_partitions",
+    "_paused_partitions",
+    "_buffered_partitions",
+    "_committed_offset",
+    "_read_offset",
+    "_thread",
+    "_get_active_partitions",
+    "_is_changelog_tp",
+)
 
 
 def _faust_version() -> str:
@@ -68,9 +139,10 @@ def pause_streams_while_seeking(consumer: Any) -> bool:
     the seek then sets faust's read offset back to the committed one while its fetch loop is
     in the middle of such a batch, so the batch's next record looks like a jump ahead, and
     faust records the offsets in between as a gap, which its commit counts as acked
-    (``Consumer._add_gap``, ``_new_offset``). Those records were in fact delivered and acked
-    too: each is then in the acked list twice (issue 17), and had they not been processed
-    (a record still buffered at the last revocation), the gap would commit past them.
+    (the Consumer methods ``_add_gap`` and ``_new_offset``). Those records were in fact
+    delivered and acked too: each is then in the acked list twice (issue 17), and had they
+    not been processed (a record still buffered at the last revocation), the gap would commit
+    past them.
 
     Pausing them for the seek (faust's own ``pause_partitions``, which its fetch loop checks
     record by record) drops the rest of such a batch; fetching resumes at the committed
@@ -132,3 +204,82 @@ async def rewind_uncommitted(consumer: Any) -> list[Any]:
     if tps:
         await consumer._thread.seek_to_beginning(*tps)
     return tps
+
+
+# -- the partitions faust fetches (read by the watchdog; faust issue #629) ------------------------
+
+
+def active_partitions(consumer: Any) -> set[Any] | None:
+    """faust's own set of the partitions it fetches (adding to it fetches one again); None if
+    this faust keeps none."""
+    return getattr(consumer, "_active_partitions", None)
+
+
+def paused_partitions(consumer: Any) -> set[Any]:
+    """The partitions faust has paused (a copy)."""
+    return set(getattr(consumer, "_paused_partitions", ()))
+
+
+def buffered_partitions(consumer: Any) -> set[Any]:
+    """The partitions faust holds back because their buffer is full (a copy)."""
+    return set(getattr(consumer, "_buffered_partitions", ()))
+
+
+def acked_offsets(consumer: Any) -> dict[Any, list[int]]:
+    """faust's acked offsets per partition (read only; empty if this faust keeps none)."""
+    return getattr(consumer, "_acked", None) or {}
+
+
+def committed_offsets(consumer: Any) -> dict[Any, int]:
+    """faust's committed offset per partition (read only; empty if this faust keeps none)."""
+    return dict(getattr(consumer, "_committed_offset", None) or {})
+
+
+def read_offsets(consumer: Any) -> dict[Any, int]:
+    """faust's read offset per partition (read only; empty if this faust keeps none)."""
+    return dict(getattr(consumer, "_read_offset", None) or {})
+
+
+# -- the event a table write takes its partition from ---------------------------------------
+
+
+class _At:
+    """Stands in for the event being processed: all faust reads of it is the partition."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = self
+        self.partition = partition
+
+
+@contextmanager
+def at_partition(partition: int) -> Iterator[None]:
+    """Table writes within go to ``partition``, as if an event of that partition were processed."""
+    at = _At(partition)
+    token = _current_event.set(weakref.ref(at))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+@contextmanager
+def no_current_event() -> Iterator[None]:
+    """Table reads within look in every partition this worker holds, not the current event's."""
+    token = _current_event.set(None)
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+# -- the web server -----------------------------------------------------------------------------
+
+
+def without_builtin_views(app: faust.App) -> None:
+    """Serve none of faust's built-in web views, not even its index at ``/``.
+
+    With their settings off faust still mounts a placeholder index at ``/``; streamproc's own
+    ``GET /`` (a redirect to the dashboard) takes that path, so the blueprint list is emptied
+    before the server applies it.
+    """
+    app.web.blueprints = BlueprintManager([])

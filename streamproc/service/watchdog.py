@@ -25,6 +25,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streamproc.core.topics import SOURCE_TOPICS
 from streamproc.service.app import Wiring
 from streamproc.service.commits import CommitGap
+from streamproc.service.faust_compat import (
+    acked_offsets,
+    active_partitions,
+    buffered_partitions,
+    committed_offsets,
+    paused_partitions,
+    read_offsets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +140,9 @@ def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 
 
 def fetch_state(consumer: Any, assigned: set[Any]) -> str:
     """Which assigned partitions faust fetches, has paused, or holds back for a full buffer."""
-    active = set(getattr(consumer, "_active_partitions", None) or ())
-    paused = set(getattr(consumer, "_paused_partitions", ()))
-    buffered = set(getattr(consumer, "_buffered_partitions", ()))
+    active = set(active_partitions(consumer) or ())
+    paused = paused_partitions(consumer)
+    buffered = buffered_partitions(consumer)
     return (
         f"{len(assigned & active)} fetched, {len(assigned & paused)} paused, "
         f"{len(assigned & buffered)} held for a full buffer, "
@@ -150,13 +158,12 @@ def consumer_state(consumer: Any) -> str:
     acked list (length, lowest offset). Read only, from faust 0.15's private attributes; an
     attribute another version lacks shows as ``?``.
     """
-    none: set[Any] = set()
-    active = getattr(consumer, "_active_partitions", None) or none
-    paused = getattr(consumer, "_paused_partitions", none)
-    buffered = getattr(consumer, "_buffered_partitions", none)
-    read: dict[Any, Any] = getattr(consumer, "_read_offset", {})
-    committed: dict[Any, Any] = getattr(consumer, "_committed_offset", {})
-    acked: dict[Any, list[int]] = getattr(consumer, "_acked", {})
+    active = active_partitions(consumer) or set()
+    paused = paused_partitions(consumer)
+    buffered = buffered_partitions(consumer)
+    read = read_offsets(consumer)
+    committed = committed_offsets(consumer)
+    acked = acked_offsets(consumer)
     lines = []
     try:
         assigned = sorted(consumer.assignment())
@@ -181,7 +188,7 @@ def ack_duplicates(consumer: Any, assigned: set[Any]) -> dict[Any, int]:
     gap tracking (issue 17, fixed in :mod:`streamproc.service.faust_compat`). Read only, from
     faust 0.15's ``_acked``.
     """
-    acked = getattr(consumer, "_acked", None) or {}
+    acked = acked_offsets(consumer)
     out = {}
     for tp in assigned:
         offsets = acked.get(tp)
@@ -196,12 +203,12 @@ def refetch_orphans(consumer: Any, assigned: set[Any], seen: set[Any]) -> None:
     Such a partition is never fetched again (the symptom of faust issue #629). One seen on two
     looks in a row is added back to faust's fetch set.
     """
-    active = getattr(consumer, "_active_partitions", None)
+    active = active_partitions(consumer)
     if active is None:
         seen.clear()
         return
-    paused = set(getattr(consumer, "_paused_partitions", ()))
-    buffered = set(getattr(consumer, "_buffered_partitions", ()))
+    paused = paused_partitions(consumer)
+    buffered = buffered_partitions(consumer)
     orphans = assigned - set(active) - paused - buffered
     again = orphans & seen
     if again:

@@ -31,6 +31,7 @@ import hmac
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -39,14 +40,14 @@ from faust.web import Request, Response, View
 
 from streamproc.core.events import DeploymentEvent, Reason, RetrainRequest, encode
 from streamproc.core.registry import Registry
-from streamproc.service.app import Wiring
+from streamproc.service.app import Wiring, send_acked
 from streamproc.service.board import StatusBoard
 from streamproc.service.metrics import CONTENT_TYPE
 from streamproc.service.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["install_web"]
+__all__ = ["WebRoutes", "install_web"]
 
 
 def install_web(
@@ -56,27 +57,67 @@ def install_web(
     token: str | None,
     dog: Watchdog | None = None,
 ) -> None:
-    """Add the views to the app's web server.
+    """Add the views to the app's web server: each route one method of :class:`WebRoutes`.
 
     Raises
     ------
     ValueError
         ``STREAMPROC_WEB_AUTH`` asks the token of reads but no token is configured.
     """
-    app = w.app
-    page = resources.files("streamproc.service").joinpath("dashboard.html").read_text()
-    auth = w.settings.web_auth
-    if auth != "actions" and not token:
-        raise ValueError(
-            f"STREAMPROC_WEB_AUTH={auth} asks a token of reads but none is configured: "
-            "set STREAMPROC_ADMIN_TOKEN (or STREAMPROC_ADMIN_TOKEN_FILE), "
-            "or STREAMPROC_WEB_AUTH=actions."
-        )
-    reads_guarded = auth in ("reads", "all")
-    metrics_guarded = auth == "all"
+    routes = WebRoutes(w, board, registry, token, dog)
+    table: list[tuple[str, Callable[..., Awaitable[Response]], str]] = [
+        ("/", routes.index, "get"),
+        ("/metrics", routes.metrics, "get"),
+        ("/health", routes.health, "get"),
+        ("/dashboard", routes.dashboard, "get"),
+        ("/api/status", routes.status, "get"),
+        ("/api/models/{model_id}", routes.model_status, "get"),
+        ("/api/models/{model_id}/retrain", routes.manual_retrain, "post"),
+        ("/api/models/{model_id}/rollback", routes.manual_rollback, "post"),
+    ]
+    for path, handler, method in table:
+        w.app.page(path)(_view(handler, method))
 
-    def unread(view: View, request: Request, guarded: bool = True) -> Response | None:
+
+def _view(handler: Callable[..., Awaitable[Response]], method: str) -> type[View]:
+    """A faust view answering ``method`` with ``handler(view, request, **path_parameters)``."""
+
+    async def respond(self: View, request: Request, **match: Any) -> Response:
+        return await handler(self, request, **match)
+
+    return type(handler.__name__, (View,), {method: respond, "__doc__": handler.__doc__})
+
+
+class WebRoutes:
+    """The worker's routes (one method each), the token they check, and what they read."""
+
+    def __init__(
+        self,
+        w: Wiring,
+        board: StatusBoard,
+        registry: Registry,
+        token: str | None,
+        dog: Watchdog | None = None,
+    ) -> None:
+        self.w = w
+        self.board = board
+        self.registry = registry
+        self.token = token
+        self.dog = dog
+        self.page = resources.files("streamproc.service").joinpath("dashboard.html").read_text()
+        auth = w.settings.web_auth
+        if auth != "actions" and not token:
+            raise ValueError(
+                f"STREAMPROC_WEB_AUTH={auth} asks a token of reads but none is configured: "
+                "set STREAMPROC_ADMIN_TOKEN (or STREAMPROC_ADMIN_TOKEN_FILE), "
+                "or STREAMPROC_WEB_AUTH=actions."
+            )
+        self.reads_guarded = auth in ("reads", "all")
+        self.metrics_guarded = auth == "all"
+
+    def unread(self, view: View, request: Request, guarded: bool = True) -> Response | None:
         """None if this read may go ahead, else the 401 to send."""
+        token = self.token
         if not guarded or (token and _carries(request, token)):
             return None
         return view.json(
@@ -85,8 +126,9 @@ def install_web(
             status=401,
         )  # fmt: skip
 
-    def refuse(view: View, request: Request) -> Response | None:
+    def refuse(self, view: View, request: Request) -> Response | None:
         """None if the request carries the admin token, else the error response to send."""
+        token = self.token
         if not token:
             return view.json(
                 {"error": "manual actions are disabled on this worker: start it with "
@@ -101,97 +143,89 @@ def install_web(
             )  # fmt: skip
         return None
 
-    @app.page("/")
-    async def index(view: View, request: Request) -> Response:
+    async def index(self, view: View, request: Request) -> Response:
         query = request.query_string
         return _redirect(view, "/dashboard" + (f"?{query}" if query else ""))
 
-    @app.page("/metrics")
-    async def metrics(view: View, request: Request) -> Response:
-        if (denied := unread(view, request, metrics_guarded)) is not None:
+    async def metrics(self, view: View, request: Request) -> Response:
+        if (denied := self.unread(view, request, self.metrics_guarded)) is not None:
             return denied
-        return view.bytes(board.metrics.exposition(), content_type=CONTENT_TYPE)
+        return view.bytes(self.board.metrics.exposition(), content_type=CONTENT_TYPE)
 
-    @app.page("/health")
-    async def health(view: View, request: Request) -> Response:
+    async def health(self, view: View, request: Request) -> Response:
+        dog = self.dog
         if dog is not None and dog.stalled:
             return _json(view, {"ok": False, "stalled": dog.stalled}, 503)
-        return _json(view, {"ok": True, "models": len(board.models)})
+        return _json(view, {"ok": True, "models": len(self.board.models)})
 
-    @app.page("/dashboard")
-    async def dashboard(view: View, request: Request) -> Response:
+    async def dashboard(self, view: View, request: Request) -> Response:
+        token = self.token
         given = request.query.get("token")
         if given is not None and token and hmac.compare_digest(given.encode(), token.encode()):
             # Keep the token out of the address bar (and history): a cookie, then the bare page.
             cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
             return _redirect(view, "/dashboard", {"Set-Cookie": cookie})
-        if (denied := unread(view, request, reads_guarded)) is not None:
+        if (denied := self.unread(view, request, self.reads_guarded)) is not None:
             return denied
-        return view.html(page)
+        return view.html(self.page)
 
-    @app.page("/api/status")
-    async def status(view: View, request: Request) -> Response:
-        if (denied := unread(view, request, reads_guarded)) is not None:
+    async def status(self, view: View, request: Request) -> Response:
+        if (denied := self.unread(view, request, self.reads_guarded)) is not None:
             return denied
-        return _json(view, {"worker": w.settings.app_id, **board.status()})
+        return _json(view, {"worker": self.w.settings.app_id, **self.board.status()})
 
-    @app.page("/api/models/{model_id}")
-    class ModelStatus(View):
-        async def get(self, request: Request, model_id: str) -> Response:
-            if (denied := unread(self, request, reads_guarded)) is not None:
-                return denied
-            detail = board.model(model_id)
-            if detail is None:
-                return _json(self, {"error": f"model {model_id!r} is not served here"}, 404)
-            return _json(self, detail)
+    async def model_status(self, view: View, request: Request, model_id: str) -> Response:
+        if (denied := self.unread(view, request, self.reads_guarded)) is not None:
+            return denied
+        detail = self.board.model(model_id)
+        if detail is None:
+            return _json(view, {"error": f"model {model_id!r} is not served here"}, 404)
+        return _json(view, detail)
 
-    @app.page("/api/models/{model_id}/retrain")
-    class ManualRetrain(View):
-        async def post(self, request: Request, model_id: str) -> Response:
-            if (denied := refuse(self, request)) is not None:
-                return denied
-            note = str((await _body(request)).get("note", "requested by an operator"))
-            known = board.models.get(model_id)
-            req = RetrainRequest(
-                request_id=f"manual-{uuid.uuid4().hex[:16]}",
-                model_id=model_id,
-                model_version=known.version if known else "unknown",
-                # The model's event time where known: decisions are plotted over event time.
-                ts=known.timeline.now if known and known.timeline.now else time.time(),
-                reasons=(Reason("manual", "operator", 1.0, 1.0, 0, {"note": note}),),
-            )
-            await (await w.requests.send(key=model_id.encode(), value=encode(req)))
-            board.requested(req)
-            log.warning("model %s: manual retrain %s (%s)", model_id, req.request_id, note)
-            return self.json({"request_id": req.request_id}, status=202)
+    async def manual_retrain(self, view: View, request: Request, model_id: str) -> Response:
+        if (denied := self.refuse(view, request)) is not None:
+            return denied
+        board = self.board
+        note = str((await _body(request)).get("note", "requested by an operator"))
+        known = board.models.get(model_id)
+        req = RetrainRequest(
+            request_id=f"manual-{uuid.uuid4().hex[:16]}",
+            model_id=model_id,
+            model_version=known.version if known else "unknown",
+            # The model's event time where known: decisions are plotted over event time.
+            ts=known.timeline.now if known and known.timeline.now else time.time(),
+            reasons=(Reason("manual", "operator", 1.0, 1.0, 0, {"note": note}),),
+        )
+        await send_acked(self.w.requests, model_id, encode(req))
+        board.requested(req)
+        log.warning("model %s: manual retrain %s (%s)", model_id, req.request_id, note)
+        return view.json({"request_id": req.request_id}, status=202)
 
-    @app.page("/api/models/{model_id}/rollback")
-    class ManualRollback(View):
-        async def post(self, request: Request, model_id: str) -> Response:
-            if (denied := refuse(self, request)) is not None:
-                return denied
-            view = board.models.get(model_id)
-            current = view.version if view else None
-            target = (await _body(request)).get("version") or (view and _previous(view))
-            if not target:
-                return self.json(
-                    {"error": f"no earlier version of {model_id!r} is known here; "
-                              'send {"version": "<version>"}.'},
-                    status=409,
-                )  # fmt: skip
-            known = await _registered(registry, model_id, str(target))
-            dep = DeploymentEvent(
-                deployment_id=f"manual-rb-{uuid.uuid4().hex[:16]}",
-                model_id=model_id,
-                version=str(target),
-                action="rollback",
-                ts=time.time(),
-                previous_version=current,
-                artifact_uri=known.artifact_uri if known else None,
-            )
-            await (await w.deployments.send(key=model_id.encode(), value=encode(dep)))
-            log.warning("model %s: manual rollback %s -> %s", model_id, current, target)
-            return self.json({"deployment_id": dep.deployment_id, "version": target}, status=202)
+    async def manual_rollback(self, view: View, request: Request, model_id: str) -> Response:
+        if (denied := self.refuse(view, request)) is not None:
+            return denied
+        served = self.board.models.get(model_id)
+        current = served.version if served else None
+        target = (await _body(request)).get("version") or (served and _previous(served))
+        if not target:
+            return view.json(
+                {"error": f"no earlier version of {model_id!r} is known here; "
+                          'send {"version": "<version>"}.'},
+                status=409,
+            )  # fmt: skip
+        known = await _registered(self.registry, model_id, str(target))
+        dep = DeploymentEvent(
+            deployment_id=f"manual-rb-{uuid.uuid4().hex[:16]}",
+            model_id=model_id,
+            version=str(target),
+            action="rollback",
+            ts=time.time(),
+            previous_version=current,
+            artifact_uri=known.artifact_uri if known else None,
+        )
+        await send_acked(self.w.deployments, model_id, encode(dep))
+        log.warning("model %s: manual rollback %s -> %s", model_id, current, target)
+        return view.json({"deployment_id": dep.deployment_id, "version": target}, status=202)
 
 
 COOKIE = "streamproc_token"

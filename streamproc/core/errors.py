@@ -94,7 +94,7 @@ LOSSES: Final = ("absolute", "squared")
 MIN_EVIDENCE: Final = 200
 MAX_EVIDENCE: Final = 1000
 MAX_DISTINCT: Final = 512
-STATE_FORMAT: Final = 1
+STATE_FORMAT: Final = 2  # 2: named fields; 1 (positional lists) is still read
 
 # A JSON-ish decimal number, nothing else: no spaces, no "nan", "inf", "1_000" or "0x10".
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -254,14 +254,23 @@ class TaskInference:
             return task, f"{seen}: ambiguous, decided at {n} pairs; declare the task in the policy"
         return None
 
-    def state(self) -> list[Any]:
-        return [self.n, self.classes, self.fractional, dict(self.values), self.overflow]
+    def state(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "classes": self.classes,
+            "fractional": self.fractional,
+            "values": dict(self.values),
+            "overflow": self.overflow,
+        }
 
     @classmethod
-    def from_state(cls, s: Sequence[Any]) -> TaskInference:
+    def from_state(cls, s: dict[str, Any] | Sequence[Any]) -> TaskInference:
+        """From :meth:`state`, or the positional list format 1 saved."""
         t = cls()
-        t.n, t.classes, t.fractional, values, t.overflow = s
-        t.values = dict(values)
+        if not isinstance(s, dict):
+            s = dict(zip(("n", "classes", "fractional", "values", "overflow"), s, strict=True))
+        t.n, t.classes, t.fractional = s["n"], s["classes"], s["fractional"]
+        t.values, t.overflow = dict(s["values"]), s["overflow"]
         return t
 
 
@@ -322,6 +331,17 @@ class Scored:
     comparable: bool = True  # False: this pair's types do not match (it is in mismatches)
 
 
+class HeldPair(NamedTuple):
+    """A joined pair held until the task is known, with what scoring it needs."""
+
+    event_id: str
+    version: str
+    prediction: Any
+    label: Any
+    numbers: bool  # both sides are numbers (Pair.numbers)
+    ts: float  # event time of the label, s
+
+
 class ErrorScorer:
     """A model's task (declared or inferred) and the errors of its joined pairs.
 
@@ -348,7 +368,7 @@ class ErrorScorer:
         self.inferred: str | None = None
         self.why = "declared in the policy" if task != "auto" else ""
         self.inference = TaskInference()
-        self.held: list[list[Any]] = []  # [event_id, version, prediction, label, numbers, ts]
+        self.held: list[HeldPair] = []  # pairs waiting for the task to be known
 
     @property
     def task(self) -> str | None:
@@ -362,10 +382,10 @@ class ErrorScorer:
             return Scored(mismatches=(f"event {event_id!r}: {pair}",), comparable=False)
         task = self.task
         if task is not None:
-            scored = self._score([[event_id, version, *pair, ts]], task)
+            scored = self._score([HeldPair(event_id, version, *pair, ts)], task)
             return Scored(scored.ready, scored.mismatches, not scored.mismatches)
         self.inference.observe(pair)
-        self.held.append([event_id, version, *pair, ts])
+        self.held.append(HeldPair(event_id, version, *pair, ts))
         decided = self.inference.decide(force=len(self.held) >= MAX_EVIDENCE)
         if decided is None:
             return Scored()
@@ -375,7 +395,7 @@ class ErrorScorer:
         self.inference = TaskInference()  # the evidence is no longer needed
         return self._score(held, self.inferred)
 
-    def _score(self, items: list[list[Any]], task: str) -> Scored:
+    def _score(self, items: list[HeldPair], task: str) -> Scored:
         ready: list[ScoredError] = []
         bad: list[str] = []
         for event_id, version, p, y, numbers, ts in items:
@@ -394,9 +414,14 @@ class ErrorScorer:
         compares with the policy's, never takes as configuration."""
         return {
             "format": STATE_FORMAT,
-            "task": [self.declared, self.loss, self.inferred, self.why],
+            "task": {
+                "declared": self.declared,
+                "loss": self.loss,
+                "inferred": self.inferred,
+                "why": self.why,
+            },
             "inference": self.inference.state(),
-            "held": self.held,
+            "held": [h._asdict() for h in self.held],
         }
 
     @classmethod
@@ -411,12 +436,16 @@ class ErrorScorer:
         ValueError
             For a state of another format, or an unknown ``task`` or ``loss``.
         """
-        check_format("error scorer", s, STATE_FORMAT)
-        declared, saved_loss, inferred, why = s["task"]
+        if s.get("format") == 1:  # positional lists
+            s = {**s, "task": dict(zip(("declared", "loss", "inferred", "why"), s["task"],
+                                       strict=True))}  # fmt: skip
+        else:
+            check_format("error scorer", s, STATE_FORMAT)
+        saved = s["task"]
         sc = cls(task, loss)
-        if (declared, saved_loss) != (task, loss):
+        if (saved["declared"], saved["loss"]) != (task, loss):
             return None
-        sc.inferred, sc.why = inferred, why
+        sc.inferred, sc.why = saved["inferred"], saved["why"]
         sc.inference = TaskInference.from_state(s["inference"])
-        sc.held = [list(h) for h in s["held"]]
+        sc.held = [HeldPair(**h) if isinstance(h, dict) else HeldPair(*h) for h in s["held"]]
         return sc

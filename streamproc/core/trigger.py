@@ -25,12 +25,42 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from streamproc.core.events import Reason, to_dict
 from streamproc.core.policy import Policy
 
-__all__ = ["Trigger"]
+__all__ = ["ActiveAlarm", "Pending", "Trigger"]
+
+
+class ActiveAlarm(NamedTuple):
+    """A confirmed alarm of one signal, waiting for the quorum: when, and its evidence."""
+
+    ts: float  # event time of the alarm, s
+    reason: dict[str, Any]  # the Reason as a dict (to_dict), as it goes into a request
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ts": self.ts, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, v: Any) -> ActiveAlarm:
+        """From its snapshot: named fields, or the positional ``[ts, reason]`` saved before."""
+        return cls(v["ts"], v["reason"]) if isinstance(v, dict) else cls(v[0], v[1])
+
+
+class Pending(NamedTuple):
+    """The retrain request this model waits on."""
+
+    request_id: str
+    ts: float  # event time it was asked at, s
+
+    def to_json(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "ts": self.ts}
+
+    @classmethod
+    def from_json(cls, v: Any) -> Pending:
+        """From its snapshot: named fields, or the positional ``[request_id, ts]`` saved before."""
+        return cls(v["request_id"], v["ts"]) if isinstance(v, dict) else cls(v[0], v[1])
 
 
 class Trigger:
@@ -39,8 +69,8 @@ class Trigger:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.alarms: dict[str, list[int]] = {}  # signal -> sample indices of recent alarms
-        self.active: dict[str, list[Any]] = {}  # signal -> [ts, reason] of confirmed alarms
-        self.pending: tuple[str, float] | None = None
+        self.active: dict[str, ActiveAlarm] = {}  # signal -> its confirmed alarm
+        self.pending: Pending | None = None
         self.last_request_ts: float | None = None
         self.request_times: list[float] = []
         self.deployed_ts: float | None = None
@@ -63,11 +93,11 @@ class Trigger:
     def offer(self, reason: Reason, ts: float, signals: int) -> tuple[Reason, ...] | None:
         """A confirmed alarm; the reasons for a request if the policy says to ask now."""
         window = self.policy.quorum_window_s
-        self.active[reason.signal] = [ts, to_dict(reason)]
-        self.active = {s: v for s, v in self.active.items() if ts - v[0] <= window}
+        self.active[reason.signal] = ActiveAlarm(ts, to_dict(reason))
+        self.active = {s: a for s, a in self.active.items() if ts - a.ts <= window}
         if len(self.active) < self._needed(signals):
             return self._suppress("quorum")
-        return self._ask(ts, [Reason(**v[1]) for _, v in sorted(self.active.items())])
+        return self._ask(ts, [Reason(**a.reason) for _, a in sorted(self.active.items())])
 
     def schedule_due(self, ts: float) -> Reason | None:
         """The scheduled fallback's reason, once per version, when its age or load is reached."""
@@ -99,7 +129,7 @@ class Trigger:
         if self.events < p.warmup_events:
             return self._suppress("warmup")
         if self.pending is not None:
-            if ts - self.pending[1] < p.pending_timeout_s:
+            if ts - self.pending.ts < p.pending_timeout_s:
                 return self._suppress("pending")
             self.pending = None
         if self.last_request_ts is not None and ts - self.last_request_ts < p.cooldown_s:
@@ -121,7 +151,7 @@ class Trigger:
     # ------------------------------------------------------------------ lifecycle
 
     def requested(self, request_id: str, ts: float) -> None:
-        self.pending = (request_id, ts)
+        self.pending = Pending(request_id, ts)
         self.last_request_ts = ts
         self.request_times.append(ts)
 
@@ -135,7 +165,7 @@ class Trigger:
         self.alarms.clear()
 
     def ended_without_deployment(self, request_id: str) -> bool:
-        if self.pending and self.pending[0] == request_id:
+        if self.pending and self.pending.request_id == request_id:
             self.pending = None
             return True
         return False
@@ -145,8 +175,8 @@ class Trigger:
     def state(self) -> dict[str, Any]:
         return {
             "alarms": {k: list(v) for k, v in self.alarms.items()},
-            "active": {k: list(v) for k, v in self.active.items()},
-            "pending": list(self.pending) if self.pending else None,
+            "active": {k: a.to_json() for k, a in self.active.items()},
+            "pending": self.pending.to_json() if self.pending else None,
             "last_request_ts": self.last_request_ts,
             "request_times": list(self.request_times),
             "deployed_ts": self.deployed_ts,
@@ -159,8 +189,8 @@ class Trigger:
     def from_state(cls, s: dict[str, Any], policy: Policy) -> Trigger:
         t = cls(policy)
         t.alarms = {k: list(v) for k, v in s["alarms"].items()}
-        t.active = {k: list(v) for k, v in s["active"].items()}
-        t.pending = (s["pending"][0], s["pending"][1]) if s["pending"] else None
+        t.active = {k: ActiveAlarm.from_json(v) for k, v in s["active"].items()}
+        t.pending = Pending.from_json(s["pending"]) if s["pending"] else None
         t.last_request_ts = s["last_request_ts"]
         t.request_times = list(s["request_times"])
         t.deployed_ts = s["deployed_ts"]

@@ -566,3 +566,24 @@ def test_a_task_declared_later_applies_to_a_restored_monitor() -> None:
     assert again.scorer.task == "regression" and isinstance(again.detectors["error"], RisingOnly)
     same = ModelMonitor.restore(mon.snapshot(), NO_DRIFT.default)
     assert same.snapshot() == mon.snapshot()
+
+
+def test_scorer_state_is_named_and_format_1_positional_state_still_restores() -> None:
+    sc = ErrorScorer()
+    for i in range(5):  # too few to decide the task: the pairs are held
+        sc.add(f"e{i}", "v1", i % 3, i % 3, float(i))
+    s = sc.state()
+    assert s["format"] == 2
+    assert s["task"] == {"declared": "auto", "loss": "absolute", "inferred": None, "why": ""}
+    assert set(s["inference"]) == {"n", "classes", "fractional", "values", "overflow"}
+    assert s["held"][0] == {"event_id": "e0", "version": "v1", "prediction": 0, "label": 0,
+                            "numbers": True, "ts": 0.0}  # fmt: skip
+    inf = s["inference"]
+    old = {  # what format 1 wrote for the same scorer: positional lists
+        "format": 1,
+        "task": ["auto", "absolute", None, ""],
+        "inference": [inf["n"], inf["classes"], inf["fractional"], inf["values"], inf["overflow"]],
+        "held": [list(h.values()) for h in s["held"]],
+    }
+    again = ErrorScorer.from_state(old, "auto", "absolute")
+    assert again is not None and again.state() == s

@@ -157,3 +157,22 @@ def test_labels_of_another_version_do_not_feed_the_error_detector() -> None:
         mon.on_label(LabelEvent(f"e{i}", "m", float(i), label=False), None)
     assert mon.detectors["error"].n == 0
     assert mon.counts["stale_joins"] == 800
+
+
+def test_trigger_state_is_named_and_the_positional_form_saved_before_still_restores() -> None:
+    from streamproc.core.events import Reason, to_dict
+    from streamproc.core.policy import Policy
+    from streamproc.core.trigger import ActiveAlarm, Pending, Trigger
+
+    trig = Trigger(Policy(quorum="all"))
+    r = Reason("error", "cusum", 14.2, 13.8, 600)
+    assert trig.offer(r, ts=5.0, signals=2) is None  # waits for the second signal
+    trig.requested("rr-1", ts=6.0)
+    s = trig.state()
+    assert s["active"]["error"] == {"ts": 5.0, "reason": to_dict(r)}
+    assert s["pending"] == {"request_id": "rr-1", "ts": 6.0}
+    old = {**s, "active": {"error": [5.0, to_dict(r)]}, "pending": ["rr-1", 6.0]}  # before
+    again = Trigger.from_state(old, Policy(quorum="all"))
+    assert again.active == {"error": ActiveAlarm(5.0, to_dict(r))}
+    assert again.pending == Pending("rr-1", 6.0)
+    assert again.state() == s

@@ -313,6 +313,15 @@ class KafkaSecurity:
                 f"Kafka at {where} did not accept a {self.security_protocol} client ({exc}): "
                 f"this listener speaks another protocol; check {_PROTOCOL}."
             )
+        except ConnectionResetError as exc:
+            if not self.tls:
+                return str(error)
+            # A listener without TLS reads the ClientHello as an oversized request and hangs up.
+            return (
+                f"Kafka at {where} closed the connection during the TLS handshake "
+                f"({type(exc).__name__}): this listener does not speak TLS; check {_PROTOCOL} "
+                f"(now {self.security_protocol}) and the port."
+            )
         except (OSError, TimeoutError, ValueError, errors.KafkaError):
             return str(error)
         finally:

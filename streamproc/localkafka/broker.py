@@ -526,8 +526,15 @@ class _SaslListener:
         prefix = f"listener.name.{listener}"
         plain = " ".join(f'user_{name}="{password}"' for name, password in self.users.items())
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        # OAUTHBEARER with Kafka's default server callback, the unsecured validator: it accepts
+        # any unsigned JWT ({"alg":"none"}, a `sub` and an `exp`). For tests of the clients'
+        # token handling only; a real cluster validates signed tokens against its issuer.
+        oauth = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
         return {
-            f"{prefix}.sasl.enabled.mechanisms": ",".join(("PLAIN", *_SCRAM_MECHANISMS)),
+            f"{prefix}.sasl.enabled.mechanisms": ",".join(
+                ("PLAIN", *_SCRAM_MECHANISMS, "OAUTHBEARER")
+            ),
+            f"{prefix}.oauthbearer.sasl.jaas.config": oauth,
             f"{prefix}.plain.sasl.jaas.config": (
                 f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain};"
             ),
@@ -787,7 +794,8 @@ class LocalKafka:
         sasl_users
             ``{name: password}``: also open a SASL_PLAINTEXT listener on a free port
             (:attr:`sasl_bootstrap`) that accepts these users with PLAIN, SCRAM-SHA-256 and
-            SCRAM-SHA-512. The PLAINTEXT listener stays, for the broker itself and for tools.
+            SCRAM-SHA-512, and any unsigned JWT with OAUTHBEARER (Kafka's unsecured
+            validator). The PLAINTEXT listener stays, for the broker itself and for tools.
             SCRAM users are stored when the data dir is formatted, so a reused data dir must
             be given the same users.
         tls

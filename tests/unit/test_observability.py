@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streamproc.service.commits import CommitGap
 from streamproc.service.metrics import Metrics
 from streamproc.testing import missing_tool
 
@@ -31,6 +32,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "streamproc-dashboard.json"
 ALERTS = {
     "StreamprocWorkerDown",
     "StreamprocWorkerStalled",
+    "StreamprocCommitsBehind",
     "StreamprocProcessingLagHigh",
     "StreamprocDeadLetterRateHigh",
     "StreamprocRetrainFailed",
@@ -52,7 +54,9 @@ GRAFANA_VARS = {
 def exported() -> frozenset[str]:
     """Every series name a worker's /metrics can hold, from the real ``Metrics``."""
     names = {"up"}  # Prometheus adds it to every scraped target
-    for family in Metrics(signals=lambda: {}).registry.collect():
+    metrics = Metrics(signals=lambda: {})
+    CommitGap(30.0, metrics.registry)  # as the worker registers it (service/worker.py)
+    for family in metrics.registry.collect():
         suffixes = {
             "counter": ("_total",),
             "histogram": ("_bucket", "_sum", "_count"),
@@ -118,6 +122,7 @@ def test_exported_names_come_from_the_worker_metrics() -> None:
         "streamproc_retrain_duration_seconds_bucket",
         "streamproc_signal_fired_total",
         "streamproc_signal_threshold",
+        "streamproc_uncommitted_age_seconds",
     } <= exported()
 
 

@@ -333,7 +333,7 @@ def test_the_local_broker_opens_ssl_and_sasl_ssl_listeners_with_its_key_store(
     assert "SASL_SSL:SASL_SSL" in props["listener.security.protocol.map"]
     assert props["ssl.keystore.location"] == str(tmp_path / "broker.p12")
     mechanisms = props["listener.name.sasl_ssl.sasl.enabled.mechanisms"]
-    assert mechanisms == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    assert mechanisms == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER"
     (tmp_path / "server.properties").write_text(text)
     assert _previous_ports(tmp_path) == (1111, 2222)
     # SSL alone, without SASL users: no SASL_SSL listener.

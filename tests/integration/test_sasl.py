@@ -155,9 +155,7 @@ def unsigned_jwt(subject: str, expires: float) -> str:
     return f"{part({'alg': 'none'})}.{part({'sub': subject, 'exp': int(expires)})}."
 
 
-def test_oauthbearer_with_a_token_file_works_for_the_sdk_and_an_expired_token_is_refused(
-    bootstrap: str, tmp_path: Path
-) -> None:
+def test_oauthbearer_with_a_token_file_works_for_the_sdk(bootstrap: str, tmp_path: Path) -> None:
     prefix = f"oauth{secrets.token_hex(3)}-"
     token = tmp_path / "token"
     token.write_text(unsigned_jwt("carol", time.time() + 3600))
@@ -182,10 +180,6 @@ def test_oauthbearer_with_a_token_file_works_for_the_sdk_and_an_expired_token_is
         reader.wait_for(lambda r: len(r.records) == 5, timeout=30, what="5 metrics")
     finally:
         reader.close()
-
-    token.write_text(unsigned_jwt("carol", time.time() - 60))  # the file is reread: expired
-    with pytest.raises(KafkaConnectionError):
-        produce(bootstrap, [(f"{prefix}metrics", MODEL, b"{}")], security=oauth)
 
 
 def test_a_wrong_password_is_refused_at_once_with_a_clear_error(

@@ -1,16 +1,19 @@
 """TLS on a real broker: the local broker's SSL and SASL_SSL listeners (certificates made with
 the JDK's keytool), a worker configured only through the environment (the CA file, and SCRAM
 credentials for SASL_SSL) running the loop on events the SDK sends over TLS up to the retrain
-request and the deployment; and a client that does not trust the broker's CA is told which
-setting to fix."""
+request and the deployment (and over SASL_SSL with OAUTHBEARER, the token read from a file); and
+a client that does not trust the broker's CA is told which setting to fix."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import secrets
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,9 +43,29 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
         kafka.stop()
 
 
-def security(broker: LocalKafka, protocol: str, user: str = "alice") -> KafkaSecurity:
+@pytest.fixture(scope="module")
+def token_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An unsigned JWT, which the local broker's OAUTHBEARER (unsecured validator) accepts."""
+
+    def part(doc: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+    claims = {"sub": "carol", "exp": int(time.time()) + 3 * 3600}
+    path = tmp_path_factory.mktemp("oauth") / "token"
+    path.write_text(f"{part({'alg': 'none'})}.{part(claims)}.\n")
+    return path
+
+
+def security(
+    broker: LocalKafka, protocol: str, user: str = "alice", token: Path | None = None
+) -> KafkaSecurity:
     if protocol == "SSL":
         return KafkaSecurity("SSL", ssl_cafile=str(broker.ca_file))
+    if protocol == "OAUTHBEARER":
+        assert token is not None
+        return KafkaSecurity(
+            "SASL_SSL", "OAUTHBEARER", oauth_token_file=str(token), ssl_cafile=str(broker.ca_file)
+        )
     return KafkaSecurity(
         "SASL_SSL", "SCRAM-SHA-512", user, USERS[user], ssl_cafile=str(broker.ca_file)
     )
@@ -71,12 +94,12 @@ def test_the_tls_listeners_serve_a_certificate_for_127_0_0_1_signed_by_the_local
         assert "BEGIN CERTIFICATE" in pem
 
 
-@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL", "OAUTHBEARER"])
 def test_a_worker_on_tls_runs_the_loop_on_events_the_sdk_sends_over_tls(
-    broker: LocalKafka, protocol: str, tmp_path: Path
+    broker: LocalKafka, protocol: str, tmp_path: Path, token_file: Path
 ) -> None:
     bootstrap = listener(broker, protocol)
-    sdk = security(broker, protocol)
+    sdk = security(broker, protocol, token=token_file)
     # The worker reads its security from the environment only, as in a deployment.
     env = {k: v for k, v in sdk.to_env().items() if v}
     prefix = protocol.lower().replace("_", "") + "-"
@@ -95,7 +118,7 @@ def test_a_worker_on_tls_runs_the_loop_on_events_the_sdk_sends_over_tls(
             settings.topic_prefix,
             [MODEL],
             registry_root=settings.registry_dir,
-            security=security(broker, protocol, "bob"),
+            security=security(broker, protocol, "bob", token_file),
         ).start()
         cleanup.callback(watcher.stop)
         assert watcher.wait_ready(60)

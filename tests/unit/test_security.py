@@ -356,7 +356,10 @@ def test_the_local_broker_config_with_sasl_users(tmp_path: Path) -> None:
     assert lines["listeners"].endswith(",SASL_PLAINTEXT://127.0.0.1:3333")
     assert lines["inter.broker.listener.name"] == "PLAINTEXT"
     prefix = "listener.name.sasl_plaintext."
-    assert lines[prefix + "sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    assert (
+        lines[prefix + "sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER"
+    )
+    assert "OAuthBearerLoginModule" in lines[prefix + "oauthbearer.sasl.jaas.config"]
     assert f'user_alice="{SECRET}" user_bob="b";' in lines[prefix + "plain.sasl.jaas.config"]
     assert "ScramLoginModule" in lines[prefix + "scram-sha-512.sasl.jaas.config"]
     assert f"--add-scram=SCRAM-SHA-256=[name=alice,password={SECRET}]" in listener.scram_args()

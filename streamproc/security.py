@@ -1,4 +1,4 @@
-"""Secured connections to Kafka: TLS and SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+"""Secured connections to Kafka: TLS and SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER).
 
 One :class:`KafkaSecurity` value configures every Kafka client streamproc makes: the worker's
 faust app (:meth:`KafkaSecurity.faust_credentials`) and the aiokafka producers, consumers and
@@ -8,17 +8,21 @@ environment:
 | variable | default | meaning |
 |---|---|---|
 | STREAMPROC_SECURITY_PROTOCOL | PLAINTEXT | PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL |
-| STREAMPROC_SASL_MECHANISM | PLAIN | PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL protocols only) |
-| STREAMPROC_SASL_USERNAME | | SASL user name (required with SASL) |
+| STREAMPROC_SASL_MECHANISM | PLAIN | PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (SASL) |
+| STREAMPROC_SASL_USERNAME | | SASL user name (required with SASL but OAUTHBEARER) |
 | STREAMPROC_SASL_PASSWORD | | SASL password |
 | STREAMPROC_SASL_PASSWORD_FILE | | file holding the SASL password; wins over the variable |
+| STREAMPROC_SASL_OAUTH_TOKEN_FILE | | OAUTHBEARER: file holding the current token, read at login |
+| STREAMPROC_SASL_OAUTH_MSK_REGION | | OAUTHBEARER: Amazon MSK IAM tokens for this AWS region |
 | STREAMPROC_SSL_CAFILE | (system CAs) | PEM file of the CA that signed the brokers' certificates |
 | STREAMPROC_SSL_CERTFILE | | PEM client certificate, for brokers that require mutual TLS |
 | STREAMPROC_SSL_KEYFILE | | PEM private key of the client certificate (if not in CERTFILE) |
 
 The password is never logged: ``repr`` and ``str`` mask it, and faust's credentials print only
-the user name. A setting that cannot work (SASL without a user, credentials with PLAINTEXT, an
-unreadable password file) raises :class:`SecurityConfigError` at start, naming the variable.
+the user name. OAUTHBEARER takes its token from one of the two sources above
+(:mod:`streamproc.oauth`). A setting that cannot work (SASL without a user, credentials with
+PLAINTEXT, an unreadable password file) raises :class:`SecurityConfigError` at start, naming the
+variable.
 
 Examples
 --------
@@ -30,7 +34,8 @@ Examples
 ... })
 >>> sec
 KafkaSecurity(security_protocol='SASL_PLAINTEXT', sasl_mechanism='SCRAM-SHA-256', \
-username='alice', password='***', ssl_cafile=None, ssl_certfile=None, ssl_keyfile=None)
+username='alice', password='***', ssl_cafile=None, ssl_certfile=None, ssl_keyfile=None, \
+oauth_token_file=None, msk_region=None)
 >>> sorted(sec.aiokafka_kwargs())
 ['sasl_mechanism', 'sasl_plain_password', 'sasl_plain_username', 'security_protocol']
 >>> KafkaSecurity().aiokafka_kwargs()
@@ -51,13 +56,16 @@ from streamproc.core.exceptions import StreamprocError
 __all__ = ["MECHANISMS", "PROTOCOLS", "KafkaSecurity", "SecurityConfigError"]
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
 _PROTOCOL = "STREAMPROC_SECURITY_PROTOCOL"
 _MECHANISM = "STREAMPROC_SASL_MECHANISM"
 _USERNAME = "STREAMPROC_SASL_USERNAME"
 _PASSWORD = "STREAMPROC_SASL_PASSWORD"
 _PASSWORD_FILE = "STREAMPROC_SASL_PASSWORD_FILE"
+_TOKEN_FILE = "STREAMPROC_SASL_OAUTH_TOKEN_FILE"
+_MSK_REGION = "STREAMPROC_SASL_OAUTH_MSK_REGION"
+_OAUTH = {"oauth_token_file": _TOKEN_FILE, "msk_region": _MSK_REGION}
 _SSL_FILES = {
     "ssl_cafile": "STREAMPROC_SSL_CAFILE",
     "ssl_certfile": "STREAMPROC_SSL_CERTFILE",
@@ -77,6 +85,7 @@ def _name(attr: str) -> str:
         "username": _USERNAME,
         "password": _PASSWORD,
         **_SSL_FILES,
+        **_OAUTH,
     }[attr]
     return f"{attr} ({env})"
 
@@ -102,6 +111,8 @@ class KafkaSecurity:
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    oauth_token_file: str | None = None
+    msk_region: str | None = None
 
     def __post_init__(self) -> None:
         protocol = self.security_protocol.strip().upper().replace("-", "_")
@@ -119,7 +130,26 @@ class KafkaSecurity:
                     f"{_name('sasl_mechanism')} is {self.sasl_mechanism!r}; use one of "
                     f"{', '.join(MECHANISMS)}."
                 )
-        if self.sasl:
+        oauth = [a for a in _OAUTH if getattr(self, a)]
+        if self.sasl and mech == "OAUTHBEARER":
+            if len(oauth) != 1:
+                raise SecurityConfigError(
+                    f"OAUTHBEARER needs one token source: set {_TOKEN_FILE} or {_MSK_REGION}"
+                    f"{' (not both)' if oauth else ''}."
+                )
+            given = [a for a in ("username", "password") if getattr(self, a)]
+            if given:
+                raise SecurityConfigError(
+                    f"{', '.join(_name(a) for a in given)} set, but OAUTHBEARER sends a token, "
+                    "not a user and password: unset them."
+                )
+            object.__setattr__(self, "sasl_mechanism", mech)
+        elif oauth:
+            raise SecurityConfigError(
+                f"{', '.join(_name(a) for a in oauth)} set, but the SASL mechanism is "
+                f"{mech or 'none'}: set {_PROTOCOL}=SASL_SSL and {_MECHANISM}=OAUTHBEARER."
+            )
+        elif self.sasl:
             object.__setattr__(self, "sasl_mechanism", mech or "PLAIN")
             for attr in ("username", "password"):
                 if not getattr(self, attr):
@@ -172,6 +202,7 @@ class KafkaSecurity:
             username=get(_USERNAME),
             password=password,
             **{attr: get(var) for attr, var in _SSL_FILES.items()},
+            **{attr: get(var) for attr, var in _OAUTH.items()},
         )
 
     def to_env(self) -> dict[str, str]:
@@ -186,6 +217,7 @@ class KafkaSecurity:
             _PASSWORD: self.password,
             _PASSWORD_FILE: None,  # the parent's file would win over the password above
             **{var: getattr(self, attr) for attr, var in _SSL_FILES.items()},
+            **{var: getattr(self, attr) for attr, var in _OAUTH.items()},
         }
         return {k: v or "" for k, v in values.items()}
 
@@ -244,11 +276,30 @@ class KafkaSecurity:
         kwargs: dict[str, Any] = {"security_protocol": self.security_protocol}
         if self.tls:
             kwargs["ssl_context"] = self.ssl_context()
-        if self.sasl:
+        if self.sasl and self.sasl_mechanism == "OAUTHBEARER":
+            kwargs["sasl_mechanism"] = "OAUTHBEARER"
+            kwargs["sasl_oauth_token_provider"] = self.token_provider()
+        elif self.sasl:
             kwargs["sasl_mechanism"] = self.sasl_mechanism
             kwargs["sasl_plain_username"] = self.username
             kwargs["sasl_plain_password"] = self.password
         return kwargs
+
+    def token_provider(self) -> Any:
+        """The OAUTHBEARER token provider (:mod:`streamproc.oauth`); None for other mechanisms.
+
+        Raises
+        ------
+        OAuthTokenError
+            For Amazon MSK IAM without ``aws-msk-iam-sasl-signer-python`` installed.
+        """
+        from streamproc.oauth import FileTokenProvider, MskIamTokenProvider
+
+        if self.oauth_token_file:
+            return FileTokenProvider(self.oauth_token_file)
+        if self.msk_region:
+            return MskIamTokenProvider(self.msk_region)
+        return None
 
     def faust_credentials(self) -> Any:
         """faust's ``broker_credentials``: ``SASLCredentials``, ``SSLCredentials``, or None.
@@ -261,6 +312,9 @@ class KafkaSecurity:
         import faust
 
         context = self.ssl_context()
+        if self.sasl and self.sasl_mechanism == "OAUTHBEARER":
+            # faust makes it SASL_SSL when given a TLS context, else SASL_PLAINTEXT.
+            return faust.OAuthCredentials(oauth_cb=self.token_provider(), ssl_context=context)
         if self.sasl:
             return faust.SASLCredentials(
                 username=self.username,
@@ -302,6 +356,15 @@ class KafkaSecurity:
             return (
                 f"Kafka at {where} did not accept a {self.security_protocol} client ({exc}): "
                 f"this listener speaks another protocol; check {_PROTOCOL}."
+            )
+        except ConnectionResetError as exc:
+            if not self.tls:
+                return str(error)
+            # A listener without TLS reads the ClientHello as an oversized request and hangs up.
+            return (
+                f"Kafka at {where} closed the connection during the TLS handshake "
+                f"({type(exc).__name__}): this listener does not speak TLS; check {_PROTOCOL} "
+                f"(now {self.security_protocol}) and the port."
             )
         except (OSError, TimeoutError, ValueError, errors.KafkaError):
             return str(error)

@@ -27,6 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from streamproc.core.events import DEPLOY_ACTIONS, RESULT_STATUSES
 from streamproc.core.timeline import SignalStatus, headline
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -68,6 +69,12 @@ class Metrics:
             "streamproc_deployments", "Deployments seen, by action (promote, rollback).",
             ["action"], registry=r,
         )  # fmt: skip
+        # Created at 0: Prometheus' increase() sees the first failed retrain or rollback only
+        # if the series existed before it (the alert rules in deploy/prometheus count on it).
+        for status in sorted(RESULT_STATUSES):
+            self.results.labels(status)
+        for action in sorted(DEPLOY_ACTIONS):
+            self.deployments.labels(action)
         self.joins = Counter(
             "streamproc_label_joins", "Labels joined to their predictions.", ["model"], registry=r
         )

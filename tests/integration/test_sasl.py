@@ -1,12 +1,14 @@
 """SASL on a real broker: a worker configured only through the environment (SCRAM-SHA-256,
-password from a file) runs the loop on events the SDK sends over SASL; PLAIN and SCRAM-SHA-512
-work for the SDK; a wrong password is refused at once, with a sentence saying what to check;
-and the password never reaches a log."""
+password from a file) runs the loop on events the SDK sends over SASL; PLAIN, SCRAM-SHA-512 and
+OAUTHBEARER (a token file) work for the SDK; a wrong password is refused at once, with a
+sentence saying what to check; and the password never reaches a log."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -133,6 +135,42 @@ def test_plain_and_scram_sha_512_work_for_the_sdk(bootstrap: str) -> None:
 
     asyncio.run(create_topic())
     with MetricLogger(bootstrap, prefix, security=sasl("PLAIN", "bob")) as metrics:
+        for i in range(5):
+            metrics.log(MODEL, "accuracy", 0.9, ts=T0 + i)
+        assert metrics.flush(30)
+        assert (metrics.sent, metrics.failed) == (5, 0)
+    reader = TopicReader(bootstrap, [f"{prefix}metrics"], sasl("SCRAM-SHA-512"))
+    try:
+        reader.wait_for(lambda r: len(r.records) == 5, timeout=30, what="5 metrics")
+    finally:
+        reader.close()
+
+
+def unsigned_jwt(subject: str, expires: float) -> str:
+    """A JWT the broker's unsecured OAUTHBEARER validator accepts: alg none, sub, exp."""
+
+    def part(doc: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none'})}.{part({'sub': subject, 'exp': int(expires)})}."
+
+
+def test_oauthbearer_with_a_token_file_works_for_the_sdk(bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"oauth{secrets.token_hex(3)}-"
+    token = tmp_path / "token"
+    token.write_text(unsigned_jwt("carol", time.time() + 3600))
+    oauth = KafkaSecurity("SASL_PLAINTEXT", "OAUTHBEARER", oauth_token_file=str(token))
+
+    async def create_topic() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **oauth.aiokafka_kwargs())
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(f"{prefix}metrics", 1, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(create_topic())
+    with MetricLogger(bootstrap, prefix, security=oauth) as metrics:
         for i in range(5):
             metrics.log(MODEL, "accuracy", 0.9, ts=T0 + i)
         assert metrics.flush(30)

@@ -21,7 +21,12 @@ from streamproc.client import DeploymentWatcher, MetricLogger
 from streamproc.config import Settings
 from streamproc.devkit.harness import free_port
 from streamproc.devkit.localkafka import LocalKafka
-from streamproc.devkit.localkafka.broker import _previous_ports, _SaslListener, _server_properties
+from streamproc.devkit.localkafka.broker import (
+    _previous_ports,
+    _SaslListener,
+    _server_properties,
+    _TlsListener,
+)
 from streamproc.security import KafkaSecurity, SecurityConfigError
 from streamproc.service.app import create_app
 
@@ -288,7 +293,53 @@ def test_explain_leaves_an_unreachable_broker_as_it_is() -> None:
     assert reason == str(error)
 
 
+def test_explain_tells_a_tls_client_at_a_listener_without_tls_to_check_the_protocol() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(4)  # what Kafka does: a size too large to be a request
+        writer.close()
+
+    async def explain() -> str:
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            tls = KafkaSecurity("SSL")
+            return await tls.explain(f"127.0.0.1:{port}", OSError("bootstrap"), timeout=5)
+
+    reason = asyncio.run(explain())
+    assert "closed the connection during the TLS handshake" in reason, reason
+    assert "STREAMPROC_SECURITY_PROTOCOL (now SSL)" in reason
+    # A refused connection is no handshake: the error stays as it is.
+    refused = OSError("Unable to bootstrap")
+    reason = asyncio.run(KafkaSecurity("SSL").explain(f"127.0.0.1:{free_port()}", refused, 2))
+    assert reason == str(refused)
+
+
 # --------------------------------------------------------------------------- local broker
+
+
+def test_the_local_broker_opens_ssl_and_sasl_ssl_listeners_with_its_key_store(
+    tmp_path: Path,
+) -> None:
+    sasl = _SaslListener(3333, {"alice": "pw"})
+    tls = _TlsListener(4444, 5555, tmp_path / "broker.p12", "storepw", tmp_path / "ca.pem")
+    assert "storepw" not in repr(tls)
+    text = _server_properties(tmp_path, 1111, 2222, sasl, tls)
+    props = dict(line.split("=", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert props["listeners"].split(",")[2:] == [
+        "SASL_PLAINTEXT://127.0.0.1:3333",
+        "SSL://127.0.0.1:4444",
+        "SASL_SSL://127.0.0.1:5555",
+    ]
+    assert "SASL_SSL:SASL_SSL" in props["listener.security.protocol.map"]
+    assert props["ssl.keystore.location"] == str(tmp_path / "broker.p12")
+    mechanisms = props["listener.name.sasl_ssl.sasl.enabled.mechanisms"]
+    assert mechanisms == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER"
+    (tmp_path / "server.properties").write_text(text)
+    assert _previous_ports(tmp_path) == (1111, 2222)
+    # SSL alone, without SASL users: no SASL_SSL listener.
+    text = _server_properties(tmp_path, 1111, 2222, None, tls)
+    assert "SASL" not in text.upper()
+    assert "SSL://127.0.0.1:4444" in text
 
 
 def test_the_local_broker_config_is_unchanged_without_sasl_users(tmp_path: Path) -> None:
@@ -305,7 +356,10 @@ def test_the_local_broker_config_with_sasl_users(tmp_path: Path) -> None:
     assert lines["listeners"].endswith(",SASL_PLAINTEXT://127.0.0.1:3333")
     assert lines["inter.broker.listener.name"] == "PLAINTEXT"
     prefix = "listener.name.sasl_plaintext."
-    assert lines[prefix + "sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    assert (
+        lines[prefix + "sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER"
+    )
+    assert "OAuthBearerLoginModule" in lines[prefix + "oauthbearer.sasl.jaas.config"]
     assert f'user_alice="{SECRET}" user_bob="b";' in lines[prefix + "plain.sasl.jaas.config"]
     assert "ScramLoginModule" in lines[prefix + "scram-sha-512.sasl.jaas.config"]
     assert f"--add-scram=SCRAM-SHA-256=[name=alice,password={SECRET}]" in listener.scram_args()

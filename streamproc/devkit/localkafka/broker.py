@@ -15,9 +15,11 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -49,6 +51,13 @@ _LOCK_FILE = ".lock"
 _COMPLETE_MARKER = "libs.complete"
 _SASL_USERS_FILE = "sasl-users.sha256"
 _SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+_TLS_DIR = "tls"
+_CA_FILE = "ca.pem"
+_KEYSTORE_FILE = "broker.p12"
+_KEYSTORE_PASSWORD_FILE = "keystore.password"
+_CERT_DAYS = 825  # what browsers and most TLS stacks still accept for a leaf certificate
+# keytool runs seven times: a JVM that starts without the optimising compiler starts faster.
+_FAST_JVM = ("-J-XX:TieredStopAtLevel=1", "-J-XX:+UseSerialGC")
 # Names and passwords go into a JAAS line and the StorageTool's SCRAM syntax unquoted.
 _SASL_TOKEN = re.compile(r"[A-Za-z0-9._~@+-]+")
 
@@ -298,11 +307,14 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(buf)
 
 
-def probe_api_versions(bootstrap: str, timeout: float = 2.0) -> bool:
+def probe_api_versions(
+    bootstrap: str, timeout: float = 2.0, ssl_context: ssl.SSLContext | None = None
+) -> bool:
     """Send one ApiVersions v0 request and report whether the broker answered it without error.
 
     A bare TCP connect is not enough: Kafka binds its listener long before it processes
-    requests, so only a real response proves the broker is serving.
+    requests, so only a real response proves the broker is serving. With ``ssl_context`` the
+    request goes over TLS (an SSL or SASL_SSL listener; SASL comes after ApiVersions).
     """
     host, port = _split_bootstrap(bootstrap)
     client_id = b"streamproc-localkafka"
@@ -310,7 +322,10 @@ def probe_api_versions(bootstrap: str, timeout: float = 2.0) -> bool:
     # Request header v1: api_key, api_version, correlation_id, client_id (int16-length string).
     payload = struct.pack(">hhih", _API_VERSIONS_KEY, 0, correlation_id, len(client_id)) + client_id
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+            if ssl_context is not None:
+                sock = stack.enter_context(ssl_context.wrap_socket(sock, server_hostname=host))
             sock.settimeout(timeout)
             sock.sendall(struct.pack(">i", len(payload)) + payload)
             (size,) = struct.unpack(">i", _recv_exact(sock, 4))
@@ -329,6 +344,7 @@ def wait_ready(
     timeout: float = 90.0,
     alive: Callable[[], bool] | None = None,
     interval: float = 0.25,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Block until the Kafka broker at ``bootstrap`` answers an ApiVersions request.
 
@@ -344,6 +360,8 @@ def wait_ready(
         Optional check called between attempts; when it returns False the wait stops at once.
     interval
         Pause between attempts, in seconds.
+    ssl_context
+        For a TLS listener: the context that verifies the broker's certificate.
 
     Raises
     ------
@@ -353,7 +371,8 @@ def wait_ready(
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
-        if probe_api_versions(bootstrap, timeout=max(0.1, min(2.0, remaining))):
+        wait = max(0.1, min(2.0, remaining))
+        if probe_api_versions(bootstrap, timeout=wait, ssl_context=ssl_context):
             return
         if alive is not None and not alive():
             raise BrokerError(f"Kafka broker at {bootstrap} exited before it became ready.")
@@ -474,8 +493,7 @@ def _previous_ports(data_dir: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     match = re.search(
-        r"^listeners=PLAINTEXT://[^:,]+:(\d+),CONTROLLER://[^:,]+:(\d+)"
-        r"(?:,SASL_PLAINTEXT://\S+)?$",
+        r"^listeners=PLAINTEXT://[^:,]+:(\d+),CONTROLLER://[^:,]+:(\d+)(?:,\S+)?$",
         text,
         re.MULTILINE,
     )
@@ -505,13 +523,20 @@ class _SaslListener:
                         "(the local broker writes it unquoted)."
                     )
 
-    def properties(self) -> dict[str, str]:
-        """The broker settings of this listener: PLAIN users in JAAS, SCRAM from the metadata."""
-        prefix = "listener.name.sasl_plaintext"
+    def properties(self, listener: str = "sasl_plaintext") -> dict[str, str]:
+        """The broker settings of a SASL listener: PLAIN users in JAAS, SCRAM from the metadata."""
+        prefix = f"listener.name.{listener}"
         plain = " ".join(f'user_{name}="{password}"' for name, password in self.users.items())
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        # OAUTHBEARER with Kafka's default server callback, the unsecured validator: it accepts
+        # any unsigned JWT ({"alg":"none"}, a `sub` and an `exp`). For tests of the clients'
+        # token handling only; a real cluster validates signed tokens against its issuer.
+        oauth = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
         return {
-            f"{prefix}.sasl.enabled.mechanisms": ",".join(("PLAIN", *_SCRAM_MECHANISMS)),
+            f"{prefix}.sasl.enabled.mechanisms": ",".join(
+                ("PLAIN", *_SCRAM_MECHANISMS, "OAUTHBEARER")
+            ),
+            f"{prefix}.oauthbearer.sasl.jaas.config": oauth,
             f"{prefix}.plain.sasl.jaas.config": (
                 f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain};"
             ),
@@ -530,8 +555,116 @@ class _SaslListener:
         return hashlib.sha256(json.dumps(sorted(self.users.items())).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _TlsListener:
+    """An SSL client listener, and a SASL_SSL one with the SASL users; the broker's key store."""
+
+    port: int
+    sasl_port: int | None
+    keystore: Path
+    password: str
+    ca_file: Path
+
+    def __repr__(self) -> str:  # never the key store's password
+        return f"_TlsListener(port={self.port}, sasl_port={self.sasl_port}, ca={self.ca_file})"
+
+    def context(self) -> ssl.SSLContext:
+        """A client context that trusts the broker's CA (and checks the host name)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def properties(self) -> dict[str, str]:
+        return {
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(self.keystore),
+            "ssl.keystore.password": self.password,
+            "ssl.key.password": self.password,
+            "ssl.client.auth": "none",
+        }
+
+
+def _keytool(java: str) -> str:
+    # The keytool of the JDK that runs the broker, else the one on PATH.
+    beside = Path(java).resolve().parent / "keytool"
+    tool = str(beside) if beside.is_file() else shutil.which("keytool")
+    if tool is None:
+        raise BrokerError(
+            "keytool (part of the JDK) is required to make the local broker's TLS certificates: "
+            f"{_JAVA_HINT}"
+        )
+    return tool
+
+
+def _make_certificates(java: str, folder: Path) -> tuple[Path, str, Path]:
+    """A CA, and a broker key and certificate it signs for 127.0.0.1 and localhost, made once.
+
+    Made with the JDK's keytool: a PKCS12 key store for the broker (its key, its certificate and
+    the CA's) and the CA certificate in PEM for the clients (``STREAMPROC_SSL_CAFILE``). The CA's
+    own key is deleted once it signed. Kept in ``folder`` so a restarted broker keeps them.
+
+    Returns
+    -------
+    tuple
+        (key store, its password, CA certificate file).
+    """
+    keystore, ca_file = folder / _KEYSTORE_FILE, folder / _CA_FILE
+    password_file = folder / _KEYSTORE_PASSWORD_FILE
+    if keystore.is_file() and ca_file.is_file() and password_file.is_file():
+        return keystore, password_file.read_text().strip(), ca_file
+    if folder.exists():
+        shutil.rmtree(folder)  # a half-made set from an interrupted start
+    folder.mkdir(mode=0o700, parents=True)
+    tool, password = _keytool(java), secrets.token_urlsafe(18)
+    ca_store, csr, cert = folder / "ca.p12", folder / "broker.csr", folder / "broker.pem"
+    store = ["-storetype", "PKCS12", "-storepass", password]
+    key = ["-keyalg", "RSA", "-keysize", "2048", "-validity", str(_CERT_DAYS)]
+    san = "SAN=ip:127.0.0.1,dns:localhost"
+    steps = [
+        ["-genkeypair", "-alias", "ca", *key, "-dname", "CN=streamproc local Kafka CA",
+         "-ext", "bc:c", "-keystore", ca_store, *store],
+        ["-exportcert", "-rfc", "-alias", "ca", "-keystore", ca_store, *store, "-file", ca_file],
+        ["-genkeypair", "-alias", "broker", *key, "-dname", "CN=localhost", "-ext", san,
+         "-keystore", keystore, *store],
+        ["-certreq", "-alias", "broker", "-keystore", keystore, *store, "-file", csr],
+        ["-gencert", "-alias", "ca", "-keystore", ca_store, *store, "-infile", csr,
+         "-outfile", cert, "-rfc", "-validity", str(_CERT_DAYS), "-ext", san,
+         "-ext", "KU=digitalSignature,keyEncipherment", "-ext", "EKU=serverAuth"],
+        ["-importcert", "-noprompt", "-alias", "ca", "-file", ca_file, "-keystore", keystore,
+         *store],
+        ["-importcert", "-noprompt", "-alias", "broker", "-file", cert, "-keystore", keystore,
+         *store],
+    ]  # fmt: skip
+    started = time.monotonic()
+    for step in steps:
+        try:
+            proc = subprocess.run(
+                [tool, *_FAST_JVM, *map(str, step)],
+                capture_output=True,
+                text=True,
+                timeout=_TOOL_TIMEOUT,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BrokerError(f"keytool {step[0]} failed to run: {exc}") from exc
+        if proc.returncode != 0:
+            raise BrokerError(
+                f"keytool {step[0]} failed (exit code {proc.returncode}):\n"
+                f"{_tail_text(proc.stdout + proc.stderr, 10)}"
+            )
+    for scratch in (ca_store, csr, cert):
+        scratch.unlink()
+    password_file.touch(mode=0o600)
+    password_file.write_text(password + "\n")  # last: its presence marks a complete set
+    logger.info("TLS certificates made with keytool in %.1f s", time.monotonic() - started)
+    return keystore, password, ca_file
+
+
 def _server_properties(
-    data_dir: Path, port: int, controller_port: int, sasl: _SaslListener | None = None
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    sasl: _SaslListener | None = None,
+    tls: _TlsListener | None = None,
 ) -> str:
     settings = {
         # One combined KRaft node with static voters.
@@ -572,6 +705,16 @@ def _server_properties(
         settings["advertised.listeners"] += f",SASL_PLAINTEXT://{HOST}:{sasl.port}"
         settings["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
         settings.update(sasl.properties())
+    if tls is not None:
+        extra = [("SSL", tls.port)]
+        if tls.sasl_port is not None and sasl is not None:
+            extra.append(("SASL_SSL", tls.sasl_port))
+            settings.update(sasl.properties("sasl_ssl"))
+        for name, listener_port in extra:
+            settings["listeners"] += f",{name}://{HOST}:{listener_port}"
+            settings["advertised.listeners"] += f",{name}://{HOST}:{listener_port}"
+            settings["listener.security.protocol.map"] += f",{name}:{name}"
+        settings.update(tls.properties())
     lines = [
         f"# Written by streamproc.devkit.localkafka for Kafka {KAFKA_VERSION}; rewritten on start."
     ]
@@ -606,6 +749,9 @@ class LocalKafka:
         self.port: int | None = None
         self.controller_port: int | None = None
         self.sasl_port: int | None = None
+        self.ssl_port: int | None = None
+        self.sasl_ssl_port: int | None = None
+        self.ca_file: Path | None = None
         self.pid: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -619,12 +765,23 @@ class LocalKafka:
         """``127.0.0.1:PORT`` of the SASL_PLAINTEXT listener when started with ``sasl_users``."""
         return f"{HOST}:{self.sasl_port}" if self.sasl_port is not None else None
 
+    @property
+    def ssl_bootstrap(self) -> str | None:
+        """``127.0.0.1:PORT`` of the SSL listener when started with ``tls``."""
+        return f"{HOST}:{self.ssl_port}" if self.ssl_port is not None else None
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str | None:
+        """``127.0.0.1:PORT`` of the SASL_SSL listener when started with ``tls`` and users."""
+        return f"{HOST}:{self.sasl_ssl_port}" if self.sasl_ssl_port is not None else None
+
     def start(
         self,
         port: int | None = None,
         data_dir: Path | None = None,
         timeout: float = 90,
         sasl_users: Mapping[str, str] | None = None,
+        tls: bool = False,
     ) -> str:
         """Start the broker and wait until it serves requests.
 
@@ -641,9 +798,15 @@ class LocalKafka:
         sasl_users
             ``{name: password}``: also open a SASL_PLAINTEXT listener on a free port
             (:attr:`sasl_bootstrap`) that accepts these users with PLAIN, SCRAM-SHA-256 and
-            SCRAM-SHA-512. The PLAINTEXT listener stays, for the broker itself and for tools.
+            SCRAM-SHA-512, and any unsigned JWT with OAUTHBEARER (Kafka's unsecured
+            validator). The PLAINTEXT listener stays, for the broker itself and for tools.
             SCRAM users are stored when the data dir is formatted, so a reused data dir must
             be given the same users.
+        tls
+            Also open an SSL listener (:attr:`ssl_bootstrap`) and, with ``sasl_users``, a
+            SASL_SSL one (:attr:`sasl_ssl_bootstrap`), with a certificate for 127.0.0.1 signed
+            by a CA made for this data dir with the JDK's keytool; clients trust
+            :attr:`ca_file` (``STREAMPROC_SSL_CAFILE``). Made once per data dir, a few seconds.
 
         Returns
         -------
@@ -673,11 +836,18 @@ class LocalKafka:
                     f"(pid {previous['pid']}); stop it first."
                 )
             port, controller_port = self._choose_ports(port, _previous_ports(data_dir))
+            spare = iter(p for p in _free_ports(5) if p not in (port, controller_port))
             sasl = None
             if sasl_users is not None:
-                sasl_port = next(p for p in _free_ports(3) if p not in (port, controller_port))
-                sasl = _SaslListener(sasl_port, dict(sasl_users))
-            return self._launch(java, libs, data_dir, port, controller_port, timeout, sasl)
+                sasl = _SaslListener(next(spare), dict(sasl_users))
+            tls_listener = None
+            if tls:
+                keystore, password, ca_file = _make_certificates(java, data_dir / _TLS_DIR)
+                sasl_ssl_port = next(spare) if sasl is not None else None
+                tls_listener = _TlsListener(next(spare), sasl_ssl_port, keystore, password, ca_file)
+            return self._launch(
+                java, libs, data_dir, port, controller_port, timeout, sasl, tls_listener
+            )
 
     @staticmethod
     def _choose_ports(port: int | None, previous: tuple[int, int] | None) -> tuple[int, int]:
@@ -753,13 +923,14 @@ class LocalKafka:
         controller_port: int,
         timeout: float,
         sasl: _SaslListener | None = None,
+        tls: _TlsListener | None = None,
     ) -> str:
         started = time.monotonic()
         properties = data_dir / _PROPERTIES_FILE
-        if sasl is not None:  # PLAIN passwords go in there
+        if sasl is not None or tls is not None:  # PLAIN and key store passwords go in there
             properties.touch(mode=0o600)
             properties.chmod(0o600)
-        properties.write_text(_server_properties(data_dir, port, controller_port, sasl))
+        properties.write_text(_server_properties(data_dir, port, controller_port, sasl, tls))
         (data_dir / _LOGS_DIR).mkdir(exist_ok=True)
         base = self._java_base(java, libs, data_dir)
         cluster_id = self._cluster_id(base, data_dir)
@@ -802,9 +973,19 @@ class LocalKafka:
             )
         self.data_dir, self.port, self.controller_port = data_dir, port, controller_port
         self.sasl_port = sasl.port if sasl is not None else None
+        self.ssl_port = tls.port if tls is not None else None
+        self.sasl_ssl_port = tls.sasl_port if tls is not None else None
+        self.ca_file = tls.ca_file if tls is not None else None
         self.pid = self._proc.pid
         bootstrap = f"{HOST}:{port}"
-        listeners = [bootstrap] if sasl is None else [bootstrap, f"{HOST}:{sasl.port}"]
+        # (address, TLS context) of every client listener, each probed until it answers.
+        listeners: list[tuple[str, ssl.SSLContext | None]] = [(bootstrap, None)]
+        if sasl is not None:
+            listeners.append((f"{HOST}:{sasl.port}", None))
+        if tls is not None:
+            listeners.append((f"{HOST}:{tls.port}", tls.context()))
+            if tls.sasl_port is not None:
+                listeners.append((f"{HOST}:{tls.sasl_port}", tls.context()))
         # Written before the wait so another process can already stop a broker that hangs.
         _write_state(
             data_dir,
@@ -818,8 +999,19 @@ class LocalKafka:
                 "kafka_version": KAFKA_VERSION,
                 "started_at": time.time(),
                 **(
-                    {"sasl_port": sasl.port, "sasl_bootstrap": listeners[1]}
+                    {"sasl_port": sasl.port, "sasl_bootstrap": f"{HOST}:{sasl.port}"}
                     if sasl is not None
+                    else {}
+                ),
+                **(
+                    {
+                        "ssl_bootstrap": f"{HOST}:{tls.port}",
+                        "sasl_ssl_bootstrap": (
+                            f"{HOST}:{tls.sasl_port}" if tls.sasl_port is not None else None
+                        ),
+                        "ca_file": str(tls.ca_file),
+                    }
+                    if tls is not None
                     else {}
                 ),
             },
@@ -829,11 +1021,12 @@ class LocalKafka:
         )
         ready_by = time.monotonic() + timeout
         try:
-            for listener in listeners:  # ApiVersions is answered before SASL authentication
+            for listener, context in listeners:  # ApiVersions is answered before SASL
                 wait_ready(
                     listener,
                     timeout=max(1.0, ready_by - time.monotonic()),
                     alive=lambda: self._proc is not None and self._proc.poll() is None,
+                    ssl_context=context,
                 )
         except BrokerError as exc:
             code = self._proc.poll()

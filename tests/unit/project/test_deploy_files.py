@@ -272,7 +272,7 @@ def test_k8s_probes_service_and_container_use_the_configured_web_port(
     web_port = settings_from(k8s_env(), monkeypatch).web_port
     assert k8s_env()["STREAMPROC_WEB_HOST"] == "0.0.0.0"
     assert [p["containerPort"] for p in container["ports"]] == [web_port]
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container_port(container[probe]["httpGet"]["port"]) == web_port, probe
     service = k8s_one("service.yaml", "Service")
     assert service["spec"]["type"] == "ClusterIP"
@@ -281,6 +281,47 @@ def test_k8s_probes_service_and_container_use_the_configured_web_port(
     assert service["metadata"]["annotations"]["prometheus.io/port"] == str(web_port)
     template = k8s_one("deployment-worker.yaml", "Deployment")["spec"]["template"]
     assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+
+
+def test_k8s_startup_probe_holds_the_liveness_probe_back_with_no_idle_flags() -> None:
+    container = worker_container()
+    startup, liveness = container["startupProbe"], container["livenessProbe"]
+    for probe in (startup, container["readinessProbe"], liveness):
+        assert probe["httpGet"]["path"] == "/health"  # the path the worker serves (web.py)
+    # The startup probe allows longer than the liveness probe would, or it would add nothing.
+    allowed = startup["periodSeconds"] * startup["failureThreshold"]
+    assert allowed > liveness["periodSeconds"] * liveness["failureThreshold"]
+    assert allowed >= 120
+    # With a startup probe the liveness probe starts after it succeeds: a delay does nothing.
+    assert "initialDelaySeconds" not in liveness
+
+
+def test_servicemonitor_scrapes_the_service_port_as_the_job_the_alert_rules_select() -> None:
+    monitoring = K8S / "monitoring"
+    (monitor,) = [d for d in yaml.safe_load_all((monitoring / "servicemonitor.yaml").read_text())]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["kind"] == "ServiceMonitor"
+    service = k8s_one("service.yaml", "Service")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in [p["name"] for p in service["spec"]["ports"]]
+    assert endpoint["path"] == service["metadata"]["annotations"]["prometheus.io/path"]
+    assert parse_duration(endpoint["scrapeTimeout"]) < parse_duration(endpoint["interval"])
+    # The Operator names the job after the Service (no jobLabel set); the rules select that job.
+    assert "jobLabel" not in monitor["spec"]
+    rules = (ROOT / "deploy" / "prometheus" / "streamproc-alerts.yaml").read_text()
+    assert f'up{{job="{service["metadata"]["name"]}"}}' in rules
+    kustomization = yaml.safe_load((monitoring / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["servicemonitor.yaml"]
+
+
+def parse_duration(text: str) -> int:
+    """Seconds of a Prometheus duration such as ``30s`` or ``1m``."""
+    match = re.fullmatch(r"(\d+)([smh])", text)
+    assert match, text
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 def test_k8s_worker_runs_a_real_command_non_root_with_memory_bounds() -> None:
@@ -387,6 +428,6 @@ def test_every_streamproc_setting_used_is_one_the_code_reads() -> None:
     name = re.compile(r"\bSTREAMPROC_[A-Z0-9_]*[A-Z0-9]\b")
     code = [ROOT / "streamproc" / "config.py", ROOT / "streamproc" / "security.py"]
     known = {n for f in code for n in name.findall(f.read_text())}
-    files = [COMPOSE, DOCKERFILE, *K8S.glob("*.yaml")]
+    files = [COMPOSE, DOCKERFILE, *K8S.glob("**/*.yaml")]
     used = {n for f in files for n in name.findall(f.read_text())}
     assert used - known == set()

@@ -21,12 +21,14 @@ from pathlib import Path
 
 from aiokafka.abc import AbstractTokenProvider
 
+from streamproc.core.exceptions import StreamprocError
+
 __all__ = ["FileTokenProvider", "MskIamTokenProvider", "OAuthTokenError"]
 
 log = logging.getLogger(__name__)
 
 
-class OAuthTokenError(RuntimeError):
+class OAuthTokenError(StreamprocError, RuntimeError):
     """No token could be had; the message says from where and what to fix."""
 
 

@@ -129,13 +129,27 @@ def _model(task: str) -> Any:
     )
 
 
-def train(examples: Sequence[Example], task: str = "auto", epochs: int = 5) -> TrainedModel:
+def _labelled(ex: Sequence[Any]) -> Example:
+    """An example from an :class:`Example`, a row in its field order, or a (features, label)."""
+    if isinstance(ex, Example):
+        return ex
+    if len(ex) == 2:
+        return Example(ex[0], ex[1], None, "", 0.0)
+    return Example.from_row(ex)
+
+
+def train(
+    examples: Sequence[Example] | Sequence[Sequence[Any]], task: str = "auto", epochs: int = 5
+) -> TrainedModel:
     """Fit a fresh model on the examples' features and labels, oldest first.
 
-    The last pass runs in arrival order, so the most recent concept weighs most.
+    ``examples``: :class:`Example` values, rows in their field order, or ``[features, label]``
+    pairs (all training reads). The last pass runs in arrival order, so the most recent concept
+    weighs most.
     """
     if not examples:
         raise ValueError("no labelled examples to train on; wait until labels have been joined.")
+    examples = [_labelled(ex) for ex in examples]
     if task == "auto":
         task = infer_task([ex.label for ex in examples])
     raw = [vectorize(ex.features) for ex in examples]

@@ -11,10 +11,17 @@ from streamproc.cli.common import add_common, resolve_broker, settings_of
 def add_parser(sub: Any) -> None:
     sim = sub.add_parser("simulate", help="an inference server on a drifting world, live")
     add_common(sim)
-    sim.add_argument("--stream", default="stagger", help="sea, stagger, hyperplane, sea_shift")
+    sim.add_argument(
+        "--stream",
+        default="stagger",
+        choices=("sea", "stagger", "hyperplane", "sea_shift"),
+        help="the drifting world (streamproc.sim.worlds; default: stagger)",
+    )
     sim.add_argument("--events", type=int, default=25_000, help="events to serve (default: 25000)")
-    sim.add_argument("--lag", type=int, default=50, help="events before a label arrives")
-    sim.add_argument("--rate", type=float, default=2000.0, help="events per second")
+    sim.add_argument(
+        "--lag", type=int, default=50, help="events before a label arrives (default: 50)"
+    )
+    sim.add_argument("--rate", type=float, default=2000.0, help="events per second (default: 2000)")
     sim.add_argument("--model-id", default="sim", help="the simulated model's id (default: sim)")
     sim.set_defaults(func=run)
 

@@ -603,3 +603,16 @@ def test_registry_metadata_is_json(tmp_path: Path) -> None:
     assert meta["sha256"] == mv.sha256
     assert meta["request_id"] == "rr-1"
     assert meta["metrics"] == {"a": None}
+
+
+def test_train_takes_examples_rows_or_feature_label_pairs_alike() -> None:
+    from streamproc.core.example import Example
+    from streamproc.core.training import train
+
+    pairs = [[{"x": float(i % 10)}, i % 10 >= 5] for i in range(200)]
+    rows = [[f, y, None, "v1", float(i)] for i, (f, y) in enumerate(pairs)]
+    named = [Example(f, y, None, "v1", float(i)) for i, (f, y) in enumerate(pairs)]
+    predictions = {
+        tuple(train(e).predict({"x": float(x)}) for x in range(10)) for e in (pairs, rows, named)
+    }
+    assert predictions == {tuple(x >= 5 for x in range(10))}

@@ -219,6 +219,42 @@ class TopicReader:
             if self.poll(0.3):
                 last_new = time.monotonic()
 
+    def read_to_end(self, timeout: float = 120.0) -> None:
+        """Poll until every record the topics held when this was called has been read.
+
+        Waits for an event (the reader's position reaches the end offsets taken at the call),
+        where :meth:`settle` waits for a quiet spell, which a consumer slow to start (a fresh
+        broker, a busy machine) can fake. ``timeout`` only separates slow from hung.
+        """
+        if self._consumer is None:
+            self._start()
+        consumer = self._consumer
+        assert consumer is not None
+
+        async def ends() -> dict[TopicPartition, int]:
+            parts = [
+                TopicPartition(t, p)
+                for t in self.topics
+                for p in sorted(consumer.partitions_for_topic(t) or ())
+            ]
+            return dict(await consumer.end_offsets(parts)) if parts else {}
+
+        async def behind(end: dict[TopicPartition, int]) -> list[TopicPartition]:
+            return [tp for tp, off in end.items() if await consumer.position(tp) < off]
+
+        deadline = time.monotonic() + timeout
+        end = self._loop.run_until_complete(ends())
+        while len(end) < len(self.topics) and time.monotonic() < deadline:  # metadata pending
+            self.poll(0.3)
+            end = self._loop.run_until_complete(ends())
+        while True:
+            late = self._loop.run_until_complete(behind(end))
+            if not late:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"read_to_end: still behind on {late} after {timeout}s")
+            self.poll(0.3)
+
     def close(self) -> None:
         if self._consumer is not None:
             self._loop.run_until_complete(self._consumer.stop())

@@ -23,7 +23,7 @@ def monitor_counts(stack: Any) -> dict[str, dict[str, int]]:
     """Per model: its monitor's counts and its join's counts (prefixed join_), as checkpointed."""
     snaps = TopicReader(stack.bootstrap, [f"{stack.group_id}-monitors-changelog"])
     try:
-        snaps.settle(quiet_s=1.0)
+        snaps.read_to_end()  # acked before the offsets wait_processed saw were committed
         snapshots = [orjson.loads(r.value) for r in snaps.records if r.value]
         latest = {s["model_id"]: s for s in snapshots}  # the last one of each model
     finally:
@@ -76,6 +76,7 @@ def test_batched_records_are_applied_event_by_event_with_bad_events_dead_lettere
         ],
     )
     stack.wait_processed(timeout=120)
+    reader.read_to_end()
     reader.settle(quiet_s=1.5)
 
     on_wire = [r.json() for r in reader.of(stack.topic("predictions")) if r.key == b"sdk"]

@@ -117,7 +117,7 @@ def run_stack(kafka: str, tmp: Path, prefix: str, kill_after_round: int | None) 
         requests = {r.json()["request_id"] for r in reader.of(f"{prefix}retrain-requests")}
         deployments = [r.json() for r in reader.of(f"{prefix}deployments")]
         snaps = TopicReader(kafka, [f"{group}-monitors-changelog"])
-        snaps.settle(quiet_s=1.0)
+        snaps.read_to_end()
         latest = {r.key: orjson.loads(r.value) for r in snaps.records}
         snaps.close()
     except TimeoutError as exc:

@@ -263,6 +263,18 @@ class RiverDetector:
             setattr(det, name, value)
         return det
 
+    # Adapters that keep a block histogram (ADWIN, PageHinkley) save it through this attribute
+    # (named in their ``_extra``): its own plain state, restored into a BlockHistogram.
+    _hist: BlockHistogram
+
+    @property
+    def _hist_state(self) -> list[Any]:
+        return self._hist.state()
+
+    @_hist_state.setter
+    def _hist_state(self, value: list[Any]) -> None:
+        self._hist = BlockHistogram.from_state(value)
+
 
 class RiverADWIN(RiverDetector):
     """ADWIN (kind ``adwin``): adaptive window, cut where two sub-windows' means differ.
@@ -296,14 +308,6 @@ class RiverADWIN(RiverDetector):
         #  dropped by ADWIN]
         self._cut: list[float] = []
         self._hist = BlockHistogram()
-
-    @property
-    def _hist_state(self) -> list[Any]:
-        return self._hist.state()
-
-    @_hist_state.setter
-    def _hist_state(self, value: list[Any]) -> None:
-        self._hist = BlockHistogram.from_state(value)
 
     def _bound(self, n0: float, n1: float, width: float, var: float) -> float:
         if width <= 1.0:
@@ -398,14 +402,6 @@ class RiverPageHinkley(RiverDetector):
         self._since_down = 0
         # Block sums of the values, for the means before and after the change point.
         self._hist = BlockHistogram()
-
-    @property
-    def _hist_state(self) -> list[Any]:
-        return self._hist.state()
-
-    @_hist_state.setter
-    def _hist_state(self, value: list[Any]) -> None:
-        self._hist = BlockHistogram.from_state(value)
 
     def _after(self, v: float, detected: bool) -> bool:
         self._hist.add(v)

@@ -155,6 +155,12 @@ def unb64(s: str, dtype: str) -> npt.NDArray[Any]:
 # --------------------------------------------------------------------------- common machinery
 
 
+# The window's counters, saved by name (``c`` in the state): values seen, reference frozen,
+# window filled, write position, values until the next look, looks made, alarm streak, and the
+# current window's size.
+_COUNTERS = ("n", "frozen", "fill", "pos", "countdown", "looks", "streak", "current_n")
+
+
 class WindowDrift:
     """What numeric and categorical drift share: looks, multiplicity, evidence, state."""
 
@@ -349,31 +355,17 @@ class WindowDrift:
         return {
             "kind": self.kind,
             "p": self._params(),
-            "c": [
-                self._n,
-                self._frozen,
-                self._fill,
-                self._pos,
-                self._countdown,
-                self._looks,
-                self._streak,
-                self._current_n,
-            ],
+            "c": {name: getattr(self, "_" + name) for name in _COUNTERS},
             "last": {t: list(r) for t, r in self._last.items()},
             "cal": {t: list(v) for t, v in self._cal.items()},
         }
 
     def _restore_common(self, s: dict[str, Any]) -> None:
-        (
-            self._n,
-            self._frozen,
-            self._fill,
-            self._pos,
-            self._countdown,
-            self._looks,
-            self._streak,
-            self._current_n,
-        ) = s["c"]
+        counters = s["c"]
+        if not isinstance(counters, dict):  # saved positionally, before the counters were named
+            counters = dict(zip(_COUNTERS, counters, strict=True))
+        for name in _COUNTERS:
+            setattr(self, "_" + name, counters[name])
         self._last = {t: list(r) for t, r in s["last"].items()}
         self._cal = {t: list(v) for t, v in s["cal"].items()}
 

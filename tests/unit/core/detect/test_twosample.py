@@ -292,3 +292,21 @@ def test_state_is_compact_json() -> None:
     raw = orjson.dumps(det.state())
     assert len(raw) < 30_000  # two windows of 1000 doubles, base64
     assert restore(orjson.loads(raw)).state() == det.state()
+
+
+def test_window_counters_are_saved_by_name_and_the_positional_form_still_restores() -> None:
+    from streamproc.core.detect import restore
+    from streamproc.core.detect.numeric_drift import NumericDrift
+    from streamproc.core.detect.windowdrift import _COUNTERS
+
+    det = NumericDrift(reference_size=50, window_size=50, every=10)
+    for i in range(130):
+        det.update(float(i % 7))
+    s = det.state()
+    assert list(s["c"]) == list(_COUNTERS)
+    old = {**s, "c": [s["c"][name] for name in _COUNTERS]}  # as saved before
+    again = restore(old)
+    assert again.state() == s
+    for i in range(60):  # and goes on as the detector that never stopped
+        assert again.update(float(i % 5)) == det.update(float(i % 5))
+    assert again.state() == det.state()

@@ -109,7 +109,7 @@ class LabelJoin:
         self,
         max_pending: int = 2000,
         ttl_s: float = 86400.0,
-        max_early: int = 500,
+        max_early: int = 2000,
         max_bytes: int = DEFAULT_MAX_BYTES,
         name: str = "",
     ):

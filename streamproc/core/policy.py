@@ -11,7 +11,7 @@ CUSUM on the error rate of predictions joined with their labels.
     cooldown_s = 0            # event-time seconds after a request in which no new one is made
     training_window = 1000    # labelled examples kept per model for retraining
     training_window_bytes = 3145728   # ... and at most this many bytes of them (JSON size)
-    join = { ttl_s = 86400, max_pending = 2000, max_early = 500, max_bytes = 3145728 }
+    join = { ttl_s = 86400, max_pending = 2000, max_early = 2000, max_bytes = 3145728 }
     metrics = [{ name = "drift", above = 0.1 }]
     metric_change = { detector = "rank_cp", metrics = ["*"], warmup = 20, window = 100 }  # or false
     task = "auto"             # or "classification" / "regression" (streamproc.core.errors)
@@ -206,7 +206,9 @@ class JoinLimits:
 
     ttl_s: float = 86400.0  # event-time seconds a prediction waits for its label
     max_pending: int = 2000  # predictions waiting at most
-    max_early: int = 500  # labels waiting for a prediction not seen yet
+    # Labels waiting for a prediction not seen yet: a label record from the SDK (1,000 events by
+    # default) can reach the worker before its prediction record; this holds two of them.
+    max_early: int = 2000
     # Bytes (JSON size) of both buffers together: a wide model's predictions are large, and the
     # buffers are part of the model's snapshot, which must fit a Kafka record.
     max_bytes: int = 3 * 1024 * 1024

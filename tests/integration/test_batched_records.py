@@ -41,12 +41,19 @@ def test_batched_records_are_applied_event_by_event_with_bad_events_dead_lettere
     preds = PredictionLogger(stack.bootstrap, stack.settings.topic_prefix, batch_events=500)
     labels = LabelLogger(stack.bootstrap, stack.settings.topic_prefix, batch_events=500)
     try:
-        for i in range(N_SDK):
-            eid = preds.log("sdk", "v1", {"x": i % 7, "c": "ab"[i % 2]}, i % 2, ts=NOW + i)
-            labels.log("sdk", eid, i % 2, ts=NOW + i + 1)
-        assert preds.flush(60) and labels.flush(60)
+        ids = [
+            preds.log("sdk", "v1", {"x": i % 7, "c": "ab"[i % 2]}, i % 2, ts=NOW + i)
+            for i in range(N_SDK)
+        ]
+        assert preds.flush(60)
         assert (preds.sent, preds.failed, preds.dropped) == (N_SDK, 0, 0)
         assert preds.records <= N_SDK // 500 + 10  # batched, not one record per event
+        # Ground truth comes later than the predictions (a worker that read 3,000 labels
+        # before their predictions would hold only max_early of them: counted, not joined).
+        stack.wait_processed(timeout=120)
+        for i, eid in enumerate(ids):
+            labels.log("sdk", eid, i % 2, ts=NOW + i + 1)
+        assert labels.flush(60)
     finally:
         preds.close(10)
         labels.close(10)
@@ -94,7 +101,7 @@ def test_batched_records_are_applied_event_by_event_with_bad_events_dead_lettere
     counts = monitor_counts(stack)
     sdk = counts["sdk"]
     assert sdk["predictions"] == N_SDK and sdk["labels"] == N_SDK
-    assert sdk["join_joined"] == N_SDK and sdk.get("redelivered", 0) == 0
+    assert sdk["join_joined"] == N_SDK and sdk.get("redelivered", 0) == 0, sdk
     assert counts["f0"]["predictions"] == 2 and counts["f1"]["predictions"] == 2
     assert counts["f2"]["predictions"] == 1  # its event 2 was the bad one
     assert [counts[m]["join_joined"] for m in ("f0", "f1", "f2")] == [2, 2, 1]

@@ -105,6 +105,23 @@ def applied_counts(reader: TopicReader) -> int:
     return sum(orjson.loads(v)["counts"].get("predictions", 0) for v in latest.values() if v)
 
 
+def shortfall(stack: Any, reader: TopicReader, sent: int) -> str:
+    """Why the applied count is short: per model, what was sent and what its snapshot says, and
+    per partition, the end and committed offsets (the diagnosis a timeout needs)."""
+    latest = {r.key: orjson.loads(r.value) for r in reader.records if r.value}
+    applied = {s["model_id"]: s["counts"].get("predictions", 0) for s in latest.values()}
+    expected = {m: sent // len(MODELS) + (i < sent % len(MODELS)) for i, m in enumerate(MODELS)}
+    short = {
+        m: (expected[m], applied.get(m, 0)) for m in MODELS if applied.get(m, 0) != expected[m]
+    }
+    topic = stack.topic("predictions")
+    ends, committed = asyncio.run(offsets(stack.bootstrap, stack.group_id, topic))
+    return (
+        f"models short (sent, applied): {short}; end offsets {ends}; committed {committed}; "
+        f"changelog records read {len(reader.records)}"
+    )
+
+
 def wait(cond: Callable[[], bool], timeout: float, what: str, every: float = 0.5) -> float:
     """Poll ``cond`` until it holds; return the seconds it took, or raise saying what."""
     start = time.monotonic()
@@ -187,7 +204,10 @@ def test_commits_reach_what_was_applied_after_rebalances_under_load(stack: Any) 
     sent = traffic.sent
 
     # Every record applied exactly once to its model's saved state...
-    took_apply = wait(lambda: applied_counts(changelog) >= sent, 600, f"{sent} applied", 1.0)
+    try:
+        took_apply = wait(lambda: applied_counts(changelog) >= sent, 600, f"{sent} applied", 1.0)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}: {shortfall(stack, changelog, sent)}") from None
     assert applied_counts(changelog) == sent
     # ...and then committed within a few commit intervals, on every partition.
     ends: dict[int, int] = {}

@@ -73,6 +73,17 @@ def test_label_before_prediction_waits_then_joins() -> None:
     assert j.state()["early"] == {}
 
 
+def test_a_label_record_ahead_of_its_prediction_record_joins_whole_by_default() -> None:
+    # The SDK sends 1,000 labels per record; the worker may read that record before the
+    # prediction record they answer (two topics), and with the default limits none is lost.
+    j = LabelJoin()
+    for i in range(1000):
+        assert j.add_label(f"e{i}", ts=10.0 + i, label=i % 2) is None
+    joined = [pred(j, f"e{i}", 5.0 + i, p=i % 2) for i in range(1000)]
+    assert all(got is not None for got in joined)
+    counts(j, joined=1000)
+
+
 def test_duplicate_label_after_join_is_counted_not_joined() -> None:
     j = LabelJoin()
     pred(j, "a", 1.0)

@@ -212,7 +212,13 @@ class TopicReader:
         )
 
     def settle(self, quiet_s: float = 2.0, timeout: float = 30.0) -> None:
-        """Poll until nothing new has arrived for ``quiet_s`` seconds."""
+        """Read to the end offsets of the call (:meth:`read_to_end`), then poll until nothing new
+        has arrived for ``quiet_s`` seconds (for records produced after the call).
+
+        The first step is an event: a quiet spell alone can be faked by a consumer slow to
+        start, which then misses what the topics already held.
+        """
+        self.read_to_end(timeout)
         deadline = time.monotonic() + timeout
         last_new = time.monotonic()
         while time.monotonic() < deadline and time.monotonic() - last_new < quiet_s:

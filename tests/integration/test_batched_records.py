@@ -41,19 +41,20 @@ def test_batched_records_are_applied_event_by_event_with_bad_events_dead_lettere
     preds = PredictionLogger(stack.bootstrap, stack.settings.topic_prefix, batch_events=500)
     labels = LabelLogger(stack.bootstrap, stack.settings.topic_prefix, batch_events=500)
     try:
-        ids = [
-            preds.log("sdk", "v1", {"x": i % 7, "c": "ab"[i % 2]}, i % 2, ts=NOW + i)
-            for i in range(N_SDK)
-        ]
-        assert preds.flush(60)
+        # Ground truth comes after its predictions, 1,000 at a time: within the join's
+        # default bounds (max_pending 2,000 predictions waiting, max_early 2,000 labels).
+        for chunk in range(0, N_SDK, 1000):
+            ids = {
+                i: preds.log("sdk", "v1", {"x": i % 7, "c": "ab"[i % 2]}, i % 2, ts=NOW + i)
+                for i in range(chunk, chunk + 1000)
+            }
+            assert preds.flush(60)
+            stack.wait_processed(timeout=120)
+            for i, eid in ids.items():
+                labels.log("sdk", eid, i % 2, ts=NOW + i + 1)
+            assert labels.flush(60)
         assert (preds.sent, preds.failed, preds.dropped) == (N_SDK, 0, 0)
         assert preds.records <= N_SDK // 500 + 10  # batched, not one record per event
-        # Ground truth comes later than the predictions (a worker that read 3,000 labels
-        # before their predictions would hold only max_early of them: counted, not joined).
-        stack.wait_processed(timeout=120)
-        for i, eid in enumerate(ids):
-            labels.log("sdk", eid, i % 2, ts=NOW + i + 1)
-        assert labels.flush(60)
     finally:
         preds.close(10)
         labels.close(10)

@@ -72,7 +72,9 @@ def test_the_recording_is_in_broker_time_order_and_replays_like_the_live_run() -
     live = requests(in_time_order)
     assert [r["reasons"][0]["signal"] for r in live] == ["error"]  # what the live run decides
     assert requests(merged) == live
-    assert requests(blocks) == []  # topic blocks: labels before their predictions, no joins
+    # Topic blocks: 3,000 labels before their predictions; the join holds the last max_early
+    # (2,000) of them, so the replay decides otherwise than the live run.
+    assert requests(blocks) != live
 
 
 def test_a_partition_keeps_its_order_even_where_its_timestamps_go_back() -> None:

@@ -1,9 +1,10 @@
 """The Grafana dashboard and the Prometheus alert rules in deploy/ use only series a worker
 exports, their PromQL parses, and every alert fires and stays quiet when its unit tests say.
 
-promtool (Prometheus' own checker) parses and evaluates the rules; CI builds it with
-``.ci/promtool`` and passes it in ``STREAMPROC_PROMTOOL``. Without it those tests skip (fail
-with ``STREAMPROC_REQUIRE_TOOLS``); the checks of names and layout need nothing.
+promtool (Prometheus' own checker) parses and evaluates the rules: ``STREAMPROC_PROMTOOL``, else
+``promtool`` on PATH (CI installs Debian's ``prometheus`` package for it: 2.42 on Debian 12).
+Without it those tests skip (fail with ``STREAMPROC_REQUIRE_TOOLS``); the checks of names and
+layout need nothing.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def dashboard_queries() -> list[str]:
 def promtool() -> str:
     path = os.environ.get("STREAMPROC_PROMTOOL") or shutil.which("promtool")
     if not path:
-        missing_tool("no promtool: run `export STREAMPROC_PROMTOOL=$(.ci/promtool)` (needs Go)")
+        missing_tool("no promtool: apt-get install prometheus (Debian's package has it), or set "
+                     "STREAMPROC_PROMTOOL to a promtool from a Prometheus release")  # fmt: skip
     assert path is not None
     return path
 

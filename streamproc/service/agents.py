@@ -56,6 +56,7 @@ from streamproc.service.aliases import AliasFollower
 from streamproc.service.app import MAX_STATE_BYTES, Wiring, send_acked
 from streamproc.service.board import StatusBoard
 from streamproc.service.checkpoint import Checkpointer
+from streamproc.service.commitguard import CommitGuard
 from streamproc.service.commits import CommitGap
 from streamproc.service.training.registries import open_registry
 from streamproc.service.training.trainers import (
@@ -74,7 +75,12 @@ WEBHOOK_DEADLINE_S = 6 * 3600.0
 SNAPSHOT_LIMIT = MAX_STATE_BYTES - 64 * 1024
 
 
-def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> None:
+def install(
+    w: Wiring,
+    board: StatusBoard,
+    commits: CommitGap | None = None,
+    guard: CommitGuard | None = None,
+) -> None:
     """Attach the agents to the app; they report what they do to ``board``.
 
     A crashed agent stops the worker (CrashingSupervisor): a worker that stays up with a dead
@@ -87,7 +93,7 @@ def install(w: Wiring, board: StatusBoard, commits: CommitGap | None = None) -> 
     registry = open_registry(settings)
     retrains = Retrains(w, book, registry, board)
     monitors = Monitors(book, load=w.monitors.load, max_snapshot_bytes=SNAPSHOT_LIMIT)
-    ckpt = Checkpointer(w, monitors, settings.checkpoint_s, commits)
+    ckpt = Checkpointer(w, monitors, settings.checkpoint_s, commits, guard)
     retrains.live = monitors.live  # fresher than the table between checkpoints
     drift = DriftAgent(w, board, monitors, ckpt, AliasFollower(registry), commits)
 
@@ -125,12 +131,13 @@ class DriftAgent:
         self.logical_of = {w.settings.topic(n): n for n in MONITORED_TOPICS}
 
     async def on_revoked(self, app: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        # faust awaits this before the group moves on: flush what we applied, then drop the
-        # cache (partitions we keep are reloaded from the table, which now has everything).
+        # faust awaits this before the group moves on: write what we applied (no acks: the
+        # records come again from the last commit and are recognised), then drop the cache
+        # (partitions we keep are reloaded from the table, which now has everything).
         # faust sends the revoked set positionally: on_partitions_revoked.send(revoked).
         revoked = args[0]
         async with self.ckpt.lock:
-            await self.ckpt.checkpoint()
+            await self.ckpt.checkpoint(ack=False)
             self.monitors.forget()
         self.board.forget_partitions({tp.partition for tp in revoked})
         if self.commits is not None:

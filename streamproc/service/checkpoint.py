@@ -24,6 +24,7 @@ from typing import Any
 
 from streamproc.core.router import Monitors
 from streamproc.service.app import Wiring
+from streamproc.service.commitguard import CommitGuard
 from streamproc.service.commits import CommitGap
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,16 @@ class Checkpointer:
     """Held events, the partition of each touched model, and the lock a checkpoint takes."""
 
     def __init__(
-        self, w: Wiring, monitors: Monitors, every_s: float, commits: CommitGap | None = None
+        self,
+        w: Wiring,
+        monitors: Monitors,
+        every_s: float,
+        commits: CommitGap | None = None,
+        guard: CommitGuard | None = None,
     ) -> None:
         self.w = w
         self.commits = commits
+        self.guard = guard
         self.monitors = monitors
         self.every_s = every_s
         self.held: list[Any] = []
@@ -73,10 +80,11 @@ class Checkpointer:
             if snapshot is not None:
                 self.w.monitors.put(model_id, snapshot, self.partition_of[model_id])
 
-    async def checkpoint(self) -> None:
+    async def checkpoint(self, ack: bool = True) -> None:
         """Snapshots of changed models -> changelog (flushed) -> release the held events.
 
-        The caller holds :attr:`lock`, so no batch is half-applied.
+        The caller holds :attr:`lock`, so no batch is half-applied. ``ack=False`` (at a
+        revocation) writes the state but does not ack: see :meth:`release`.
         """
         dirty = self.monitors.drain_dirty()
         for model_id, snapshot in dirty.items():
@@ -88,28 +96,29 @@ class Checkpointer:
         await self.w.app.producer.flush()
         # flush() may return with writes still queued; the acks are what count.
         await self.w.monitors.written()
-        released = self.release()
+        released = self.release() if ack else 0
         log.debug("checkpoint: %d models, %d of %d events released", len(dirty), released,
                   len(self.held))  # fmt: skip
         self.held.clear()
         self.last = time.monotonic()
 
     def release(self) -> int:
-        """Ack the held events: their state is written.
+        """Ack the held events: their state is written; tell the commit guard.
 
-        A revocation checkpoint acks too, after faust has cleared its commit bookkeeping for
-        every revoked partition (kept ones included, eager rebalancing): its acks start the
-        next generation's lists. For a kept partition the same offsets, fetched again from the
-        last commit, are then not listed twice (faust's ack index already has them); for a
-        partition that moved, faust discards the commit ("Discarded commit for revoked
-        partitions"). The duplicates of issue 17 came from faust's gap tracking during its
-        seek after an assignment (:mod:`streamproc.service.faust_compat`), not from here.
+        A revocation checkpoint does not ack: faust has cleared its commit bookkeeping for
+        every revoked partition by then (kept ones included, eager rebalancing), so acks
+        would start the next generation's lists with records of the last one; faust fetches
+        every partition again from its committed offset, and the records applied already are
+        recognised by their offsets and acked then. (For a partition that moved, faust
+        discarded such a commit anyway: "Discarded commit for revoked partitions".)
         """
-        consumer, sensors = self.w.app.consumer, self.w.app.sensors
+        consumer, sensors, guard = self.w.app.consumer, self.w.app.sensors, self.guard
         released = 0
         for event in self.held:
             msg = event.message
             released += 1
             if msg.ack(consumer):
                 sensors.on_message_out(msg.tp, msg.offset, msg)
+            if guard is not None and msg.generation_id is not None:
+                guard.released((msg.topic, msg.partition), msg.offset, msg.generation_id)
         return released

@@ -12,6 +12,8 @@ when one is gone.
 ``._is_changelog_tp``,                      its committed and read offsets, its consumer
 ``._committed_offset``, ``._read_offset``,  thread (:func:`rewind_uncommitted`,
 ``._thread``                                :func:`committed_offsets`, :func:`read_offsets`)
+``Consumer._commit_offsets``                wrapped: every commit held to what was applied
+                                            (:func:`guard_commits`)
 ``Consumer._acked``                         acked offsets per partition (read only:
                                             :func:`acked_offsets`)
 ``Consumer._active_partitions``             the partitions faust fetches (read, and written
@@ -65,6 +67,8 @@ import faust
 from faust.streams import _current_event
 from faust.web.base import BlueprintManager
 
+from streamproc.service.commitguard import CommitGuard
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -75,10 +79,12 @@ __all__ = [
     "at_partition",
     "buffered_partitions",
     "committed_offsets",
+    "guard_commits",
     "no_current_event",
     "pause_streams_while_seeking",
     "paused_partitions",
     "read_offsets",
+    "rewind",
     "rewind_uncommitted",
     "supported",
     "without_builtin_views",
@@ -89,6 +95,7 @@ SUPPORTED = ("0.15.",)
 # module attribute, and the consumer's own attributes (set in faust's Consumer.__init__).
 PRIVATE = (("faust.streams", "_current_event"), ("faust.web.base", "BlueprintManager"))
 PRIVATE_CONSUMER = (
+    "_commit_offsets",
     "_acked",
     "_active_partitions",
     "_paused_partitions",
@@ -109,7 +116,7 @@ def _faust_version() -> str:
 
 
 FAUST_VERSION = _faust_version()
-_USED = ("perform_seek", "pause_partitions", "resume_partitions", "assignment",
+_USED = ("perform_seek", "seek", "pause_partitions", "resume_partitions", "assignment",
          "_get_active_partitions", "_is_changelog_tp", "_committed_offset", "_thread",
          "app")  # fmt: skip
 _warned: list[bool] = []
@@ -204,6 +211,44 @@ async def rewind_uncommitted(consumer: Any) -> list[Any]:
     if tps:
         await consumer._thread.seek_to_beginning(*tps)
     return tps
+
+
+# -- commits held to what was applied (streamproc.service.commitguard) ---------------------------
+
+
+def guard_commits(consumer: Any, guard: CommitGuard) -> bool:
+    """Pass every commit faust makes through ``guard`` (``Consumer._commit_offsets``).
+
+    faust records what it passes on as committed (``_committed_offset``), so a partition
+    held back stays held until records are released past it. Returns whether it was
+    installed (faust 0.15 only).
+    """
+    if not supported(consumer) or not hasattr(consumer, "_commit_offsets"):
+        return False
+    commit = consumer._commit_offsets
+
+    async def _commit_offsets(offsets: Any, *args: Any, **kwargs: Any) -> bool:
+        committed = {tp: consumer._committed_offset.get(tp) for tp in offsets}
+        clamped = guard.clamp(offsets, committed, consumer.app.consumer_generation_id)
+        if not clamped.allowed:
+            return False
+        return bool(await commit(clamped.allowed, *args, **kwargs))
+
+    consumer._commit_offsets = _commit_offsets
+    return True
+
+
+async def rewind(consumer: Any, offsets: dict[Any, int]) -> list[Any]:
+    """Fetch the assigned partitions among ``offsets`` again from those offsets (faust's
+    ``seek``, which also moves its read offset back so the records are not dropped as read).
+    Returns the partitions rewound."""
+    assigned = set(consumer.assignment())
+    done = []
+    for tp, offset in offsets.items():
+        if tp in assigned:
+            await consumer.seek(tp, offset)
+            done.append(tp)
+    return done
 
 
 # -- the partitions faust fetches (read by the watchdog; faust issue #629) ------------------------

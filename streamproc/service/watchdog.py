@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streamproc.core.topics import SOURCE_TOPICS
 from streamproc.service.app import Wiring
+from streamproc.service.commitguard import CommitGuard
 from streamproc.service.commits import CommitGap
 from streamproc.service.faust_compat import (
     acked_offsets,
@@ -32,6 +33,7 @@ from streamproc.service.faust_compat import (
     committed_offsets,
     paused_partitions,
     read_offsets,
+    rewind,
 )
 
 log = logging.getLogger(__name__)
@@ -47,10 +49,12 @@ class Watchdog:
         stall_s: float,
         dump: Callable[[], None] = lambda: None,
         commits: CommitGap | None = None,
+        guard: CommitGuard | None = None,
     ) -> None:
         self.stall_s = stall_s
         self.dump = dump
         self.commits = commits  # applied vs committed offsets, judged on the same looks
+        self.guard = guard  # partitions whose commits it holds are fetched again from a look
         self.committed: dict[Any, int] = {}
         self.moved = time.monotonic()
         self.stalled: dict[str, Any] | None = None
@@ -109,6 +113,8 @@ def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 
         consumer = w.app.consumer
         assigned = {tp for tp in consumer.assignment() if tp.topic in sources}
         refetch_orphans(consumer, assigned, orphans_seen)
+        if dog.guard is not None:
+            await rewind(consumer, dog.guard.look())
         dups = ack_duplicates(consumer, assigned)
         if dups:
             log.warning(

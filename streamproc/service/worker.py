@@ -11,11 +11,13 @@ import signal
 import faust
 
 from streamproc.config import Settings
+from streamproc.core.topics import MONITORED_TOPICS
 from streamproc.service.agents import install
 from streamproc.service.app import create_app
 from streamproc.service.board import StatusBoard
+from streamproc.service.commitguard import CommitGuard
 from streamproc.service.commits import CommitGap
-from streamproc.service.faust_compat import pause_streams_while_seeking
+from streamproc.service.faust_compat import guard_commits, pause_streams_while_seeking
 from streamproc.service.topics import ensure_topics
 from streamproc.service.training.registries import open_registry
 from streamproc.service.watchdog import Watchdog, consumer_state, install_watchdog
@@ -30,9 +32,13 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     wiring = create_app(settings, bootstrap)
     board = StatusBoard(settings.metrics_models)
     commits = CommitGap(settings.commit_gap_s, board.metrics.registry)
-    install(wiring, board, commits)
+    guard = CommitGuard(settings.topic(t) for t in MONITORED_TOPICS)
+    install(wiring, board, commits, guard)
     pause_streams_while_seeking(wiring.app.consumer)  # else commits trail after rebalances (#17)
-    dog = Watchdog(settings.stall_s, dump=lambda: dump_tasks(wiring.app), commits=commits)
+    guard_commits(wiring.app.consumer, guard)  # else records faust skipped are committed (#17)
+    dog = Watchdog(
+        settings.stall_s, dump=lambda: dump_tasks(wiring.app), commits=commits, guard=guard
+    )
     install_watchdog(wiring, dog, bootstrap, every_s=min(30.0, settings.stall_s / 3))
     install_web(wiring, board, open_registry(settings), settings.admin_token(), dog)
     log.info(

@@ -1,0 +1,92 @@
+"""The commit guard: faust's commits held to the records this worker released (issue 17)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from streamproc.service.commitguard import CommitGuard
+
+P0, P1, L0 = ("predictions", 0), ("predictions", 1), ("labels", 0)
+
+
+def released(guard: CommitGuard, tp: tuple[str, int], offsets: range, gen: int = 1) -> None:
+    for offset in offsets:
+        guard.released(tp, offset, gen)
+
+
+def test_commits_up_to_what_was_released_pass_unchanged() -> None:
+    guard = CommitGuard(["predictions"])
+    released(guard, P0, range(100))
+    got = guard.clamp({P0: 100, L0: 7}, {P0: 40}, generation=1)
+    assert got.allowed == {P0: 100, L0: 7} and got.held == {}
+
+
+def test_a_commit_past_the_released_records_is_held_to_them() -> None:
+    # faust acked 100..199 without the worker applying them (skipped in its stream, or a
+    # "gap"): committing 200 would lose them.
+    guard = CommitGuard(["predictions"])
+    released(guard, P0, range(100))
+    got = guard.clamp({P0: 200}, {P0: 40}, generation=1)
+    assert got.allowed == {P0: 100} and got.held == {P0: 100}
+
+
+def test_nothing_is_committed_when_nothing_new_was_released() -> None:
+    guard = CommitGuard(["predictions"])
+    got = guard.clamp({P0: 200}, {P0: 40}, generation=1)
+    assert got.allowed == {} and got.held == {P0: 40}
+
+
+def test_during_an_assignment_nothing_is_committed_and_nothing_held() -> None:
+    # faust has forgotten the committed offset (revoked) and this generation released none.
+    guard = CommitGuard(["predictions"])
+    got = guard.clamp({P0: 200}, {P0: None}, generation=2)
+    assert got.allowed == {} and got.held == {}
+    assert guard.look() == {} and guard.look() == {}
+
+
+def test_releases_of_an_older_generation_do_not_count() -> None:
+    guard = CommitGuard(["predictions"])
+    released(guard, P0, range(100), gen=1)
+    assert guard.clamp({P0: 100}, {P0: 0}, generation=2).allowed == {}  # a new assignment
+    released(guard, P0, range(100, 150), gen=1)  # a revocation's late releases: ignored
+    assert guard.clamp({P0: 150}, {P0: 0}, generation=2).allowed == {}
+    released(guard, P0, range(0, 30), gen=2)
+    assert guard.clamp({P0: 150}, {P0: 0}, generation=2).allowed == {P0: 30}
+
+
+def test_a_held_partition_that_catches_up_is_not_rewound() -> None:
+    guard = CommitGuard(["predictions"])
+    released(guard, P0, range(100))
+    guard.clamp({P0: 200}, {P0: 40}, generation=1)
+    assert guard.look() == {}
+    released(guard, P0, range(100, 150))  # records keep coming: fetched after the assignment
+    assert guard.look() == {}
+    released(guard, P0, range(150, 200))
+    assert guard.look() == {} and guard.look() == {}  # all of them applied: forgotten
+
+
+def test_a_held_partition_with_no_progress_for_a_look_is_rewound_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guard = CommitGuard(["predictions"])
+    released(guard, P0, range(100))
+    released(guard, P1, range(10))
+    guard.clamp({P0: 200, P1: 10}, {P0: 40, P1: 0}, generation=1)
+    assert guard.look() == {}  # a look's time to move
+    with caplog.at_level(logging.WARNING):
+        assert guard.look() == {P0: 100}
+    assert guard.rewinds == 1
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "up to offset 200 as done" in warning and "fetching them again from 100" in warning
+    assert guard.look() == {}  # once: the next hold starts its own count
+
+
+def test_a_new_generation_forgets_what_was_held() -> None:
+    guard = CommitGuard(["predictions"])
+    released(guard, P0, range(100))
+    guard.clamp({P0: 200}, {P0: 40}, generation=1)
+    guard.look()
+    released(guard, P0, range(0, 5), gen=2)  # faust fetches from the committed offset itself
+    assert guard.look() == {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +92,33 @@ def test_a_new_generation_forgets_what_was_held() -> None:
     guard.look()
     released(guard, P0, range(0, 5), gen=2)  # faust fetches from the committed offset itself
     assert guard.look() == {}
+
+
+def test_faust_commits_pass_through_the_guard(tmp_path: Path) -> None:
+    # The wiring on a real (unstarted) faust consumer: what reaches faust's own commit.
+    from faust.types import TP
+
+    from streamproc.config import Settings
+    from streamproc.service.app import create_app
+    from streamproc.service.faust_compat import guard_commits
+
+    settings = Settings(data_dir=tmp_path, topic_prefix="t-")
+    consumer = create_app(settings, "127.0.0.1:1").app.consumer
+    passed: list[dict[object, int]] = []
+
+    async def commit(offsets: dict[object, int], *args: object, **kwargs: object) -> bool:
+        passed.append(dict(offsets))
+        return True
+
+    consumer._commit_offsets = commit
+    guard = CommitGuard(["t-predictions"])
+    assert guard_commits(consumer, guard)
+    consumer.app.consumer_generation_id = 4
+    p0, other = TP("t-predictions", 0), TP("t-sp-monitors-changelog", 0)
+    consumer._committed_offset[p0] = 40
+    released(guard, ("t-predictions", 0), range(40, 100), gen=4)
+    assert asyncio.run(consumer._commit_offsets({p0: 250, other: 9}))
+    assert passed == [{p0: 100, other: 9}]
+    consumer._committed_offset[p0] = 100
+    assert not asyncio.run(consumer._commit_offsets({p0: 300}))  # nothing new: no commit
+    assert passed == [{p0: 100, other: 9}]

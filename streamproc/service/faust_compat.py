@@ -12,6 +12,8 @@ when one is gone.
 ``._is_changelog_tp``,                      its committed and read offsets, its consumer
 ``._committed_offset``, ``._read_offset``,  thread (:func:`rewind_uncommitted`,
 ``._thread``                                :func:`committed_offsets`, :func:`read_offsets`)
+``Consumer.getmany``                        wrapped: a jump in a partition's offsets is
+                                            fetched again, not skipped (:func:`refuse_gaps`)
 ``Consumer._commit_offsets``                wrapped: every commit held to what was applied
                                             (:func:`guard_commits`)
 ``Consumer._acked``                         acked offsets per partition (read only:
@@ -84,6 +86,7 @@ __all__ = [
     "pause_streams_while_seeking",
     "paused_partitions",
     "read_offsets",
+    "refuse_gaps",
     "rewind",
     "rewind_uncommitted",
     "supported",
@@ -235,6 +238,61 @@ def guard_commits(consumer: Any, guard: CommitGuard) -> bool:
         return bool(await commit(clamped.allowed, *args, **kwargs))
 
     consumer._commit_offsets = _commit_offsets
+    return True
+
+
+def refuse_gaps(consumer: Any) -> bool:
+    """Never let faust skip records it did not deliver: fetch them again instead.
+
+    faust's fetch loop (its consumer's message drain) treats a record whose offset is more
+    than one past the partition's read offset as a gap: it records the offsets in between as
+    acked (``_add_gap``), delivers the record, and commits past them. After rebalances under
+    load such jumps were false: a worker given a partition at committed offset 194 was handed
+    offset 531 next (traced), and the 336 records between were committed unapplied (issue
+    17). Applying the later record first would also make the monitors skip the earlier ones
+    as redelivered (they keep the last offset applied). So before faust sees a record past a
+    jump on a partition it acks, the partition is sought back to the read offset and the rest
+    of its batch dropped: the records come again in order. A jump found again at the same
+    offsets after that is real (no records there: a transaction's markers, a compacted
+    topic) and passes to faust as before. Wraps ``Consumer.getmany`` (faust 0.15 only);
+    returns whether it was installed.
+    """
+    if not supported(consumer) or not hasattr(consumer, "getmany"):
+        return False
+    getmany = consumer.getmany
+    read = consumer._read_offset
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    tried: dict[Any, tuple[int, int]] = {}
+
+    async def refetching(timeout: float) -> Any:
+        dropped: set[Any] = set()
+        async for tp, message in getmany(timeout=timeout):
+            if tp in dropped:
+                continue
+            r_offset = read.get(tp)
+            jump = (r_offset, message.offset)
+            if (
+                r_offset
+                and message.offset - r_offset > 1
+                and acks_enabled_for(message.topic)
+                and not consumer._is_changelog_tp(tp)
+            ):
+                if tried.get(tp) != jump:
+                    tried[tp] = jump
+                    dropped.add(tp)
+                    log.warning(
+                        "%s[%d]: faust's fetch jumped from offset %d to %d; fetching the "
+                        "records between again instead of committing them unapplied (issue 17)",
+                        tp.topic, tp.partition, r_offset, message.offset,
+                    )  # fmt: skip
+                    await consumer.seek(tp, r_offset)
+                    continue
+                log.info("%s[%d]: no records between offsets %d and %d (checked twice)",
+                         tp.topic, tp.partition, r_offset, message.offset)  # fmt: skip
+            tried.pop(tp, None)
+            yield tp, message
+
+    consumer.getmany = refetching
     return True
 
 

@@ -17,7 +17,11 @@ from streamproc.service.app import create_app
 from streamproc.service.board import StatusBoard
 from streamproc.service.commitguard import CommitGuard
 from streamproc.service.commits import CommitGap
-from streamproc.service.faust_compat import guard_commits, pause_streams_while_seeking
+from streamproc.service.faust_compat import (
+    guard_commits,
+    pause_streams_while_seeking,
+    refuse_gaps,
+)
 from streamproc.service.topics import ensure_topics
 from streamproc.service.training.registries import open_registry
 from streamproc.service.watchdog import Watchdog, consumer_state, install_watchdog
@@ -35,6 +39,7 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     guard = CommitGuard(settings.topic(t) for t in MONITORED_TOPICS)
     install(wiring, board, commits, guard)
     pause_streams_while_seeking(wiring.app.consumer)  # else commits trail after rebalances (#17)
+    refuse_gaps(wiring.app.consumer)  # else a false jump in offsets skips records (#17)
     guard_commits(wiring.app.consumer, guard)  # else records faust skipped are committed (#17)
     dog = Watchdog(
         settings.stall_s, dump=lambda: dump_tasks(wiring.app), commits=commits, guard=guard

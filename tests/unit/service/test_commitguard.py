@@ -122,3 +122,50 @@ def test_faust_commits_pass_through_the_guard(tmp_path: Path) -> None:
     consumer._committed_offset[p0] = 100
     assert not asyncio.run(consumer._commit_offsets({p0: 300}))  # nothing new: no commit
     assert passed == [{p0: 100, other: 9}]
+
+
+class _Msg:
+    def __init__(self, topic: str, offset: int) -> None:
+        self.topic, self.offset = topic, offset
+
+
+def test_a_jump_in_offsets_is_fetched_again_once_then_believed(tmp_path: Path) -> None:
+    # faust's fetch loop would record offsets 195..530 as acked (a "gap") and commit them.
+    from faust.types import TP
+
+    from streamproc.config import Settings
+    from streamproc.service.app import create_app
+    from streamproc.service.faust_compat import refuse_gaps
+
+    consumer = create_app(Settings(data_dir=tmp_path), "127.0.0.1:1").app.consumer
+    p2, p3 = TP("t-predictions", 2), TP("t-predictions", 3)
+    fetches = [
+        [(p2, _Msg(p2.topic, 531)), (p2, _Msg(p2.topic, 532)), (p3, _Msg(p3.topic, 242))],
+        [(p2, _Msg(p2.topic, 194)), (p2, _Msg(p2.topic, 195))],  # fetched again: in order
+        [(p3, _Msg(p3.topic, 250))],  # a real jump (a transaction's markers) ...
+        [(p3, _Msg(p3.topic, 250))],  # ... found again at the same offsets: believed
+    ]
+    sought: list[tuple[object, int]] = []
+
+    async def getmany(timeout: float):  # type: ignore[no-untyped-def]
+        for tp, msg in fetches.pop(0):
+            yield tp, msg
+            consumer._read_offset[tp] = msg.offset  # as faust's loop does after delivery
+
+    async def seek(tp: object, offset: int) -> None:
+        sought.append((tp, offset))
+        consumer._read_offset[tp] = offset
+
+    consumer.getmany, consumer.seek = getmany, seek
+    consumer.app.topics.acks_enabled_for = lambda topic: True
+    consumer._read_offset.update({p2: 194, p3: 241})
+    assert refuse_gaps(consumer)
+
+    async def fetch() -> list[tuple[object, int]]:
+        return [(tp, m.offset) async for tp, m in consumer.getmany(timeout=1.0)]
+
+    assert asyncio.run(fetch()) == [(p3, 242)]  # p2's batch dropped, sought back to 194
+    assert sought == [(p2, 194)]
+    assert asyncio.run(fetch()) == [(p2, 194), (p2, 195)]
+    assert asyncio.run(fetch()) == [] and sought[-1] == (p3, 242)
+    assert asyncio.run(fetch()) == [(p3, 250)] and len(sought) == 2

@@ -243,6 +243,9 @@ class RankCusum:
         # when the reference freezes; empty before.
         self._tables: list[tuple[float, ...]] = []
         self._slacks: list[float] = []
+        # Each table minus its slack: the increment a rank adds, one addition per update (the
+        # batch path, streamproc.core.detect.rankbatch, adds the same numbers in the same order).
+        self._incs: list[tuple[float, ...]] = []
         self._seen = 0  # values since the reference froze: the generator's counter
         self._cur_missing = 0  # missing values since the reference froze
         self._m0 = 0.0
@@ -267,6 +270,10 @@ class RankCusum:
         self._slacks = [d * k * max(1.0, 2.0 * d) for d in self.shifts] * sides + [
             self.variance_slack
         ] * (sides - 1)
+        self._incs = [
+            tuple(v - slack for v in table)
+            for table, slack in zip(self._tables, self._slacks, strict=True)
+        ]
         p0 = (self._missing + 1.0) / (self._n + 2.0)
         p1 = min(max(2.0 * p0, p0 + 0.01), 0.999)
         self._m0 = math.log(p1 / p0)
@@ -327,8 +334,8 @@ class RankCusum:
         s[-1] = m if m > 0.0 else 0.0
         fired = False
         h = self._h
-        for i, (table, slack) in enumerate(zip(self._tables, self._slacks, strict=True)):
-            c = s[i] + table[r] - slack
+        for i, inc in enumerate(self._incs):
+            c = s[i] + inc[r]
             if c > 0.0:
                 s[i] = c
                 if c >= h:

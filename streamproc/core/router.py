@@ -20,10 +20,10 @@ True
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import orjson
 
@@ -229,7 +229,7 @@ def iter_record(
         yield _guarded(monitors, topic, raw, source, received_ts, one)
         return
     if vectorized and topic == PREDICTIONS:
-        yield from iter_predictions(monitors, events, source, received_ts)
+        yield from iter_predictions(monitors, events, source, received_ts, _checked(obj))
         return
     for i, ev in enumerate(events):
         src = SourceRef(source.topic, source.partition, source.offset, i)
@@ -381,15 +381,22 @@ _HANDLERS: Final[dict[str, Callable[[ModelMonitor, Any, SourceRef], Any]]] = {
 
 
 def iter_predictions(
-    monitors: Monitors, events: list[dict[str, Any]], source: SourceRef, received_ts: float
+    monitors: Monitors,
+    events: list[dict[str, Any]],
+    source: SourceRef,
+    received_ts: float,
+    features_checked: bool = False,
 ) -> Iterator[Outcome]:
     """A batch's predictions (split, not yet validated) with each model's run applied at once.
 
     Each event is validated first (a bad one is its dead letter, as per event); then each run
     of consecutive events of one model goes through :meth:`ModelMonitor.on_predictions`. The
     Outcomes are those of the per-event path, in the same order, yielded as they are applied.
+    ``features_checked``: every feature column was checked as a whole (:func:`_checked`).
     """
     kind, cls, fields = _BATCHED[PREDICTIONS]
+    if features_checked:
+        fields = _CHECKED_FEATURES_SPEC
     built: list[PredictionEvent | Outcome] = []
     for i, raw in enumerate(events):
         src = SourceRef(source.topic, source.partition, source.offset, i)
@@ -421,6 +428,24 @@ def iter_predictions(
         i = end
 
 
+# A JSON value decoded by orjson is never NaN nor infinite; of these types, every feature
+# value passes the per-event check (events._features) as it is.
+_FEATURE_TYPES: Final = frozenset({int, float, str, bool, type(None)})
+_CHECKED_FEATURES_SPEC: Final = tuple(
+    (name, (lambda kind, field, v: v) if name == "features" else check, required)
+    for name, check, required in PREDICTION_SPEC
+)
+
+
+def _checked(obj: dict[str, Any]) -> bool:
+    """Whether each feature column of a decoded batch holds only values its events' check
+    passes (then the check is not repeated per event)."""
+    cols = obj.get("features")
+    if not isinstance(cols, dict):
+        return False
+    return all(isinstance(c, list) and set(map(type, c)) <= _FEATURE_TYPES for c in cols.values())
+
+
 def _run(
     monitors: Monitors,
     run: list[Any],
@@ -431,16 +456,16 @@ def _run(
 ) -> Iterator[Outcome]:
     """One model's consecutive valid predictions of a batch, through its batch path."""
     mon = monitors.get(run[0].model_id)
-    srcs = [
-        SourceRef(source.topic, source.partition, source.offset, start + k) for k in range(len(run))
-    ]
+    srcs = _Sources(source, start, len(run))
     # A redelivered record's events already applied come first (they share its offset).
     fresh = 0
     while fresh < len(run) and not mon.accept(srcs[fresh]):
         yield Outcome(model_id=mon.model_id, redelivered=True)
         fresh += 1
-    for k in range(fresh + 1, len(run)):
-        mon.accept(srcs[k])  # later indices of the same offset: accepted, in order
+    if fresh < len(run) - 1:
+        # The later indices of the same offset are accepted in turn; the last one is what
+        # accepting each of them leaves.
+        mon.accept(srcs[len(run) - 1])
     k = fresh
     try:
         for k, emitted in mon.on_predictions(run[fresh:], srcs[fresh:]):
@@ -457,3 +482,28 @@ def _run(
             except Exception as again:
                 where = f"event {start + j} of the batch: "
                 yield _internal(PREDICTIONS, where, raws[j], srcs[j], received_ts, again)
+
+
+class _Sources(Sequence[SourceRef]):
+    """The sources of a batch's events ``start..start+n-1``, made when one is asked for."""
+
+    def __init__(self, source: SourceRef, start: int, n: int) -> None:
+        self.source, self.start, self.n = source, start, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> SourceRef: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[SourceRef]: ...
+    def __getitem__(self, i: int | slice) -> SourceRef | Sequence[SourceRef]:
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(self.n)
+            if step != 1:
+                raise ValueError("batch sources: slices of step 1 only")
+            return _Sources(self.source, self.start + lo, max(hi - lo, 0))
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        s = self.source
+        return SourceRef(s.topic, s.partition, s.offset, self.start + (i % self.n))

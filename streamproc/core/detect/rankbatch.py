@@ -41,7 +41,6 @@ True
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,14 +115,21 @@ def values_of(column: Sequence[Any]) -> FloatArray:
     return np.array(column, dtype=np.float64)
 
 
-@functools.lru_cache(maxsize=64)
-def _inc_array(incs: tuple[tuple[float, ...], ...]) -> FloatArray:
-    return np.array(incs, dtype=np.float64)
+# The increment tables as arrays, by the identity of the detector's tables (shared by every
+# detector with the same parameters and reference size: ranks._increments is cached).
+_ARRAYS: dict[int, tuple[Any, FloatArray]] = {}
 
 
 def _inc_table(det: RankCusum) -> FloatArray:
-    # Detectors with the same parameters and reference size share their tables (by value).
-    return _inc_array(tuple(det._incs))
+    incs = det._incs
+    hit = _ARRAYS.get(id(incs))
+    if hit is not None and hit[0] is incs:
+        return hit[1]
+    if len(_ARRAYS) >= 64:
+        _ARRAYS.clear()
+    arr = np.array(incs, dtype=np.float64)
+    _ARRAYS[id(incs)] = (incs, arr)
+    return arr
 
 
 def _ranks(det: RankCusum, v: FloatArray, counters: IntArray) -> IntArray:

@@ -84,9 +84,12 @@ def apply_predictions(
 ) -> Iterator[tuple[int, Emitted]]:
     """Apply ``events`` (one model's, in order) and yield ``(i, emitted)`` for each.
 
-    The same as ``mon.on_prediction(events[i], sources[i])`` for each ``i`` in turn; lazily:
-    the events after ``i`` are looked at only when the next one is asked for. The caller
-    checks redelivery (:meth:`ModelMonitor.accept`) and takes the type mismatches
+    The same as ``mon.on_prediction(events[i], sources[i])`` for each ``i`` in turn. Lazily,
+    up to a stretch: the detectors of a plain stretch (see the module docstring) are updated
+    before its first event is yielded, but such a stretch ends at the first event that can
+    emit anything, and what follows that event is looked at only when the next one is asked
+    for (a caller may, as the replay does, deploy in between). The caller checks redelivery
+    (:meth:`ModelMonitor.accept`) and takes the type mismatches
     (:meth:`ModelMonitor.take_mismatches`) after each yielded event, as it does per event.
     """
     srcs: Sequence[SourceRef | None] = sources if sources is not None else [None] * len(events)
@@ -143,6 +146,13 @@ def _segment(
         end = p + n
         cols.append((watched, vals))
     cols.extend((signal, [None] * (end - p)) for signal in gone)
+    kept = []
+    for signal, vals in cols:
+        if signal in mon.detectors:
+            kept.append((signal, vals))
+        else:  # no detector yet: skipped while missing, made on its first value (per event)
+            end = min(end, p + next((i for i, v in enumerate(vals) if v is not None), len(vals)))
+    cols = kept
     for signal in (*(c[0] for c in cols), *(o[0] for o in outputs)):
         if signal not in mon.detectors or signal not in mon.samples:
             return None  # made on its first value, per event

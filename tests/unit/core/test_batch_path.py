@@ -56,6 +56,8 @@ def _prediction(rng: random.Random, i: int, model: str, changed: bool, miss: flo
         "const": maybe(1e200),
         "cat": maybe(rng.choice("abcd" if not changed else "aaad")),
         "user": f"u{i}",  # an identifier: watched by its length
+        "never": None,  # never a value: no detector
+        "later": rng.random() if i > 400 else None,  # a detector made mid-stream
     }
     if rng.random() < miss / 2:
         del features["x"]  # a missing key

@@ -41,9 +41,25 @@ FAST = Policy(
     refit_examples=40,
 )
 SCHEDULED = Policy(drift=FAST.drift, error=FAST.error, max_events=700, max_age_s=900.0)
+QUIET_OUTPUTS = Policy(  # identifiers skipped, outputs not watched, two signals must agree
+    drift=DriftRule(
+        numeric=(("detector", "rank_cusum"), ("warmup", 30), ("arl", 300.0)),
+        categorical=(("detector", "multinomial_cusum"), ("warmup", 30), ("arl", 300.0)),
+        identifier_probe=20,
+        identifiers="skip",
+        outputs=False,
+    ),
+    error=FAST.error,
+    quorum=2,
+    quorum_window_s=600.0,
+    cooldown_s=200.0,
+)
+POLICIES = {"fast": FAST, "scheduled": SCHEDULED, "quiet_outputs": QUIET_OUTPUTS}
 
 
-def _prediction(rng: random.Random, i: int, model: str, changed: bool, miss: float) -> dict:
+def _prediction(
+    rng: random.Random, i: int, model: str, changed: bool, miss: float, regression: bool = False
+) -> dict:
     shift = 1.5 if changed else 0.0
 
     def maybe(v: Any) -> Any:
@@ -68,13 +84,25 @@ def _prediction(rng: random.Random, i: int, model: str, changed: bool, miss: flo
         "model_id": model,
         "model_version": "v2" if rng.random() < 0.03 else "v1",
         "ts": 1000.0 + i,
-        "prediction": rng.randint(0, 1) if not changed else int(rng.random() < 0.8),
+        "prediction": (
+            round(rng.gauss(shift, 1.0), 3)
+            if regression
+            else (rng.randint(0, 1) if not changed else int(rng.random() < 0.8))
+        ),
         "score": rng.random() if i % 3 else None,
         "features": features,
     }
 
 
 def _label(rng: random.Random, pred: dict, changed: bool) -> dict:
+    if isinstance(pred["prediction"], float):  # regression: the error grows after the change
+        noise = rng.gauss(0.0, 2.0 if changed else 0.5)
+        label = round(pred["prediction"] + noise, 3)
+        return {
+            **{k: pred[k] for k in ("event_id", "model_id")},
+            "ts": pred["ts"] + 5.0,
+            "label": label,
+        }
     truth = (
         pred["prediction"] if rng.random() < (0.6 if changed else 0.9) else 1 - pred["prediction"]
     )
@@ -88,7 +116,7 @@ def _label(rng: random.Random, pred: dict, changed: bool) -> dict:
 
 
 def _records(
-    seed: int, n: int, size: int, miss: float, two_models: bool
+    seed: int, n: int, size: int, miss: float, two_models: bool, regression: bool = False
 ) -> list[tuple[str, bytes]]:
     """Prediction and label records of ``size`` events; labels for about half, some early."""
     rng = random.Random(seed)
@@ -96,7 +124,7 @@ def _records(
     preds, labels = [], []
     for i in range(n):
         model = "m1" if not two_models or rng.random() < 0.7 else "m2"
-        p = _prediction(rng, i, model, i >= change, miss)
+        p = _prediction(rng, i, model, i >= change, miss, regression)
         if rng.random() < 0.005:
             p["ts"] = "late"  # a bad event: its own dead letter
         preds.append(p)
@@ -143,20 +171,21 @@ def _run(records: list[tuple[str, bytes]], book: PolicyBook, vectorized: bool) -
     return outs, snaps
 
 
-@settings(max_examples=24, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**31),
     size=st.sampled_from([1, 7, 100, 1000]),
     n=st.integers(50, 2500),
     miss=st.sampled_from([0.0, 0.05, 0.3]),
     two_models=st.booleans(),
-    scheduled=st.booleans(),
+    policy=st.sampled_from(sorted(POLICIES)),
+    regression=st.booleans(),
 )
 def test_batch_path_is_the_per_event_path(
-    seed: int, size: int, n: int, miss: float, two_models: bool, scheduled: bool
+    seed: int, size: int, n: int, miss: float, two_models: bool, policy: str, regression: bool
 ) -> None:
-    records = _records(seed, n, size, miss, two_models)
-    book = PolicyBook(SCHEDULED if scheduled else FAST)
+    records = _records(seed, n, size, miss, two_models, regression)
+    book = PolicyBook(POLICIES[policy])
     one_by_one = _run(records, book, vectorized=False)
     batched = _run(records, book, vectorized=True)
     assert batched[0] == one_by_one[0]

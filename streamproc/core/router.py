@@ -229,7 +229,8 @@ def iter_record(
         yield _guarded(monitors, topic, raw, source, received_ts, one)
         return
     if vectorized and topic == PREDICTIONS:
-        yield from iter_predictions(monitors, events, source, received_ts, _checked(obj))
+        prebuilt = _prebuilt(obj, events) if _checked(obj) else None
+        yield from iter_predictions(monitors, events, source, received_ts, True, prebuilt)
         return
     for i, ev in enumerate(events):
         src = SourceRef(source.topic, source.partition, source.offset, i)
@@ -386,19 +387,21 @@ def iter_predictions(
     source: SourceRef,
     received_ts: float,
     features_checked: bool = False,
+    prebuilt: list[PredictionEvent] | None = None,
 ) -> Iterator[Outcome]:
     """A batch's predictions (split, not yet validated) with each model's run applied at once.
 
     Each event is validated first (a bad one is its dead letter, as per event); then each run
     of consecutive events of one model goes through :meth:`ModelMonitor.on_predictions`. The
     Outcomes are those of the per-event path, in the same order, yielded as they are applied.
-    ``features_checked``: every feature column was checked as a whole (:func:`_checked`).
+    ``features_checked``: every feature column was checked as a whole (:func:`_checked`);
+    ``prebuilt``: the events, every column checked as a whole (:func:`_prebuilt`).
     """
     kind, cls, fields = _BATCHED[PREDICTIONS]
     if features_checked:
         fields = _CHECKED_FEATURES_SPEC
     built: list[PredictionEvent | Outcome] = []
-    for i, raw in enumerate(events):
+    for i, raw in enumerate(events if prebuilt is None else ()):
         src = SourceRef(source.topic, source.partition, source.offset, i)
         try:
             ev = build(cls, fields, kind, raw)
@@ -411,6 +414,15 @@ def iter_predictions(
         except Exception as exc:  # a bug must cost one event, not the worker
             where = f"event {i} of the batch: "
             built.append(_internal(PREDICTIONS, where, raw, src, received_ts, exc))
+    for i, ev in enumerate(prebuilt or ()):
+        try:
+            _future(PREDICTIONS, ev, received_ts)
+            built.append(ev)
+        except InvalidEvent as exc:
+            src = SourceRef(source.topic, source.partition, source.offset, i)
+            msg = f"event {i} of the batch: {exc}"
+            dl = dead_letter(src, msg, orjson.dumps(events[i]), received_ts, exc.reason)
+            built.append(Outcome(dead_letter=dl))
     i = 0
     while i < len(built):
         first = built[i]
@@ -444,6 +456,58 @@ def _checked(obj: dict[str, Any]) -> bool:
     if not isinstance(cols, dict):
         return False
     return all(isinstance(c, list) and set(map(type, c)) <= _FEATURE_TYPES for c in cols.values())
+
+
+_PREDICTION_FIELDS: Final = frozenset(name for name, _, _ in PREDICTION_SPEC)
+_NUMBER: Final = frozenset({int, float})
+
+
+def _texts(v: Any) -> bool:
+    """A column (or its one shared value) of non-empty strings."""
+    if isinstance(v, str):
+        return bool(v)
+    return isinstance(v, list) and set(map(type, v)) == {str} and all(v)
+
+
+def _prebuilt(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[PredictionEvent] | None:
+    """The prediction events of a decoded batch whose columns all pass the per-event checks
+    (:func:`streamproc.core.events.build`: the same events it would build), or None: then
+    each event is checked alone, and a bad one is its dead letter.
+
+    orjson never decodes NaN or infinities: a number column only needs its types and ranges.
+    """
+    if not set(obj) <= _PREDICTION_FIELDS:
+        return None  # fields for extra: built per event
+    ts, score = obj.get("ts"), obj.get("score")
+    if not (
+        _texts(obj.get("event_id"))
+        and _texts(obj.get("model_id"))
+        and _texts(obj.get("model_version"))
+        and isinstance(ts, list)
+        and set(map(type, ts)) <= _NUMBER
+        and min(ts) >= 0
+        and set(map(type, obj.get("prediction") or [None])) <= {str, bool, int, float}
+    ):
+        return None
+    if score is not None:
+        present = [x for x in score if x is not None]
+        if not (set(map(type, present)) <= _NUMBER and all(0.0 <= x <= 1.0 for x in present)):
+            return None
+    out = []
+    for ev in events:
+        sc = ev.get("score")
+        out.append(
+            PredictionEvent(
+                event_id=ev["event_id"],
+                model_id=ev["model_id"],
+                model_version=ev["model_version"],
+                ts=float(ev["ts"]),
+                prediction=ev["prediction"],
+                features=ev.get("features", {}),
+                score=None if sc is None else float(sc),
+            )
+        )
+    return out
 
 
 def _run(

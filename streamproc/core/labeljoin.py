@@ -132,6 +132,10 @@ class LabelJoin:
     def pending(self) -> int:
         return len(self._pending)
 
+    def has_early(self, event_id: str) -> bool:
+        """Whether a label for ``event_id`` waits for its prediction (it would join at once)."""
+        return event_id in self._early
+
     def add_prediction(
         self, event_id: str, ts: float, version: str, prediction: Any, features: Mapping[str, Any]
     ) -> Joined | None:

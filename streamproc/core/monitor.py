@@ -37,11 +37,12 @@ import functools
 import hashlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
 
+from streamproc.core.batchmonitor import apply_predictions
 from streamproc.core.changepoint import estimate_change
 from streamproc.core.degraded import DegradedWatch
 from streamproc.core.detect import Detector, restore
@@ -225,14 +226,18 @@ class ModelMonitor:
         done = self.batch_pos.get(key)
         return source.index is not None and done is not None and source.index > done
 
-    def on_prediction(self, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
+    def on_prediction(
+        self, ev: PredictionEvent, source: SourceRef | None, done: Mapping[str, bool] | None = None
+    ) -> Emitted:
+        """Apply one prediction; ``done``: detectors the batch path already updated with it
+        (signal -> what its update returned; :mod:`streamproc.core.batchmonitor`)."""
         self._seen(ev.ts, "predictions")
         self._observe_version(ev.model_version)
         request = None
         if ev.model_version == self.version:
             self.trigger.events += 1
             request = (
-                self._watch_distributions(ev, source)
+                self._watch_distributions(ev, source, done)
                 or self._scheduled(ev.ts, source)
                 or self._label_wait_expired(ev.ts, source)
             )
@@ -243,6 +248,13 @@ class ModelMonitor:
         )
         emitted = self._on_joined(joined, source) if joined else None
         return request or emitted
+
+    def on_predictions(
+        self, events: Sequence[PredictionEvent], sources: Sequence[SourceRef | None] | None = None
+    ) -> Iterator[tuple[int, Emitted]]:
+        """A batch of this model's predictions at once, lazily: ``(i, emitted)`` per event,
+        identical to :meth:`on_prediction` one by one (:mod:`streamproc.core.batchmonitor`)."""
+        return apply_predictions(self, events, sources)
 
     def on_label(self, ev: LabelEvent, source: SourceRef | None) -> Emitted:
         self._seen(ev.ts, "labels")
@@ -402,7 +414,9 @@ class ModelMonitor:
         out, self.mismatches = self.mismatches, []
         return out
 
-    def _watch_distributions(self, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
+    def _watch_distributions(
+        self, ev: PredictionEvent, source: SourceRef | None, done: Mapping[str, bool] | None = None
+    ) -> Emitted:
         """Label-free signals: each watched feature, the prediction and the score."""
         rule = self.policy.drift
         if rule is None:
@@ -414,7 +428,8 @@ class ModelMonitor:
                 if value is None:
                     continue  # the kind of test is chosen on the first real value
                 det = self.detectors[signal] = rule.make(value, output=signal in _OUTPUTS)
-            if self._update(signal, det, value) and fired is None and self._significant(det):
+            hit = done[signal] if done and signal in done else self._update(signal, det, value)
+            if hit and fired is None and self._significant(det):
                 evidence = f"{signal}@{ev.event_id}"
                 fired = self._fired(signal, det, det.statistic, ev.ts, evidence, source)
         return fired
@@ -476,14 +491,18 @@ class ModelMonitor:
 
     def _left_out(self, features: Mapping[str, Any]) -> list[tuple[str, Any]]:
         """Watched features whose key this record left out: missing, exactly like ``null``."""
-        gone = [
+        gone = self._left_out_signals(features)
+        if gone:
+            self.counts["missing_keys"] = self.counts.get("missing_keys", 0) + len(gone)
+        return gone
+
+    def _left_out_signals(self, features: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """:meth:`_left_out` without its counter."""
+        return [
             (s, None)
             for s in self.detectors
             if s.startswith("feature:") and s[8:].removesuffix(LENGTH_SUFFIX) not in features
         ]
-        if gone:
-            self.counts["missing_keys"] = self.counts.get("missing_keys", 0) + len(gone)
-        return gone
 
     def _significant(self, det: Detector) -> bool:
         """Bonferroni across the model's watched distributions: many tests, one alarm budget.

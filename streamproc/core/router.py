@@ -20,10 +20,10 @@ True
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import orjson
 
@@ -163,7 +163,12 @@ def route(
 
 
 def route_record(
-    monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef, received_ts: float
+    monitors: Monitors,
+    topic: str,
+    raw: bytes | None,
+    source: SourceRef,
+    received_ts: float,
+    vectorized: bool = True,
 ) -> tuple[Outcome, ...]:
     """Apply one raw record, single-event or batched, event by event; one Outcome per event.
 
@@ -173,6 +178,8 @@ def route_record(
     (its error starts with ``event i of the batch``); a batch of the wrong shape is one
     dead-letter Outcome for the whole record. A single-event record gives ``(route(...),)``.
     Never raises. :func:`iter_record` is the same, one event applied per step.
+    ``vectorized``: a batch's predictions go through :meth:`ModelMonitor.on_predictions`
+    (the same results, faster); False applies them one by one (to compare, to measure).
 
     >>> raw = b'{"model_id": "m", "model_version": "v1", "event_id": ["a", "b"], "ts": [1, -2],'
     >>> raw += b' "prediction": [1, 0]}'
@@ -182,11 +189,16 @@ def route_record(
     >>> outs[1].dead_letter.source.index, outs[1].dead_letter.error[:40]
     (1, 'event 1 of the batch: prediction: field ')
     """
-    return tuple(iter_record(monitors, topic, raw, source, received_ts))
+    return tuple(iter_record(monitors, topic, raw, source, received_ts, vectorized))
 
 
 def iter_record(
-    monitors: Monitors, topic: str, raw: bytes | None, source: SourceRef, received_ts: float
+    monitors: Monitors,
+    topic: str,
+    raw: bytes | None,
+    source: SourceRef,
+    received_ts: float,
+    vectorized: bool = True,
 ) -> Iterator[Outcome]:
     """:func:`route_record` lazily: each event is applied when its Outcome is asked for.
 
@@ -215,6 +227,10 @@ def iter_record(
         return
     if events is None:
         yield _guarded(monitors, topic, raw, source, received_ts, one)
+        return
+    if vectorized and topic == PREDICTIONS:
+        prebuilt = _prebuilt(obj, events) if _checked(obj) else None
+        yield from iter_predictions(monitors, events, source, received_ts, True, prebuilt)
         return
     for i, ev in enumerate(events):
         src = SourceRef(source.topic, source.partition, source.offset, i)
@@ -285,6 +301,15 @@ def _route(
     return _apply(monitors, topic, _PARSERS[topic](raw), source, received_ts, raw)
 
 
+def _future(topic: str, ev: Any, received_ts: float) -> None:
+    if received_ts > 0 and ev.ts > received_ts + MAX_FUTURE_S:
+        raise InvalidEvent(
+            f"{topic}: field 'ts' ({ev.ts:.0f}) is {(ev.ts - received_ts) / 86400:.1f} days after "
+            "Kafka received the record; send seconds since the Unix epoch (UTC), not milliseconds.",
+            "future_timestamp",
+        )
+
+
 def _apply(
     monitors: Monitors,
     topic: str,
@@ -297,16 +322,22 @@ def _apply(
 
     ``raw`` is the record, or a batch's event as a single-event object (for a dead letter).
     """
-    if received_ts > 0 and ev.ts > received_ts + MAX_FUTURE_S:
-        raise InvalidEvent(
-            f"{topic}: field 'ts' ({ev.ts:.0f}) is {(ev.ts - received_ts) / 86400:.1f} days after "
-            "Kafka received the record; send seconds since the Unix epoch (UTC), not milliseconds.",
-            "future_timestamp",
-        )
+    _future(topic, ev, received_ts)
     mon = monitors.get(ev.model_id)
     if not mon.accept(source):
         return Outcome(model_id=mon.model_id, redelivered=True)
     emitted = _HANDLERS[topic](mon, ev, source)
+    return _outcome(mon, emitted, source, raw, received_ts)
+
+
+def _outcome(
+    mon: ModelMonitor,
+    emitted: Any,
+    source: SourceRef,
+    raw: bytes | dict[str, Any],
+    received_ts: float,
+) -> Outcome:
+    """The Outcome of one applied event: what it emitted, and its type mismatches' letter."""
     found = mon.take_mismatches()
     dl = None
     if found:
@@ -348,3 +379,195 @@ _HANDLERS: Final[dict[str, Callable[[ModelMonitor, Any, SourceRef], Any]]] = {
     DEPLOYMENTS: lambda m, ev, src: m.on_deployment(ev),
     RETRAIN_RESULTS: lambda m, ev, src: m.on_result(ev),
 }
+
+
+def iter_predictions(
+    monitors: Monitors,
+    events: list[dict[str, Any]],
+    source: SourceRef,
+    received_ts: float,
+    features_checked: bool = False,
+    prebuilt: list[PredictionEvent] | None = None,
+) -> Iterator[Outcome]:
+    """A batch's predictions (split, not yet validated) with each model's run applied at once.
+
+    Each event is validated first (a bad one is its dead letter, as per event); then each run
+    of consecutive events of one model goes through :meth:`ModelMonitor.on_predictions`. The
+    Outcomes are those of the per-event path, in the same order, yielded as they are applied.
+    ``features_checked``: every feature column was checked as a whole (:func:`_checked`);
+    ``prebuilt``: the events, every column checked as a whole (:func:`_prebuilt`).
+    """
+    kind, cls, fields = _BATCHED[PREDICTIONS]
+    if features_checked:
+        fields = _CHECKED_FEATURES_SPEC
+    built: list[PredictionEvent | Outcome] = []
+    for i, raw in enumerate(events if prebuilt is None else ()):
+        src = SourceRef(source.topic, source.partition, source.offset, i)
+        try:
+            ev = build(cls, fields, kind, raw)
+            _future(PREDICTIONS, ev, received_ts)
+            built.append(ev)
+        except InvalidEvent as exc:
+            msg = f"event {i} of the batch: {exc}"
+            dl = dead_letter(src, msg, orjson.dumps(raw), received_ts, exc.reason)
+            built.append(Outcome(dead_letter=dl))
+        except Exception as exc:  # a bug must cost one event, not the worker
+            where = f"event {i} of the batch: "
+            built.append(_internal(PREDICTIONS, where, raw, src, received_ts, exc))
+    for i, ev in enumerate(prebuilt or ()):
+        try:
+            _future(PREDICTIONS, ev, received_ts)
+            built.append(ev)
+        except InvalidEvent as exc:
+            src = SourceRef(source.topic, source.partition, source.offset, i)
+            msg = f"event {i} of the batch: {exc}"
+            dl = dead_letter(src, msg, orjson.dumps(events[i]), received_ts, exc.reason)
+            built.append(Outcome(dead_letter=dl))
+    i = 0
+    while i < len(built):
+        first = built[i]
+        if isinstance(first, Outcome):
+            yield first
+            i += 1
+            continue
+        end = i + 1
+        while end < len(built):
+            nxt = built[end]
+            if isinstance(nxt, Outcome) or nxt.model_id != first.model_id:
+                break
+            end += 1
+        yield from _run(monitors, built[i:end], events[i:end], source, i, received_ts)
+        i = end
+
+
+# A JSON value decoded by orjson is never NaN nor infinite; of these types, every feature
+# value passes the per-event check (events._features) as it is.
+_FEATURE_TYPES: Final = frozenset({int, float, str, bool, type(None)})
+_CHECKED_FEATURES_SPEC: Final = tuple(
+    (name, (lambda kind, field, v: v) if name == "features" else check, required)
+    for name, check, required in PREDICTION_SPEC
+)
+
+
+def _checked(obj: dict[str, Any]) -> bool:
+    """Whether each feature column of a decoded batch holds only values its events' check
+    passes (then the check is not repeated per event)."""
+    cols = obj.get("features")
+    if not isinstance(cols, dict):
+        return False
+    return all(isinstance(c, list) and set(map(type, c)) <= _FEATURE_TYPES for c in cols.values())
+
+
+_PREDICTION_FIELDS: Final = frozenset(name for name, _, _ in PREDICTION_SPEC)
+_NUMBER: Final = frozenset({int, float})
+
+
+def _texts(v: Any) -> bool:
+    """A column (or its one shared value) of non-empty strings."""
+    if isinstance(v, str):
+        return bool(v)
+    return isinstance(v, list) and set(map(type, v)) == {str} and all(v)
+
+
+def _prebuilt(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[PredictionEvent] | None:
+    """The prediction events of a decoded batch whose columns all pass the per-event checks
+    (:func:`streamproc.core.events.build`: the same events it would build), or None: then
+    each event is checked alone, and a bad one is its dead letter.
+
+    orjson never decodes NaN or infinities: a number column only needs its types and ranges.
+    """
+    if not set(obj) <= _PREDICTION_FIELDS:
+        return None  # fields for extra: built per event
+    ts, score = obj.get("ts"), obj.get("score")
+    if not (
+        _texts(obj.get("event_id"))
+        and _texts(obj.get("model_id"))
+        and _texts(obj.get("model_version"))
+        and isinstance(ts, list)
+        and set(map(type, ts)) <= _NUMBER
+        and min(ts) >= 0
+        and set(map(type, obj.get("prediction") or [None])) <= {str, bool, int, float}
+    ):
+        return None
+    if score is not None:
+        present = [x for x in score if x is not None]
+        if not (set(map(type, present)) <= _NUMBER and all(0.0 <= x <= 1.0 for x in present)):
+            return None
+    out = []
+    for ev in events:
+        sc = ev.get("score")
+        out.append(
+            PredictionEvent(
+                event_id=ev["event_id"],
+                model_id=ev["model_id"],
+                model_version=ev["model_version"],
+                ts=float(ev["ts"]),
+                prediction=ev["prediction"],
+                features=ev.get("features", {}),
+                score=None if sc is None else float(sc),
+            )
+        )
+    return out
+
+
+def _run(
+    monitors: Monitors,
+    run: list[Any],
+    raws: list[dict[str, Any]],
+    source: SourceRef,
+    start: int,
+    received_ts: float,
+) -> Iterator[Outcome]:
+    """One model's consecutive valid predictions of a batch, through its batch path."""
+    mon = monitors.get(run[0].model_id)
+    srcs = _Sources(source, start, len(run))
+    # A redelivered record's events already applied come first (they share its offset).
+    fresh = 0
+    while fresh < len(run) and not mon.accept(srcs[fresh]):
+        yield Outcome(model_id=mon.model_id, redelivered=True)
+        fresh += 1
+    if fresh < len(run) - 1:
+        # The later indices of the same offset are accepted in turn; the last one is what
+        # accepting each of them leaves.
+        mon.accept(srcs[len(run) - 1])
+    k = fresh
+    try:
+        for k, emitted in mon.on_predictions(run[fresh:], srcs[fresh:]):
+            k += fresh
+            yield _outcome(mon, emitted, srcs[k], raws[k], received_ts)
+            k += 1
+    except Exception as exc:  # a bug must cost one event, not the worker
+        where = f"event {start + k} of the batch: "
+        yield _internal(PREDICTIONS, where, raws[k], srcs[k], received_ts, exc)
+        for j in range(k + 1, len(run)):  # the rest one by one (accepted already)
+            try:
+                emitted = mon.on_prediction(run[j], srcs[j])
+                yield _outcome(mon, emitted, srcs[j], raws[j], received_ts)
+            except Exception as again:
+                where = f"event {start + j} of the batch: "
+                yield _internal(PREDICTIONS, where, raws[j], srcs[j], received_ts, again)
+
+
+class _Sources(Sequence[SourceRef]):
+    """The sources of a batch's events ``start..start+n-1``, made when one is asked for."""
+
+    def __init__(self, source: SourceRef, start: int, n: int) -> None:
+        self.source, self.start, self.n = source, start, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> SourceRef: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[SourceRef]: ...
+    def __getitem__(self, i: int | slice) -> SourceRef | Sequence[SourceRef]:
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(self.n)
+            if step != 1:
+                raise ValueError("batch sources: slices of step 1 only")
+            return _Sources(self.source, self.start + lo, max(hi - lo, 0))
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        s = self.source
+        return SourceRef(s.topic, s.partition, s.offset, self.start + (i % self.n))

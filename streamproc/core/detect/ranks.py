@@ -157,6 +157,16 @@ def _scores(w: int) -> tuple[float, ...]:
     return tuple((dens[r] - dens[r + 1]) * (w + 1) for r in range(w + 1))
 
 
+@functools.lru_cache(maxsize=64)
+def _increments(
+    tables: tuple[tuple[float, ...], ...], slacks: tuple[float, ...]
+) -> tuple[tuple[float, ...], ...]:
+    """Each table minus its slack; one object for all detectors with the same parameters."""
+    return tuple(
+        tuple(v - slack for v in table) for table, slack in zip(tables, slacks, strict=True)
+    )
+
+
 class RankCusum:
     """Mean, variance and missing-rate CUSUMs on normal scores of randomized ranks.
 
@@ -243,6 +253,9 @@ class RankCusum:
         # when the reference freezes; empty before.
         self._tables: list[tuple[float, ...]] = []
         self._slacks: list[float] = []
+        # Each table minus its slack: the increment a rank adds, one addition per update (the
+        # batch path, streamproc.core.detect.rankbatch, adds the same numbers in the same order).
+        self._incs: tuple[tuple[float, ...], ...] = ()
         self._seen = 0  # values since the reference froze: the generator's counter
         self._cur_missing = 0  # missing values since the reference froze
         self._m0 = 0.0
@@ -267,6 +280,7 @@ class RankCusum:
         self._slacks = [d * k * max(1.0, 2.0 * d) for d in self.shifts] * sides + [
             self.variance_slack
         ] * (sides - 1)
+        self._incs = _increments(tuple(self._tables), tuple(self._slacks))
         p0 = (self._missing + 1.0) / (self._n + 2.0)
         p1 = min(max(2.0 * p0, p0 + 0.01), 0.999)
         self._m0 = math.log(p1 / p0)
@@ -327,8 +341,8 @@ class RankCusum:
         s[-1] = m if m > 0.0 else 0.0
         fired = False
         h = self._h
-        for i, (table, slack) in enumerate(zip(self._tables, self._slacks, strict=True)):
-            c = s[i] + table[r] - slack
+        for i, inc in enumerate(self._incs):
+            c = s[i] + inc[r]
             if c > 0.0:
                 s[i] = c
                 if c >= h:

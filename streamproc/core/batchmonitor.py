@@ -1,0 +1,303 @@
+"""A batch of one model's predictions through its monitor at once, identical to one by one.
+
+:meth:`ModelMonitor.on_prediction` applies one prediction: each watched value's detector, the
+scheduled fallback, the label join. A batched record carries hundreds of predictions of one
+model, and in the common case nothing happens for most of them but detector updates: this
+module applies such stretches with numpy, and every other event through the per-event path.
+
+Method
+------
+From the current position, a *segment* is the longest run of *plain* predictions: of the
+monitored version, with the same feature keys (each watched value already has its detector),
+the same score presence, no early label waiting for it, no scheduled retrain due, no held
+label-free alarm expiring, and text values only of features the identifier screen already
+judged (categories, or identifiers watched by their length). In a segment:
+
+1. every rank CUSUM (the default numeric detector) on a numeric column is scanned without
+   change (:mod:`streamproc.core.detect.rankbatch`), giving its first *alarm point*: an update
+   that fires and survives the Bonferroni correction (or whose correction fails while the
+   monitor never counted such a failure: the first count of a key must come in event order);
+2. the other detectors (categorical ones, river's, a rank CUSUM still in its warm-up or whose
+   scan came too close to a boundary) are updated one event at a time up to that point, and
+   may end it earlier with their own alarm;
+3. the events before the first alarm point are applied in bulk (scans committed, counters
+   added) and one by one for the cheap rest (counters, traffic share, label join);
+4. the alarm event itself goes through :meth:`ModelMonitor.on_prediction` with the updates
+   already made (``done``): the trigger decides exactly as it would have.
+
+Then the scan starts again after it, from the monitor's state then, so what a caller does
+between two yielded events (the replay deploys at once after a request) counts as it would
+one event per record. The result is the per-event path's: the same requests, evidence, ids,
+counters and snapshot (``tests/unit/core/test_batch_path.py`` checks it on random streams).
+
+Examples
+--------
+>>> from streamproc.core.events import PredictionEvent
+>>> from streamproc.core.monitor import ModelMonitor
+>>> evs = [PredictionEvent(f"e{i}", "m", "v1", float(i), i % 2, {"x": float(i % 7)})
+...        for i in range(3000)]
+>>> one, many = ModelMonitor("m"), ModelMonitor("m")
+>>> by_one = [one.on_prediction(ev, None) for ev in evs]
+>>> by_batch = [emitted for _, emitted in apply_predictions(many, evs)]
+>>> by_batch == by_one and one.snapshot() == many.snapshot()
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from streamproc.core.detect import Detector
+from streamproc.core.detect.rankbatch import RankScan, commit, scan, values_of
+from streamproc.core.detect.ranks import RankCusum
+from streamproc.core.events import PredictionEvent, SourceRef
+from streamproc.core.identifiers import LENGTH_SUFFIX
+
+if TYPE_CHECKING:
+    from streamproc.core.monitor import Emitted, ModelMonitor
+
+__all__ = ["MAX_SEGMENT", "apply_predictions"]
+
+MAX_SEGMENT: Final = 4096  # predictions scanned at once (a record holds at most ~1,000)
+_NOT_SIGNIFICANT: Final = "not_significant_after_correction"
+
+
+@dataclass(slots=True)
+class _Column:
+    """One watched value of the segment's predictions, and how it is applied."""
+
+    signal: str
+    det: Detector
+    values: list[Any]
+    scan: RankScan | None = None
+
+
+def apply_predictions(
+    mon: ModelMonitor,
+    events: Sequence[PredictionEvent],
+    sources: Sequence[SourceRef | None] | None = None,
+) -> Iterator[tuple[int, Emitted]]:
+    """Apply ``events`` (one model's, in order) and yield ``(i, emitted)`` for each.
+
+    The same as ``mon.on_prediction(events[i], sources[i])`` for each ``i`` in turn. Lazily,
+    up to a stretch: the detectors of a plain stretch (see the module docstring) are updated
+    before its first event is yielded, but such a stretch ends at the first event that can
+    emit anything, and what follows that event is looked at only when the next one is asked
+    for (a caller may, as the replay does, deploy in between). The caller checks redelivery
+    (:meth:`ModelMonitor.accept`) and takes the type mismatches
+    (:meth:`ModelMonitor.take_mismatches`) after each yielded event, as it does per event.
+    """
+    srcs: Sequence[SourceRef | None] = sources if sources is not None else [None] * len(events)
+    p = 0
+    while p < len(events):
+        cols = _segment(mon, events, p)
+        if cols is None:
+            yield p, mon.on_prediction(events[p], srcs[p])
+            p += 1
+            continue
+        length, gone, columns = cols
+        at, done = _first_alarm(mon, columns, length)
+        _commit(mon, columns, at)
+        if gone and at:
+            mon.counts["missing_keys"] += gone * at
+        for i in range(p, p + at):
+            _bookkeeping(mon, events[i])
+            yield i, None
+        if at < length:
+            yield p + at, mon.on_prediction(events[p + at], srcs[p + at], done=done)
+            p += at + 1
+        else:
+            p += length
+
+
+# --------------------------------------------------------------------------- segment
+
+
+def _segment(
+    mon: ModelMonitor, events: Sequence[PredictionEvent], p: int
+) -> tuple[int, int, list[_Column]] | None:
+    """The plain run from ``p`` (length >= 1), how many watched features it leaves out (each
+    event), and its columns; None: ``p`` is not plain."""
+    rule = mon.policy.drift
+    first = events[p]
+    if rule is None or first.model_version != mon.version:
+        return None
+    keys = tuple(first.features)
+    signals = [(f"feature:{k}", k) for k in keys if rule.watches(k)]
+    gone = []
+    if len(signals) < mon._feature_signals():  # watched features left out: missing values
+        gone = [s for s, _ in mon._left_out_signals(first.features)]
+        if gone and "missing_keys" not in mon.counts:
+            return None  # the counter's first count comes per event
+    outputs = [("prediction", "")] if rule.outputs else []
+    scored = first.score is not None
+    if rule.outputs and scored:
+        outputs.append(("score", ""))
+    end = _plain_end(mon, events, p, keys, scored)
+    cols = []
+    for signal, key in signals:
+        vals = [ev.features[key] for ev in events[p:end]]
+        n, watched, vals = _screened(mon, signal, vals)
+        end = p + n
+        cols.append((watched, vals))
+    cols.extend((signal, [None] * (end - p)) for signal in gone)
+    kept = []
+    for signal, vals in cols:
+        if signal in mon.detectors:
+            kept.append((signal, vals))
+        else:  # no detector yet: skipped while missing, made on its first value (per event)
+            end = min(end, p + next((i for i, v in enumerate(vals) if v is not None), len(vals)))
+    cols = kept
+    for signal in (*(c[0] for c in cols), *(o[0] for o in outputs)):
+        if signal not in mon.detectors or signal not in mon.samples:
+            return None  # made on its first value, per event
+    if rule.outputs:
+        cols.append(("prediction", [ev.prediction for ev in events[p:end]]))
+        if scored:
+            cols.append(("score", [ev.score for ev in events[p:end]]))
+    if end == p:
+        return None
+    length = end - p
+    return length, len(gone), [_column(mon, signal, vals[:length]) for signal, vals in cols]
+
+
+def _plain_end(
+    mon: ModelMonitor,
+    events: Sequence[PredictionEvent],
+    p: int,
+    keys: tuple[str, ...],
+    scored: bool,
+) -> int:
+    """The end of the run from ``p`` whose bookkeeping is plain (see the module docstring)."""
+    trig = mon.trigger
+    policy = trig.policy
+    stop = min(len(events), p + MAX_SEGMENT)
+    max_events = policy.max_events if not trig.scheduled else 0
+    deployed = trig.deployed_ts
+    max_age = policy.max_age_s if not trig.scheduled and deployed is not None else 0.0
+    version = mon.version
+    wait, ttl = mon.label_wait, mon.policy.join.ttl_s
+    for i in range(p, stop):
+        ev = events[i]
+        if (
+            ev.model_version != version
+            or (ev.score is not None) != scored
+            or tuple(ev.features) != keys
+            or mon.join.has_early(ev.event_id)
+            or (max_events and trig.events + (i - p) + 1 >= max_events)
+            or (max_age and deployed is not None and ev.ts - deployed >= max_age)
+            or (wait is not None and wait.expired(ev.ts, ttl))
+        ):
+            return i
+    return stop
+
+
+def _screened(mon: ModelMonitor, signal: str, vals: list[Any]) -> tuple[int, str, list[Any]]:
+    """The leading values the identifier screen passes as they are, or all turns into lengths
+    (a feature it called identifier-like): ``(how many, signal watched, values)``. The rest
+    (a value it would probe, count or skip, a change of signal) is applied per event."""
+    screen = mon.screen
+    verdict = screen.verdicts.get(signal)
+    if screen.mode == "watch" or verdict == "category":
+        return len(vals), signal, vals
+    if verdict is not None and screen.mode == "length" and vals and isinstance(vals[0], str):
+        n = next((i for i, v in enumerate(vals) if not isinstance(v, str)), len(vals))
+        return n, signal + LENGTH_SUFFIX, [len(v) for v in vals[:n]]
+    n = next((i for i, v in enumerate(vals) if isinstance(v, str)), len(vals))
+    return n, signal, vals
+
+
+def _column(mon: ModelMonitor, signal: str, vals: list[Any]) -> _Column:
+    det = mon.detectors[signal]
+    col = _Column(signal, det, vals)
+    if isinstance(det, RankCusum) and det.ready:
+        try:
+            x = values_of(vals)
+        except (TypeError, OverflowError):
+            return col  # not all numbers: per event
+        s = scan(det, x)
+        if s is not None and s.exact and not s.near(_corrected(mon, det)):
+            col.scan = s
+    return col
+
+
+def _corrected(mon: ModelMonitor, det: Detector) -> float:
+    """The statistic :meth:`ModelMonitor._significant` asks for (detectors without p-values)."""
+    return det.threshold + math.log(mon._feature_signals() or 1)
+
+
+def _significant(mon: ModelMonitor, det: Detector) -> bool:
+    """:meth:`ModelMonitor._significant` without its counter."""
+    tests = mon._feature_signals() or 1
+    p = getattr(det, "p_value", None)
+    alpha = getattr(det, "alpha", None)
+    if p is not None and alpha is not None:
+        return bool(p * tests <= alpha)
+    return bool(det.statistic >= det.threshold + math.log(tests))
+
+
+# --------------------------------------------------------------------------- alarms
+
+
+def _first_alarm(
+    mon: ModelMonitor, columns: list[_Column], length: int
+) -> tuple[int, dict[str, bool]]:
+    """The first alarm point in the segment (``length``: none), and the updates made at it.
+
+    Columns without a scan are updated here, event by event, up to that point.
+    """
+    at = length
+    counted = _NOT_SIGNIFICANT in mon.counts
+    for col in columns:
+        if col.scan is not None:
+            s = col.scan
+            stop = s.fired & (s.statistic >= _corrected(mon, col.det)) if counted else s.fired
+            hits = np.flatnonzero(stop[:at])
+            if len(hits):
+                at = int(hits[0])
+    slow = [c for c in columns if c.scan is None]
+    done: dict[str, bool] = {}
+    for i in range(at if slow else 0):
+        flags = [(c, mon._update(c.signal, c.det, c.values[i])) for c in slow]
+        if any(f and _significant(mon, c.det) for c, f in flags):
+            at, done = i, {c.signal: f for c, f in flags}
+            break
+        for _, f in flags:
+            if f:
+                mon._count(_NOT_SIGNIFICANT)
+    for col in columns:
+        if col.scan is not None and at < length:
+            done[col.signal] = bool(col.scan.fired[at])
+    return at, done
+
+
+def _commit(mon: ModelMonitor, columns: list[_Column], at: int) -> None:
+    """Apply the scanned columns up to the alarm point (included: ``done`` has its result)."""
+    for col in columns:
+        s = col.scan
+        if s is None:
+            continue
+        k = min(at + 1, len(s.fired))
+        assert isinstance(col.det, RankCusum)
+        commit(col.det, s, k)
+        mon.samples[col.signal] += k
+        before = s.fired[:at] & (s.statistic[:at] < _corrected(mon, col.det))
+        missed = int(before.sum())
+        if missed:
+            mon.counts[_NOT_SIGNIFICANT] += missed
+
+
+def _bookkeeping(mon: ModelMonitor, ev: PredictionEvent) -> None:
+    """The rest of :meth:`ModelMonitor.on_prediction` for a plain event."""
+    mon._seen(ev.ts, "predictions")
+    mon._observe_version(ev.model_version)
+    mon.trigger.events += 1
+    joined = mon.join.add_prediction(
+        ev.event_id, ev.ts, ev.model_version, ev.prediction, dict(ev.features)
+    )
+    assert joined is None  # no early label waits for a plain event

@@ -246,15 +246,21 @@ def refuse_gaps(consumer: Any) -> bool:
 
     faust's fetch loop (its consumer's message drain) treats a record whose offset is more
     than one past the partition's read offset as a gap: it records the offsets in between as
-    acked (``_add_gap``), delivers the record, and commits past them. After rebalances under
-    load such jumps were false: a worker given a partition at committed offset 194 was handed
-    offset 531 next (traced), and the 336 records between were committed unapplied (issue
-    17). Applying the later record first would also make the monitors skip the earlier ones
-    as redelivered (they keep the last offset applied). So before faust sees a record past a
-    jump on a partition it acks, the partition is sought back to the read offset and the rest
-    of its batch dropped: the records come again in order. A jump found again at the same
-    offsets after that is real (no records there: a transaction's markers, a compacted
-    topic) and passes to faust as before. Wraps ``Consumer.getmany`` (faust 0.15 only);
+    acked, delivers the record, and commits past them. After rebalances under load such jumps
+    were false: a worker given a partition at committed offset 194 was handed offset 531
+    next (traced), and the 336 records between were committed unapplied (issue 17). Applying
+    the later record first would also make the monitors skip the earlier ones as redelivered
+    (they keep the last offset applied). So before faust sees a record past a jump on a
+    partition it acks, the partition is sought back to the read offset and the rest of its
+    batch dropped: the records come again in order.
+
+    The same jump found again after that is believed when it can be real: one offset
+    missing (a transaction's commit marker), or records the broker no longer has (the log
+    now starts past the read offset: deleted by retention before this group read them,
+    logged as a warning). Any other jump is fetched again each time, with an error logged
+    (the 1st, 10th, 100th, ...): the partition makes no progress, the stall watchdog fails
+    ``/health``, and a restarted worker reads from the committed offset. A stall is visible;
+    a commit past unapplied records is not. Wraps ``Consumer.getmany`` (faust 0.15 only);
     returns whether it was installed.
     """
     if not supported(consumer) or not hasattr(consumer, "getmany"):
@@ -263,6 +269,39 @@ def refuse_gaps(consumer: Any) -> bool:
     read = consumer._read_offset
     acks_enabled_for = consumer.app.topics.acks_enabled_for
     tried: dict[Any, tuple[int, int]] = {}
+    refused: dict[Any, int] = {}
+
+    async def believed(tp: Any, r_offset: int, offset: int) -> bool:
+        jump = (r_offset, offset)
+        first = tried.get(tp) != jump
+        tried[tp] = jump
+        where = f"{tp.topic}[{tp.partition}]"
+        if first:
+            log.warning(
+                "%s: faust's fetch jumped from offset %d to %d; fetching the records between "
+                "again instead of committing them unapplied (issue 17)",
+                where, r_offset, offset,
+            )  # fmt: skip
+            return False
+        if offset - r_offset == 2:
+            return True  # one offset: a transaction's commit marker
+        start = (await consumer.earliest_offsets(tp)).get(tp)
+        if start is not None and start > r_offset:
+            log.warning(
+                "%s: records from offset %d to %d were deleted (retention) before this group "
+                "read them; going on from %d",
+                where, r_offset, start - 1, offset,
+            )  # fmt: skip
+            return True
+        n = refused[tp] = refused.get(tp, 0) + 1
+        if len(str(n)) > len(str(n - 1)) or n == 1:  # the 1st, 10th, 100th, ...
+            log.error(
+                "%s: faust's fetch keeps jumping from offset %d to %d although the broker has "
+                "the records between (%d times); not committing past them: this partition "
+                "makes no progress until the worker is restarted",
+                where, r_offset, offset, n,
+            )  # fmt: skip
+        return False
 
     async def refetching(timeout: float) -> Any:
         dropped: set[Any] = set()
@@ -270,26 +309,18 @@ def refuse_gaps(consumer: Any) -> bool:
             if tp in dropped:
                 continue
             r_offset = read.get(tp)
-            jump = (r_offset, message.offset)
             if (
                 r_offset
                 and message.offset - r_offset > 1
                 and acks_enabled_for(message.topic)
                 and not consumer._is_changelog_tp(tp)
+                and not await believed(tp, r_offset, message.offset)
             ):
-                if tried.get(tp) != jump:
-                    tried[tp] = jump
-                    dropped.add(tp)
-                    log.warning(
-                        "%s[%d]: faust's fetch jumped from offset %d to %d; fetching the "
-                        "records between again instead of committing them unapplied (issue 17)",
-                        tp.topic, tp.partition, r_offset, message.offset,
-                    )  # fmt: skip
-                    await consumer.seek(tp, r_offset)
-                    continue
-                log.info("%s[%d]: no records between offsets %d and %d (checked twice)",
-                         tp.topic, tp.partition, r_offset, message.offset)  # fmt: skip
+                dropped.add(tp)
+                await consumer.seek(tp, r_offset)
+                continue
             tried.pop(tp, None)
+            refused.pop(tp, None)
             yield tp, message
 
     consumer.getmany = refetching

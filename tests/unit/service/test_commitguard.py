@@ -129,7 +129,9 @@ class _Msg:
         self.topic, self.offset = topic, offset
 
 
-def test_a_jump_in_offsets_is_fetched_again_once_then_believed(tmp_path: Path) -> None:
+def test_a_jump_in_offsets_is_fetched_again_and_believed_only_when_it_can_be_real(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # faust's fetch loop would record offsets 195..530 as acked (a "gap") and commit them.
     from faust.types import TP
 
@@ -142,30 +144,49 @@ def test_a_jump_in_offsets_is_fetched_again_once_then_believed(tmp_path: Path) -
     fetches = [
         [(p2, _Msg(p2.topic, 531)), (p2, _Msg(p2.topic, 532)), (p3, _Msg(p3.topic, 242))],
         [(p2, _Msg(p2.topic, 194)), (p2, _Msg(p2.topic, 195))],  # fetched again: in order
-        [(p3, _Msg(p3.topic, 250))],  # a real jump (a transaction's markers) ...
-        [(p3, _Msg(p3.topic, 250))],  # ... found again at the same offsets: believed
+        [(p3, _Msg(p3.topic, 244))],  # one offset missing (a commit marker) ...
+        [(p3, _Msg(p3.topic, 244))],  # ... found again: believed
+        [(p3, _Msg(p3.topic, 900))],  # a jump over records the broker still has ...
+        [(p3, _Msg(p3.topic, 900))],  # ... found again: refused, every time
+        [(p3, _Msg(p3.topic, 900))],
     ]
     sought: list[tuple[object, int]] = []
+    log_start = {p3: 0}
 
     async def getmany(timeout: float):  # type: ignore[no-untyped-def]
         for tp, msg in fetches.pop(0):
             yield tp, msg
-            consumer._read_offset[tp] = msg.offset  # as faust's loop does after delivery
 
     async def seek(tp: object, offset: int) -> None:
         sought.append((tp, offset))
         consumer._read_offset[tp] = offset
 
+    async def earliest_offsets(*tps: object) -> dict[object, int]:
+        return {tp: log_start[tp] for tp in tps}  # type: ignore[index]
+
     consumer.getmany, consumer.seek = getmany, seek
+    consumer.earliest_offsets = earliest_offsets
     consumer.app.topics.acks_enabled_for = lambda topic: True
     consumer._read_offset.update({p2: 194, p3: 241})
     assert refuse_gaps(consumer)
 
     async def fetch() -> list[tuple[object, int]]:
-        return [(tp, m.offset) async for tp, m in consumer.getmany(timeout=1.0)]
+        delivered = []
+        async for tp, m in consumer.getmany(timeout=1.0):
+            delivered.append((tp, m.offset))
+            consumer._read_offset[tp] = m.offset  # as faust's loop does after delivery
+        return delivered
 
+    caplog.set_level(logging.INFO, "streamproc.service.faust_compat")
     assert asyncio.run(fetch()) == [(p3, 242)]  # p2's batch dropped, sought back to 194
     assert sought == [(p2, 194)]
+    assert "jumped from offset 194 to 531" in caplog.text
     assert asyncio.run(fetch()) == [(p2, 194), (p2, 195)]
     assert asyncio.run(fetch()) == [] and sought[-1] == (p3, 242)
-    assert asyncio.run(fetch()) == [(p3, 250)] and len(sought) == 2
+    assert asyncio.run(fetch()) == [(p3, 244)] and len(sought) == 2
+    assert asyncio.run(fetch()) == [] and sought[-1] == (p3, 244)
+    assert asyncio.run(fetch()) == [] and len(sought) == 4  # refused again, with an error
+    assert "keeps jumping from offset 244 to 900" in caplog.text
+    log_start[p3] = 800  # now the broker has deleted them: believed
+    assert asyncio.run(fetch()) == [(p3, 900)]
+    assert "deleted (retention)" in caplog.text

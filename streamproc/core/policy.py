@@ -174,6 +174,11 @@ class DriftRule:
     )
     features: tuple[str, ...] = ("*",)  # globs of feature names to watch
     outputs: bool = True  # also watch the prediction and score distributions
+    # Classification models: also watch the class frequencies of the labels (label shift). A
+    # change of concept can leave the served error where it was while the classes move (river's
+    # Agrawal, function 2 -> 4: 54% -> 20% positives, accuracy 0.57 before and after; a model
+    # retrained on the new concept reached 0.80); no error detector can see that.
+    labels: bool = True
     # Identifier-like text features (nearly every value distinct: e-mails, user ids) are not
     # watched as categories: their lengths are ("length"), or they are skipped and counted
     # ("skip"); "watch" treats them as any category (:mod:`streamproc.core.identifiers`).
@@ -562,11 +567,12 @@ def _rollback_rule(r: Any, where: str) -> RollbackRule | None:
 def _drift(d: Any, where: str, inherited: DriftRule | None = None) -> DriftRule | None:
     if d is False:
         return None
-    _no_unknown_keys(d, ("numeric", "categorical", "features", "outputs", *_ID), f"{where}: drift")
-    if not isinstance(d, dict) or set(d) - {"numeric", "categorical", "features", "outputs", *_ID}:
+    keys = ("numeric", "categorical", "features", "outputs", "labels", *_ID)
+    _no_unknown_keys(d, keys, f"{where}: drift")
+    if not isinstance(d, dict) or set(d) - set(keys):
         raise PolicyError(
             f"{where}: 'drift' must be false or a table of numeric, categorical, features, "
-            "outputs, identifiers, identifier_probe, identifier_distinct."
+            "outputs, labels, identifiers, identifier_probe, identifier_distinct."
         )
     base = inherited or DriftRule()  # a [[model]] table refines the [default] one
     changes: dict[str, Any] = {}
@@ -586,6 +592,8 @@ def _drift(d: Any, where: str, inherited: DriftRule | None = None) -> DriftRule 
         changes["features"] = tuple(f)
     if "outputs" in d:
         changes["outputs"] = bool(d["outputs"])
+    if "labels" in d:
+        changes["labels"] = bool(d["labels"])
     changes.update(_identifier_changes(d, where))
     rule = replace(base, **changes)
     for sample in (0.0, "a"):

@@ -9,10 +9,11 @@ their own signals (:mod:`streamproc.core.versions`); a model still degraded afte
 that did not deploy is asked about again (:mod:`streamproc.core.degraded`).
 
 Signals: ``error`` (predictions joined with their labels), ``label`` (a classifier's label
-class frequencies: label shift, which can leave the error unchanged), ``feature:<name>``
-(each watched input's distribution, label-free), ``prediction`` and ``score`` (the model's
-outputs, label-free), ``metric:<name>`` (reported metrics against thresholds) and
-``metric_change:<name>`` (a change in a reported metric's own series, policy ``metric_change``).
+class frequencies, policy ``label_shift``: label shift, which can leave the error unchanged),
+``feature:<name>`` (each watched input's distribution, label-free), ``prediction`` and
+``score`` (the model's outputs, label-free), ``metric:<name>`` (reported metrics against
+thresholds) and ``metric_change:<name>`` (a change in a reported metric's own series, policy
+``metric_change``).
 
 It reads no clock: time is the ``ts`` of the events. Its whole state round-trips through
 :meth:`snapshot` / :meth:`restore`.
@@ -368,11 +369,12 @@ class ModelMonitor:
         return emitted or out
 
     def _watch_label(self, j: Joined, source: SourceRef | None) -> Emitted:
-        """A classifier's label frequencies: the multinomial CUSUM of ``drift.categorical``."""
+        """A classifier's label frequencies (policy ``label_shift``), with the detector of
+        ``drift.categorical`` (the multinomial CUSUM by default)."""
         rule = self.policy.drift
         if (
             rule is None
-            or not rule.labels
+            or not self.policy.label_shift
             or self.scorer.task != "classification"
             or j.version != self.version
         ):

@@ -259,7 +259,7 @@ def test_the_second_alarm_of_a_rejected_change_waits_for_the_backoff() -> None:
     (positives 90% -> 70%). The label signal fires first; after its request is rejected, the
     error alarm about the same change is not a new request: only the backoff's re-requests
     follow (each as the post-change examples double)."""
-    mon, requests = _label_shift_run(None, 0.9, 0.7, pred=1)
+    mon, requests = _label_shift_run(None, 0.9, 0.7, pred=1, seed=8)
     first_at, first = requests[0]
     assert [r.signal for r in first.reasons] == ["label"]
     assert 5000 <= first_at < 5400

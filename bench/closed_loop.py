@@ -20,8 +20,9 @@ The JSON is a list of rows with the keys ``strategy``, ``stream``, ``kind`` (``a
 (mean absolute error, regression worlds), ``retrains``, ``stationary_retrains`` (requests in
 stationary stretches: more than 2000 events after the last drift onset, the whole of a
 stationary world; gradual worlds have none), ``mean_delay_events`` (null where no drift was
-followed by a deployment) and ``change_point_in_range`` (share of error alarms after a known
-change whose estimated change point lies in [true change, alarm], label time; null without any).
+followed by a deployment) and ``change_point_in_range`` (share of error and label alarms after a
+known change whose estimated change point lies in [true change, alarm], label time; null
+without any).
 """
 
 from __future__ import annotations

@@ -61,7 +61,9 @@ def _profile(x: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray]:
     return prof, m2 - m1
 
 
-def estimate_change(errors: Sequence[float], slack: float = 3.0) -> int | None:
+def estimate_change(
+    errors: Sequence[float], slack: float = 3.0, two_sided: bool = False
+) -> int | None:
     """Index of the first sample after the change in ``errors`` (oldest first), or None.
 
     Parameters
@@ -71,19 +73,30 @@ def estimate_change(errors: Sequence[float], slack: float = 3.0) -> int | None:
         values (Gaussian mean shift, common variance).
     slack
         Log-likelihood units below the maximum a later split may fall and still be chosen.
+    two_sided
+        Also a fall of the level (a class of the labels growing rarer): the direction is the
+        one of the best split, the estimate the latest split in that direction within
+        ``slack``.
 
     Returns
     -------
     int or None
         ``k`` such that ``errors[k:]`` is the estimated post-change segment; None when there are
-        fewer than ``2 * MIN_SEGMENT`` values or no split shows a rise.
+        fewer than ``2 * MIN_SEGMENT`` values or no split shows a rise (a change, two-sided).
+
+    >>> estimate_change([1.0] * 50 + [0.0] * 30, two_sided=True), estimate_change([1.0] * 80)
+    (50, None)
     """
     x = np.asarray(errors, dtype=float)
     if len(x) < 2 * MIN_SEGMENT or not np.all(np.isfinite(x)):
         return None
     binary = bool(np.all((x == 0.0) | (x == 1.0)))
     prof, rise = _profile(x, binary)
-    prof = np.where(rise > 0, prof, -np.inf)
+    up = rise > 0
+    if two_sided and np.any(rise != 0):
+        moved = np.where(rise != 0, prof, -np.inf)
+        up = np.sign(rise) == np.sign(rise[int(np.argmax(moved))])
+    prof = np.where(up & (rise != 0), prof, -np.inf)
     best = float(prof.max())
     if not np.isfinite(best):
         return None

@@ -8,10 +8,12 @@ delivered twice is applied once). Versions served beside the current one (canary
 their own signals (:mod:`streamproc.core.versions`); a model still degraded after a retrain
 that did not deploy is asked about again (:mod:`streamproc.core.degraded`).
 
-Signals: ``error`` (predictions joined with their labels), ``feature:<name>`` (each watched
-input's distribution, label-free), ``prediction`` and ``score`` (the model's outputs,
-label-free), ``metric:<name>`` (reported metrics against thresholds) and
-``metric_change:<name>`` (a change in a reported metric's own series, policy ``metric_change``).
+Signals: ``error`` (predictions joined with their labels), ``label`` (a classifier's label
+class frequencies, policy ``label_shift``: label shift, which can leave the error unchanged),
+``feature:<name>`` (each watched input's distribution, label-free), ``prediction`` and
+``score`` (the model's outputs, label-free), ``metric:<name>`` (reported metrics against
+thresholds) and ``metric_change:<name>`` (a change in a reported metric's own series, policy
+``metric_change``).
 
 It reads no clock: time is the ``ts`` of the events. Its whole state round-trips through
 :meth:`snapshot` / :meth:`restore`.
@@ -45,7 +47,8 @@ import orjson
 from streamproc.core.batchmonitor import apply_predictions
 from streamproc.core.changepoint import estimate_change
 from streamproc.core.degraded import DegradedWatch
-from streamproc.core.detect import Detector, restore
+from streamproc.core.detect import Detector, make_detector, restore
+from streamproc.core.detect.multinomial import cell_key
 from streamproc.core.errors import ErrorScorer, ScoredError, errors_of, infer_task
 from streamproc.core.events import (
     DeploymentEvent,
@@ -75,6 +78,9 @@ log = logging.getLogger(__name__)
 SNAPSHOT_FORMAT: Final = 1
 UNKNOWN_VERSION: Final = "unknown"
 ERROR_SIGNAL: Final = "error"
+LABEL_SIGNAL: Final = "label"  # the class frequencies of the labels (policy drift.labels)
+_LABELLED: Final = frozenset({ERROR_SIGNAL, LABEL_SIGNAL})
+LABEL_ARL_FACTOR: Final = 100.0  # the label signal's ARL, in units of the drift rule's
 _OUTPUTS: Final = frozenset({"prediction", "score"})
 _FLOAT_MAX: Final = 1.7976931348623157e308
 
@@ -327,8 +333,9 @@ class ModelMonitor:
                 )
         # A model retrained after an alarm learned from the little data since the change (or a
         # mix across it): refit it once it has answered enough labels of its own. A refit's
-        # own deployment is not refit again.
-        retrained = isinstance(ev.metrics.get("train"), int)
+        # own deployment is not refit again, nor is a version already trained on that many.
+        trained_on = ev.metrics.get("train")
+        retrained = isinstance(trained_on, int) and trained_on < self.policy.refit_examples
         refit = retrained and ev.action == "promote" and ev.request_id != self.last_refit_id
         self.refit_due = self.policy.refit_examples if refit else 0
         self.degraded = None
@@ -371,7 +378,34 @@ class ModelMonitor:
         if self.label_wait is not None and j.version == self.version:
             out = self._label_wait_over(j, source)
             emitted = emitted or out
-        return emitted
+        out = self._watch_label(j, source)
+        return emitted or out
+
+    def _watch_label(self, j: Joined, source: SourceRef | None) -> Emitted:
+        """A classifier's label frequencies (policy ``label_shift``), with the detector of
+        ``drift.categorical`` (the multinomial CUSUM by default)."""
+        rule = self.policy.drift
+        if (
+            rule is None
+            or not self.policy.label_shift
+            or self.scorer.task != "classification"
+            or j.version != self.version
+        ):
+            return None
+        det = self.detectors.get(LABEL_SIGNAL)
+        if det is None:  # classes are categories, whatever their type
+            spec = dict(rule.categorical)
+            if "arl" in spec:
+                # A backstop for what the error cannot see, so asked rarely: the labels of
+                # two-class worlds gave the CUSUM a heavier tail than its bound (mixed, seed 3: a
+                # false alarm at 27,503 of 40,000 with arl 1e6); their real shifts (54% -> 20%
+                # positives) are found ~20 labels later with 100 times the arl.
+                spec["arl"] = float(spec["arl"]) * LABEL_ARL_FACTOR
+            det = self.detectors[LABEL_SIGNAL] = make_detector(spec.pop("detector"), **spec)
+        if not self._update(LABEL_SIGNAL, det, j.label):
+            return None
+        evidence = f"{LABEL_SIGNAL}@{j.event_id}"
+        return self._fired(LABEL_SIGNAL, det, det.statistic, j.label_ts, evidence, source)
 
     def _on_error(self, s: ScoredError, source: SourceRef | None) -> Emitted:
         err = s.error
@@ -576,14 +610,24 @@ class ModelMonitor:
         source: SourceRef | None,
     ) -> RetrainRequest | None:
         details = det.details()
-        if signal == ERROR_SIGNAL:
-            # Estimated over the errors themselves; a detector's own count of samples since the
-            # change (not every kind has one) is only the fallback.
-            details["change_ts"] = self._change_ts(int(details.get("since_change") or 0))
+        if signal in _LABELLED:
+            # Estimated over the errors (or the label class that moved most) themselves; a
+            # detector's own count of samples since the change is only the fallback.
+            since = int(details.get("since_change") or 0)
+            details["change_ts"] = (
+                self._change_ts(since)
+                if signal == ERROR_SIGNAL
+                else self._label_change_ts(details, since)
+            )
             need = self.policy.min_train_examples + MIN_HOLDOUT
             if self._examples_since(details["change_ts"]) < need:
                 # Keep the alarm (no reset): ask once the new concept has enough examples.
                 self._count("waiting_for_examples")
+                return None
+            if self._change_answered(details["change_ts"]) or (
+                signal == LABEL_SIGNAL and self._error_fell(details["change_ts"])
+            ):
+                det.reset()
                 return None
             self.last_change_ts = details["change_ts"]
         self._count(f"fired:{signal}")
@@ -610,12 +654,47 @@ class ModelMonitor:
         if reasons is None:
             return None
         req = self._request(reasons, ts, evidence, source)
-        if signal == ERROR_SIGNAL and isinstance(details.get("change_ts"), int | float):
+        if signal in _LABELLED and isinstance(details.get("change_ts"), int | float):
             level = float(details.get("reference_level", math.nan))
+            if signal == LABEL_SIGNAL:  # the version's error before the label shift
+                good = self._good_level(details["change_ts"])
+                level = math.nan if good is None else good
             if math.isfinite(level):
                 n = self._examples_since(details["change_ts"])
                 self.degraded = DegradedWatch.start(req.request_id, level, details["change_ts"], n)
         return req
+
+    def _error_fell(self, change_ts: float | None, z: float = 3.0) -> bool:
+        """Whether the error since a label shift is significantly below the error before it:
+        the version serves the new labels better than the old ones, nothing to retrain for."""
+        good = None if change_ts is None else self._good_level(change_ts)
+        if good is None:
+            return False
+        after = self._recent_errors(self.version, self.policy.training_window, since=change_ts,
+                                    fallback=False)  # fmt: skip
+        if len(after) < MIN_HOLDOUT:
+            return False
+        p = min(max(good, 0.01), 0.99)
+        fell = sum(after) / len(after) < good - z * math.sqrt(p * (1 - p) / len(after))
+        if fell:
+            self._count("label_shift_with_lower_error")
+        return fell
+
+    def _change_answered(self, change_ts: float | None) -> bool:
+        """An alarm about a change already asked about, whose retrain did not deploy.
+
+        The error and label signals often both see one change; when the first request is
+        rejected, the second alarm is the same evidence again. It is left to the backoff of
+        :mod:`streamproc.core.degraded` (ask again as the post-change examples double), not
+        asked about at once.
+        """
+        watch, asked = self.degraded, self.trigger.last_request_ts
+        if watch is None or not watch.armed or change_ts is None or asked is None:
+            return False
+        if change_ts >= asked:
+            return False  # a change after that request: new evidence
+        self._count("alarm_of_an_answered_change")
+        return True
 
     def _hold_for_labels(self, signal: str, reason: Reason, ts: float, evidence: str) -> bool:
         """A label-free alarm of a labelled model waits for labels of post-alarm predictions.
@@ -775,6 +854,19 @@ class ModelMonitor:
                 if seen == since:
                     return float(ex.ts)
         return None
+
+    def _label_change_ts(self, details: Mapping[str, Any], since: int) -> float | None:
+        """Label time of the first example after a label shift: the two-sided change-point
+        estimate of :mod:`streamproc.core.changepoint` on the indicator of the class that moved
+        most."""
+        top = details.get("top_cells") or []
+        mine = [ex for ex in self.examples if ex.version == self.version]
+        if top and mine:
+            hit = [float(cell_key(ex.label) == top[0][0]) for ex in mine]
+            k = estimate_change(hit, two_sided=True)
+            if k is not None:
+                return float(mine[k].ts)
+        return float(mine[-since].ts) if 0 < since <= len(mine) else None
 
     def _fresh_detectors(self) -> None:
         dets: dict[str, Detector] = {

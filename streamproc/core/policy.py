@@ -17,6 +17,7 @@ CUSUM on the error rate of predictions joined with their labels.
     task = "auto"             # or "classification" / "regression" (streamproc.core.errors)
     error = { detector = "cusum", warmup = 1000, shift = 0.5, arl = 1e6, loss = "absolute" }
     rollback = { min_samples = 200, max_samples = 5000, z = 3.7 }   # or false
+    label_shift = true        # classifiers: a change of the labels' class frequencies is a signal
     trainer = "builtin"       # or { kind = "command" | "webhook" | "airflow" | "kubeflow", ... }
 
     [[model]]
@@ -233,6 +234,12 @@ class Policy:
     training_window: int = 1000  # labelled examples kept per model for retraining
     training_window_bytes: int = 3 * 1024 * 1024  # ... and at most this many bytes of them
     drift: DriftRule | None = field(default_factory=lambda: DriftRule())
+    # Classification models: also watch the class frequencies of the labels (label shift), with
+    # the drift rule's categorical detector (so ``drift = false`` turns it off too). A change of
+    # concept can leave the served error where it was while the classes move (river's Agrawal,
+    # function 2 -> 4: 54% -> 20% positives, accuracy 0.57 before and after; a model retrained
+    # on the new concept reached 0.80): no error detector can see that.
+    label_shift: bool = True
     confirm: tuple[int, int] = (1, 1)  # k alarms of one signal within its last n samples
     quorum: str | int = "any"  # "any", "all", or how many signals must be active at once
     quorum_window_s: float = 3600.0  # how long a confirmed alarm stays active for the quorum
@@ -292,6 +299,7 @@ _POLICY_KEYS = {
     "budget",
     "schedule",
     "refit_examples",
+    "label_shift",
     "match",
     "task",
 }
@@ -370,6 +378,10 @@ def _policy(table: dict[str, Any], base: Policy, where: str) -> Policy:
         changes["task"] = table["task"]
     if "trainer" in table:
         changes["trainer"] = _trainer(table["trainer"], where)
+    if "label_shift" in table:
+        if not isinstance(table["label_shift"], bool):
+            raise PolicyError(f"{where}: label_shift must be true or false.")
+        changes["label_shift"] = table["label_shift"]
     if "rollback" in table:
         changes["rollback"] = _rollback_rule(table["rollback"], where)
     if "training_window" in table:

@@ -53,7 +53,7 @@ class LoopResult:
     onset_delays: list[int] = field(default_factory=list)  # drift onset -> first deployment
     false_retrains: int = 0  # requests in stationary stretches
     abs_error: float = 0.0  # regression: sum of |prediction - label|
-    # Error alarms after a known change: (true change, estimated change, alarm) in label time.
+    # Error and label alarms after a known change: (true change, estimate, alarm), label time.
     change_points: list[tuple[float, float, float]] = field(default_factory=list)
     stationary_events: int = 0
 
@@ -201,12 +201,12 @@ class _Loop:
         self._deploy(outcome.deployment, i)
 
     def _record_change_point(self, req: RetrainRequest) -> None:
-        """Error alarms' change-point estimates against the world's true change (label time)."""
+        """Error and label alarms' change-point estimates against the true change (label time)."""
         truth = [float(o + self.lag) for o in self.schedule.drifts if o + self.lag <= req.ts]
         for reason in req.reasons:
             est = reason.details.get("change_ts")
             recent = bool(truth) and req.ts - truth[-1] <= SETTLE
-            if reason.signal == "error" and recent and isinstance(est, int | float):
+            if reason.signal in ("error", "label") and recent and isinstance(est, int | float):
                 self.result.change_points.append((truth[-1], float(est), req.ts))
 
     def _deploy(self, dep: DeploymentEvent, i: int) -> None:

@@ -61,12 +61,21 @@ from typing import Any, ClassVar
 
 from streamproc.core.stateformat import check_format
 
-__all__ = ["MULTINOMIAL_FORMAT", "MultinomialCusum"]
+__all__ = ["MULTINOMIAL_FORMAT", "MultinomialCusum", "cell_key"]
 
 MULTINOMIAL_FORMAT = 1
 OTHER = "<other>"
 MISSING = "<missing>"
 _MAX_KEY = 200  # characters of a category kept as a cell name
+
+
+def cell_key(x: Any) -> str:
+    """The cell name of a value, as in ``details()["top_cells"]``.
+
+    >>> cell_key(True), cell_key(3), cell_key(None)
+    ('true', '3', '<missing>')
+    """
+    return _key(x)
 
 
 def _key(x: Any) -> str:

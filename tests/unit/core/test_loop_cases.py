@@ -1,5 +1,5 @@
 """Issue 11's loop cases, each with its right value: canary traffic, a model still degraded after
-a rejected retrain, and the change-point estimate of an error alarm."""
+a rejected retrain, the change-point estimate of an error alarm, and label shift."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 
 from streamproc.core.changepoint import estimate_change
-from streamproc.core.events import LabelEvent, PredictionEvent, RetrainRequest, RetrainResult
+from streamproc.core.events import (
+    DeploymentEvent,
+    LabelEvent,
+    PredictionEvent,
+    RetrainRequest,
+    RetrainResult,
+)
 from streamproc.core.monitor import ModelMonitor
+from streamproc.core.policy import Policy, PolicyError, load_policy_text
 
 
 def feed(mon: ModelMonitor, i: int, version: str, pred: Any, label: Any, x: float = 0.0) -> Any:
@@ -181,3 +188,81 @@ def test_status_api_detail_shows_each_served_version_with_its_signals() -> None:
     names = {s["signal"] for s in versions["v2"]["signals"]}
     assert names == {"error", "feature:x", "prediction"}
     assert versions["v1"]["traffic_share"] > 0.8
+
+
+# --------------------------------------------------------------------------- label shift
+
+
+def _label_shift_run(
+    policy: Policy | None, p_before: float, p_after: float, pred: Any = None, seed: int = 7
+) -> tuple[ModelMonitor, list[tuple[int, RetrainRequest]]]:
+    """Labels 1 with probability p_before, then p_after from event 5,000; predictions a fair
+    coin independent of the labels (error 50% throughout) unless ``pred`` is fixed."""
+    rng = random.Random(seed)
+    mon = ModelMonitor("m", policy) if policy is not None else ModelMonitor("m")
+    requests = []
+    for i in range(12_000):
+        label = int(rng.random() < (p_before if i < 5000 else p_after))
+        guess = int(rng.random() < 0.5) if pred is None else pred
+        for req in feed(mon, i, "v1", guess, label):
+            requests.append((i, req))
+            mon.on_result(RetrainResult(req.request_id, "m", "rejected", float(i)))
+    return mon, requests
+
+
+def test_a_label_shift_that_leaves_the_error_unchanged_asks_for_a_retrain() -> None:
+    """50% -> 20% positives at 5,000, the error at 50% before and after: the label signal."""
+    mon, requests = _label_shift_run(None, 0.5, 0.2)
+    first_at, first = requests[0]
+    assert [r.signal for r in first.reasons] == ["label"]
+    assert 5000 <= first_at < 5400
+    assert 5000 <= first.reasons[0].details["change_ts"] <= first_at
+    assert "fired:error" not in mon.counts  # the error never rose
+
+
+def test_a_label_shift_that_lowers_the_error_is_no_reason_to_retrain() -> None:
+    """A constant prediction of 1, positives 60% -> 95%: the error falls from 40% to 5%."""
+    mon, requests = _label_shift_run(None, 0.6, 0.95, pred=1)
+    assert requests == []
+    assert mon.counts["label_shift_with_lower_error"] >= 1
+
+
+def test_label_shift_can_be_turned_off() -> None:
+    policy = load_policy_text("[default]\nlabel_shift = false\n").default
+    mon, requests = _label_shift_run(policy, 0.5, 0.2)
+    assert requests == [] and "label" not in mon.detectors
+    with pytest.raises(PolicyError, match="label_shift must be true or false"):
+        load_policy_text('[default]\nlabel_shift = "no"\n')
+
+
+def test_a_regression_model_has_no_label_signal() -> None:
+    rng = random.Random(3)
+    mon = ModelMonitor("m")
+    for i in range(3000):
+        y = rng.gauss(100.0, 5.0) + (40.0 if i >= 1500 else 0.0)
+        feed(mon, i, "v1", y + rng.gauss(0.0, 1.0), y)
+    assert mon.scorer.task == "regression" and "label" not in mon.detectors
+
+
+@pytest.mark.parametrize(("trained_on", "refit_due"), [(80, 500), (499, 500), (500, 0), (900, 0)])
+def test_only_a_version_trained_on_few_examples_is_refit(trained_on: int, refit_due: int) -> None:
+    mon = ModelMonitor("m")
+    dep = DeploymentEvent(
+        "d-1", "m", "v2", "promote", 10.0, request_id="rr-1", metrics={"train": trained_on}
+    )
+    mon.on_deployment(dep)
+    assert mon.refit_due == refit_due
+
+
+def test_the_second_alarm_of_a_rejected_change_waits_for_the_backoff() -> None:
+    """A constant prediction: the error and the labels' frequencies move together at 5,000
+    (positives 90% -> 70%). The label signal fires first; after its request is rejected, the
+    error alarm about the same change is not a new request: only the backoff's re-requests
+    follow (each as the post-change examples double)."""
+    mon, requests = _label_shift_run(None, 0.9, 0.7, pred=1, seed=8)
+    first_at, first = requests[0]
+    assert [r.signal for r in first.reasons] == ["label"]
+    assert 5000 <= first_at < 5400
+    assert [r.reasons[0].signal for _, r in requests[1:]] == ["degraded"] * (len(requests) - 1)
+    assert len(requests) >= 3
+    assert mon.counts["alarm_of_an_answered_change"] == 1

@@ -32,6 +32,7 @@ POLICY = (
     "rollback = { min_samples = 20, max_samples = 400, z = 3.0 }\n"
     'error = { detector = "cusum", warmup = 50, shift = 0.5, arl = 1e4 }\n'
     "refit_examples = 60\n"
+    "label_shift = false\n"  # the label signal came after the capture
 )
 
 

@@ -49,9 +49,9 @@ class CommitGuard:
     ...     guard.released(("predictions", 0), offset, generation=3)
     >>> guard.clamp({("predictions", 0): 25}, {("predictions", 0): 4}, generation=3)
     Clamped(allowed={('predictions', 0): 10}, held={('predictions', 0): 10})
-    >>> guard.look()  # the first look after the hold: the releases get a look's time to move
+    >>> guard.look(3)  # the first look after the hold: the releases get a look's time to move
     {}
-    >>> guard.look()  # they did not: fetch the partition again from offset 10
+    >>> guard.look(3)  # they did not: fetch the partition again from offset 10
     {('predictions', 0): 10}
     >>> guard.clamp({("labels", 1): 99}, {}, generation=3)  # not guarded
     Clamped(allowed={('labels', 1): 99}, held={})
@@ -65,20 +65,24 @@ class CommitGuard:
         self._held: dict[Hashable, tuple[int, int, int | None]] = {}
         self.rewinds = 0  # partitions fetched again since start
 
-    def _at(self, generation: int) -> bool:
-        """Move to ``generation`` if it is newer; whether it is the current one."""
-        if generation > self.generation:
+    def _at(self, generation: int) -> None:
+        """Move to ``generation`` if it is another one (newer, or a group created anew)."""
+        if generation != self.generation:
             # A new assignment: what was released before may have been taken over and
             # overwritten by another worker's state; only this generation's releases count,
             # and faust fetches every partition again from its committed offset.
             self.generation = generation
             self._next.clear()
             self._held.clear()
-        return generation == self.generation
 
     def released(self, tp: Hashable, offset: int, generation: int) -> None:
-        """A record applied and its state written (a checkpoint released it)."""
-        if self._at(generation) and offset + 1 > self._next.get(tp, -1):
+        """A record applied and its state written (a checkpoint released it).
+
+        ``generation`` is the record's, which is the group's current one: the drift agent
+        holds only records of the current generation, and a revocation drops what it holds.
+        """
+        self._at(generation)
+        if offset + 1 > self._next.get(tp, -1):
             self._next[tp] = offset + 1
 
     def clamp(
@@ -120,9 +124,11 @@ class CommitGuard:
             self._held[tp] = (limit, max(offset, before[1] if before else offset), None)
         return Clamped(allowed, held)
 
-    def look(self) -> dict[Hashable, int]:
+    def look(self, generation: int) -> dict[Hashable, int]:
         """The held partitions whose releases did not move since the last look: fetch each
-        again from the offset returned (and forget them here)."""
+        again from the offset returned (and forget them here). ``generation``: the group's
+        current one (holds of an earlier one are dropped)."""
+        self._at(generation)
         rewind: dict[Hashable, int] = {}
         for tp, (limit, wanted, at_last) in list(self._held.items()):
             now = self._next.get(tp, -1)

@@ -241,6 +241,12 @@ def guard_commits(consumer: Any, guard: CommitGuard) -> bool:
     return True
 
 
+# Rewinds asked for outside the fetch loop (the watchdog), done by refuse_gaps' wrapper at the start
+# of its next fetch: a seek made while the loop waits on a record would be undone by the loop
+# setting that record's read offset after it.
+_REWINDS: weakref.WeakKeyDictionary[Any, dict[Any, int]] = weakref.WeakKeyDictionary()
+
+
 def refuse_gaps(consumer: Any) -> bool:
     """Never let faust skip records it did not deliver: fetch them again instead.
 
@@ -251,93 +257,80 @@ def refuse_gaps(consumer: Any) -> bool:
     next (traced), and the 336 records between were committed unapplied (issue 17). Applying
     the later record first would also make the monitors skip the earlier ones as redelivered
     (they keep the last offset applied). So before faust sees a record past a jump on a
-    partition it acks, the partition is sought back to the read offset and the rest of its
-    batch dropped: the records come again in order.
+    partition it acks, the partition is sought back to the read offset (on the consumer
+    thread) and the rest of its batch dropped: the records come again in order.
 
-    The same jump found again after that is believed when it can be real: one offset
-    missing (a transaction's commit marker), or records the broker no longer has (the log
-    now starts past the read offset: deleted by retention before this group read them,
-    logged as a warning). Any other jump is fetched again each time, with an error logged
-    (the 1st, 10th, 100th, ...): the partition makes no progress, the stall watchdog fails
-    ``/health``, and a restarted worker reads from the committed offset. A stall is visible;
-    a commit past unapplied records is not. Wraps ``Consumer.getmany`` (faust 0.15 only);
-    returns whether it was installed.
+    A jump found again at the same offsets after that is believed: the broker has no records
+    there (transaction markers, compaction, retention), and faust records its gap as before.
+    A jump over one offset is believed at once, as a transaction's commit marker, and faust's
+    read offset is moved up to it so that faust does not list the record after it twice. (A
+    false jump over exactly one offset would thus lose that record: none was seen; the ones
+    traced skipped hundreds.) Wraps ``Consumer.getmany`` (faust 0.15 only); returns whether
+    it was installed. :func:`rewind` queues seeks that the wrapper makes.
     """
     if not supported(consumer) or not hasattr(consumer, "getmany"):
         return False
     getmany = consumer.getmany
     read = consumer._read_offset
     acks_enabled_for = consumer.app.topics.acks_enabled_for
-    tried: dict[Any, tuple[int, int]] = {}
-    refused: dict[Any, int] = {}
+    pending = _REWINDS.setdefault(consumer, {})
+    tried: dict[Any, tuple[int, int]] = {}  # partition -> (read offset, offset jumped to)
 
-    async def believed(tp: Any, r_offset: int, offset: int) -> bool:
-        jump = (r_offset, offset)
-        first = tried.get(tp) != jump
-        tried[tp] = jump
-        where = f"{tp.topic}[{tp.partition}]"
-        if first:
-            log.warning(
-                "%s: faust's fetch jumped from offset %d to %d; fetching the records between "
-                "again instead of committing them unapplied (issue 17)",
-                where, r_offset, offset,
-            )  # fmt: skip
-            return False
-        if offset - r_offset == 2:
-            return True  # one offset: a transaction's commit marker
-        start = (await consumer.earliest_offsets(tp)).get(tp)
-        if start is not None and start > r_offset:
-            log.warning(
-                "%s: records from offset %d to %d were deleted (retention) before this group "
-                "read them; going on from %d",
-                where, r_offset, start - 1, offset,
-            )  # fmt: skip
-            return True
-        n = refused[tp] = refused.get(tp, 0) + 1
-        if len(str(n)) > len(str(n - 1)) or n == 1:  # the 1st, 10th, 100th, ...
-            log.error(
-                "%s: faust's fetch keeps jumping from offset %d to %d although the broker has "
-                "the records between (%d times); not committing past them: this partition "
-                "makes no progress until the worker is restarted",
-                where, r_offset, offset, n,
-            )  # fmt: skip
-        return False
+    async def seek(tp: Any, offset: int) -> None:
+        if tp not in consumer.assignment():
+            return  # revoked meanwhile: faust seeks it at its next assignment
+        try:
+            await consumer._thread.seek_wait({tp: offset})  # sets faust's read offset too
+        except Exception as exc:  # the fetch loop must not die of it
+            log.warning("%s[%d]: could not seek to offset %d (%r)",
+                        tp.topic, tp.partition, offset, exc)  # fmt: skip
 
     async def refetching(timeout: float) -> Any:
+        for tp in list(pending):
+            await seek(tp, pending.pop(tp))
         dropped: set[Any] = set()
         async for tp, message in getmany(timeout=timeout):
             if tp in dropped:
                 continue
             r_offset = read.get(tp)
-            if (
-                r_offset
-                and message.offset - r_offset > 1
-                and acks_enabled_for(message.topic)
-                and not consumer._is_changelog_tp(tp)
-                and not await believed(tp, r_offset, message.offset)
-            ):
-                dropped.add(tp)
-                await consumer.seek(tp, r_offset)
-                continue
-            tried.pop(tp, None)
-            refused.pop(tp, None)
+            jump = message.offset - r_offset if r_offset else 0
+            if jump > 1 and acks_enabled_for(message.topic) and not consumer._is_changelog_tp(tp):
+                if jump == 2:
+                    read[tp] = message.offset - 1  # a commit marker: no gap, no duplicate ack
+                elif tried.get(tp) == (r_offset, message.offset):
+                    log.info("%s[%d]: no records between offsets %d and %d (fetched again)",
+                             tp.topic, tp.partition, r_offset, message.offset)  # fmt: skip
+                else:
+                    tried[tp] = (r_offset, message.offset)
+                    log.warning(
+                        "%s[%d]: faust's fetch jumped from offset %d to %d; fetching the "
+                        "records between again instead of committing them unapplied (issue 17)",
+                        tp.topic, tp.partition, r_offset, message.offset,
+                    )  # fmt: skip
+                    dropped.add(tp)
+                    await seek(tp, r_offset)
+                    continue
+            jumped_to = tried.get(tp)
+            if jumped_to is not None and message.offset >= jumped_to[1]:
+                del tried[tp]  # past the jump: the records between came, or there are none
             yield tp, message
 
     consumer.getmany = refetching
     return True
 
 
-async def rewind(consumer: Any, offsets: dict[Any, int]) -> list[Any]:
-    """Fetch the assigned partitions among ``offsets`` again from those offsets (faust's
-    ``seek``, which also moves its read offset back so the records are not dropped as read).
-    Returns the partitions rewound."""
+def rewind(consumer: Any, offsets: dict[Any, int]) -> list[Any]:
+    """Queue seeks of the assigned partitions among ``offsets`` to those offsets; the fetch
+    loop makes them before its next fetch (:func:`refuse_gaps`, which must be installed).
+    Returns the partitions queued."""
+    pending = _REWINDS.get(consumer)
+    if pending is None:
+        return []
     assigned = set(consumer.assignment())
-    done = []
-    for tp, offset in offsets.items():
-        if tp in assigned:
-            await consumer.seek(tp, offset)
-            done.append(tp)
-    return done
+    queued = [tp for tp in offsets if tp in assigned]
+    for tp in queued:
+        pending[tp] = offsets[tp]
+    return queued
 
 
 # -- the partitions faust fetches (read by the watchdog; faust issue #629) ------------------------

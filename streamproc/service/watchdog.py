@@ -114,7 +114,7 @@ def install_watchdog(w: Wiring, dog: Watchdog, bootstrap: str, every_s: float = 
         assigned = {tp for tp in consumer.assignment() if tp.topic in sources}
         refetch_orphans(consumer, assigned, orphans_seen)
         if dog.guard is not None:
-            await rewind(consumer, dog.guard.look())
+            rewind(consumer, dog.guard.look(w.app.consumer_generation_id))
         dups = ack_duplicates(consumer, assigned)
         if dups:
             log.warning(

@@ -175,7 +175,8 @@ def _replay(
         for out in iter_record(monitors, topic, raw, source, received):
             if out.dead_letter is not None:
                 dl = to_dict(out.dead_letter)
-                dl["source"] = to_dict(replace(src, index=out.dead_letter.source.index))
+                if out.dead_letter.source.topic == topic:  # else an early label's, as it was
+                    dl["source"] = to_dict(replace(src, index=out.dead_letter.source.index))
                 yield ReplayEvent(DEAD_LETTERS, dl, index)
                 if out.model_id is None:
                     continue  # not applied; else applied (a label_type_mismatch) and goes on

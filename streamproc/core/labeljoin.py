@@ -59,15 +59,24 @@ class WaitingPrediction(NamedTuple):
 
 
 class EarlyLabel(NamedTuple):
-    """A label that came before its prediction; a snapshot keeps it as ``[ts, label]``."""
+    """A label that came before its prediction; a snapshot keeps it as ``[ts, label, origin]``
+    (a snapshot written before ``origin`` existed has rows ``[ts, label]``)."""
 
     ts: float  # event time of the label, seconds
     label: Any
+    origin: Any = None  # where the label came from (the caller's, JSON-serializable), or None
+
+
+def _row(entry: WaitingPrediction | EarlyLabel) -> list[Any]:
+    """An entry as its snapshot row: an early label without an origin is ``[ts, label]``."""
+    if isinstance(entry, EarlyLabel) and entry.origin is None:
+        return [entry.ts, entry.label]
+    return list(entry)
 
 
 def entry_bytes(event_id: str, entry: WaitingPrediction | EarlyLabel) -> int:
     """Bytes an entry takes in the snapshot: its JSON row, its key and a little framing."""
-    return len(orjson.dumps(list(entry))) + len(event_id) + 4
+    return len(orjson.dumps(_row(entry))) + len(event_id) + 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,9 @@ class Joined:
     features: Mapping[str, Any]
     prediction_ts: float
     label_ts: float
+    # The ``origin`` given with a label that came before its prediction (None otherwise): the
+    # label, not the prediction that completed the pair, is what a type mismatch is about.
+    early_origin: Any = None
 
     @property
     def latency_s(self) -> float:
@@ -145,7 +157,7 @@ class LabelJoin:
         if early is not None:
             self._forget_size(event_id)
             pred = WaitingPrediction(ts, version, prediction, features)
-            return self._joined(event_id, pred, early.ts, early.label)
+            return self._joined(event_id, pred, early.ts, early.label, early.origin)
         if event_id in self._pending or event_id in self._recent:
             self.counts["duplicate_predictions"] += 1
             return None
@@ -154,8 +166,9 @@ class LabelJoin:
         self._evict()
         return None
 
-    def add_label(self, event_id: str, ts: float, label: Any) -> Joined | None:
-        """Match a label to its prediction, or hold it until the prediction arrives."""
+    def add_label(self, event_id: str, ts: float, label: Any, origin: Any = None) -> Joined | None:
+        """Match a label to its prediction, or hold it (with ``origin``, returned in the
+        :class:`Joined` as ``early_origin``) until the prediction arrives."""
         self._advance(ts)
         pred = self._pending.pop(event_id, None)
         if pred is not None:
@@ -164,19 +177,33 @@ class LabelJoin:
         if event_id in self._recent or event_id in self._early:
             self.counts["duplicate_labels"] += 1
             return None
-        self._early[event_id] = early = EarlyLabel(ts, label)
+        self._early[event_id] = early = EarlyLabel(ts, label, origin)
         self._hold_size(event_id, early)
         self._evict()
         return None
 
     def _joined(
-        self, event_id: str, pred: WaitingPrediction, label_ts: float, label: Any
+        self,
+        event_id: str,
+        pred: WaitingPrediction,
+        label_ts: float,
+        label: Any,
+        early_origin: Any = None,
     ) -> Joined:
         self.counts["joined"] += 1
         self._recent[event_id] = None
         if len(self._recent) > self.max_pending:
             del self._recent[next(iter(self._recent))]
-        j = Joined(event_id, pred.version, pred.prediction, label, pred.features, pred.ts, label_ts)
+        j = Joined(
+            event_id,
+            pred.version,
+            pred.prediction,
+            label,
+            pred.features,
+            pred.ts,
+            label_ts,
+            early_origin,
+        )
         self.latency_sum += j.latency_s
         return j
 
@@ -245,7 +272,7 @@ class LabelJoin:
         """The buffers and counters; the limits are the policy's, not the state's."""
         return {
             "pending": {k: list(v) for k, v in self._pending.items()},
-            "early": {k: list(v) for k, v in self._early.items()},
+            "early": {k: _row(v) for k, v in self._early.items()},
             "recent": list(self._recent),
             "now": self._now,
             "counts": dict(self.counts),

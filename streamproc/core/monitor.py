@@ -40,7 +40,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -148,6 +148,20 @@ def _finite_details(d: Any) -> Any:
     return d
 
 
+class Mismatch(NamedTuple):
+    """A label whose type does not match its prediction's: the router's dead letter."""
+
+    message: str  # what was wrong and what to send instead
+    # A label that came before its prediction was applied with an earlier record: where it
+    # came from and the label itself, which the letter names instead of the prediction.
+    label_source: SourceRef | None = None
+    label: dict[str, Any] | None = None
+
+
+def _where(s: SourceRef) -> tuple[str, int, int, int | None]:
+    return s.topic, s.partition, s.offset, s.index
+
+
 class ModelMonitor:
     """Signals, detectors and trigger policy for one model.
 
@@ -199,7 +213,7 @@ class ModelMonitor:
         # Task and error scoring (streamproc.core.errors); type mismatches found while applying
         # the current record, for the router to dead-letter (not part of the state).
         self.scorer = ErrorScorer(policy.task, policy.error.loss if policy.error else "absolute")
-        self.mismatches: list[str] = []
+        self.mismatches: list[Mismatch] = []
         self._fresh_detectors()
 
     # ------------------------------------------------------------------ intake
@@ -264,7 +278,8 @@ class ModelMonitor:
 
     def on_label(self, ev: LabelEvent, source: SourceRef | None) -> Emitted:
         self._seen(ev.ts, "labels")
-        joined = self.join.add_label(ev.event_id, ev.ts, ev.label)
+        origin = None if source is None else [*_where(source)]
+        joined = self.join.add_label(ev.event_id, ev.ts, ev.label, origin)
         return self._on_joined(joined, source) if joined else None
 
     def on_metric(self, ev: MetricEvent, source: SourceRef | None) -> RetrainRequest | None:
@@ -366,7 +381,7 @@ class ModelMonitor:
         scored = self.scorer.add(j.event_id, j.version, j.prediction, j.label, j.label_ts)
         for msg in scored.mismatches:
             self._count("label_type_mismatch")
-            self.mismatches.append(msg)
+            self.mismatches.append(self._mismatch(msg, j))
         if not scored.comparable:
             return None  # never scored, never a training or gate example
         self._error_detector()  # exists from the moment the task is known
@@ -443,7 +458,14 @@ class ModelMonitor:
         numeric = self.policy.drift.numeric if self.policy.drift else None
         return rule.make(task, numeric)
 
-    def take_mismatches(self) -> list[str]:
+    def _mismatch(self, message: str, j: Joined) -> Mismatch:
+        """A mismatch, blamed on the early label when a prediction completed the pair."""
+        if j.early_origin is None:
+            return Mismatch(message)
+        label = {"event_id": j.event_id, "model_id": self.model_id, "ts": j.label_ts}
+        return Mismatch(message, SourceRef(*j.early_origin), {**label, "label": j.label})
+
+    def take_mismatches(self) -> list[Mismatch]:
         """Type mismatches found by the last record (to dead-letter), and forget them."""
         out, self.mismatches = self.mismatches, []
         return out

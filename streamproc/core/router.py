@@ -47,7 +47,7 @@ from streamproc.core.events import (
     parse_prediction,
     parse_retrain_result,
 )
-from streamproc.core.monitor import ModelMonitor
+from streamproc.core.monitor import Mismatch, ModelMonitor
 from streamproc.core.policy import PolicyBook
 from streamproc.core.statesize import fit_snapshot
 from streamproc.core.topics import (
@@ -339,10 +339,7 @@ def _outcome(
 ) -> Outcome:
     """The Outcome of one applied event: what it emitted, and its type mismatches' letter."""
     found = mon.take_mismatches()
-    dl = None
-    if found:
-        data = raw if isinstance(raw, bytes) else orjson.dumps(raw)
-        dl = _mismatch_letter(found, source, data, received_ts)
+    dl = _mismatch_letter(found, source, raw, received_ts) if found else None
     if isinstance(emitted, DeploymentEvent):
         return Outcome(model_id=mon.model_id, deployments=(emitted,), dead_letter=dl)
     requests = (emitted,) if emitted else ()
@@ -350,15 +347,21 @@ def _outcome(
 
 
 def _mismatch_letter(
-    found: list[str], source: SourceRef, raw: bytes, received_ts: float
+    found: list[Mismatch], source: SourceRef, raw: bytes | dict[str, Any], received_ts: float
 ) -> DeadLetter:
     """One dead letter for the labels this record made the monitor refuse (usually one).
 
     The record itself was applied (its label consumed the prediction it answers); the letter
     says which pair could not be scored and why. It comes with the record's other outcomes.
+    When the label came before its prediction, the prediction's record completed the pair:
+    the letter then names the label (its source, and the label as the worker held it).
     """
+    first = next((m for m in found if m.label_source is not None), found[0])
+    if first.label_source is not None and first.label is not None:
+        source, raw = first.label_source, first.label
+    data = raw if isinstance(raw, bytes) else orjson.dumps(raw)
     more = f" (and {len(found) - 1} more labels like it)" if len(found) > 1 else ""
-    return dead_letter(source, found[0] + more, raw, received_ts, "label_type_mismatch")
+    return dead_letter(source, first.message + more, data, received_ts, "label_type_mismatch")
 
 
 _PARSERS: Final[dict[str, Callable[[bytes], Any]]] = {

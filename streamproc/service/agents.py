@@ -190,8 +190,9 @@ class DriftAgent:
         if out.dead_letter is not None:
             dl = out.dead_letter
             log.warning("dead letter from %s: %s", dl.source, dl.error)
-            metrics.dead_letters.labels(logical, out.dead_letter.reason).inc()
-            await self.w.dead_letters.send(key=msg.key, value=encode(out.dead_letter))
+            # The letter's topic: a label that came early is counted as the label it is.
+            metrics.dead_letters.labels(dl.source.topic, dl.reason).inc()
+            await self.w.dead_letters.send(key=msg.key, value=encode(dl))
             if out.model_id is None:
                 return  # not applied; else applied (a label_type_mismatch), goes on
         if out.model_id is not None:

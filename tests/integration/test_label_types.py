@@ -32,10 +32,13 @@ def test_string_labels_are_scored_and_mismatches_are_counted_dead_letters(stack:
         pred = {"event_id": f"e{i}", "model_id": MODEL, "model_version": "v1", "ts": NOW + i,
                 "prediction": y if i % 20 else 1 - y, "features": {"x": float(i % 7)}}  # fmt: skip
         label = "n/a" if i in (5, 77) else str(y)  # numeric strings, and two that are not
-        records.append((stack.topic("predictions"), MODEL, as_json(pred)))
-        records.append((stack.topic("labels"), MODEL,
-                        as_json({"event_id": f"e{i}", "model_id": MODEL, "ts": NOW + i,
-                                 "label": label})))  # fmt: skip
+        pair = [(stack.topic("predictions"), MODEL, as_json(pred)),
+                (stack.topic("labels"), MODEL,
+                 as_json({"event_id": f"e{i}", "model_id": MODEL, "ts": NOW + i,
+                          "label": label}))]  # fmt: skip
+        # e77's label is sent first: whichever record completes the pair, the letter names
+        # the label (the two topics are read in either order anyway).
+        records.extend(reversed(pair) if i == 77 else pair)
     reader = stack.reader("dead-letters")
     produce(stack.bootstrap, records)
     stack.wait_processed(timeout=120)

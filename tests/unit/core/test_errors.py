@@ -303,10 +303,27 @@ def test_mismatch_found_when_the_prediction_comes_second() -> None:
     label = orjson.dumps({"event_id": "a", "model_id": "m", "ts": T0, "label": "cat"})
     pred = orjson.dumps({"event_id": "a", "model_id": "m", "model_version": "v1",
                          "ts": T0, "prediction": 0.5})  # fmt: skip
-    assert route(monitors, "labels", label, SourceRef("labels", 0, 0), 0.0).dead_letter is None
+    assert route(monitors, "labels", label, SourceRef("labels", 2, 7), 0.0).dead_letter is None
     o = route(monitors, "predictions", pred, SourceRef("predictions", 0, 0), 0.0)
     assert o.dead_letter is not None and o.dead_letter.reason == "label_type_mismatch"
     assert o.model_id == "m"
+    # The letter names the label that came first, not the prediction that completed the pair
+    # (the integration run saw both orders; its dead-letter counter is by topic too).
+    assert o.dead_letter.source == SourceRef("labels", 2, 7)
+    held = orjson.loads(o.dead_letter.raw)
+    assert held == {"event_id": "a", "model_id": "m", "ts": T0, "label": "cat"}
+
+
+def test_an_early_label_keeps_its_source_through_a_snapshot() -> None:
+    monitors = Monitors()
+    label = orjson.dumps({"event_id": "a", "model_id": "m", "ts": T0, "label": "cat"})
+    route(monitors, "labels", label, SourceRef("labels", 1, 3, index=4), 0.0)
+    saved = monitors.snapshot("m")
+    restored = Monitors(load=lambda model_id: saved)
+    pred = orjson.dumps({"event_id": "a", "model_id": "m", "model_version": "v1",
+                         "ts": T0, "prediction": 0.5})  # fmt: skip
+    o = route(restored, "predictions", pred, SourceRef("predictions", 0, 0), 0.0)
+    assert o.dead_letter is not None and o.dead_letter.source == SourceRef("labels", 1, 3, 4)
 
 
 @pytest.mark.parametrize("rate", [0.95, 1.0])

@@ -347,3 +347,17 @@ def test_state_round_trip_property(
     assert orjson.dumps(a.state()) == orjson.dumps(b.state())
     assert a.pending <= 5
     assert len(a.state()["early"]) <= 3
+
+
+def test_a_snapshot_from_before_label_origins_still_joins() -> None:
+    """Early labels were saved as ``[ts, label]`` rows before they carried their origin."""
+    join = LabelJoin()
+    join.add_label("a", ts=1.0, label=1, origin=["labels", 0, 5, None])
+    state = join.state()
+    assert state["early"]["a"] == [1.0, 1, ["labels", 0, 5, None]]
+    state["early"]["a"] = [1.0, 1]
+    old = LabelJoin.from_state(state, max_pending=10, ttl_s=60.0, max_early=10)
+    j = old.add_prediction("a", ts=2.0, version="v1", prediction=0, features={})
+    assert j is not None and (j.label, j.early_origin) == (1, None)
+    j = LabelJoin.from_state(join.state(), max_pending=10, ttl_s=60.0, max_early=10)
+    assert j.add_prediction("a", 2.0, "v1", 0, {}).early_origin == ["labels", 0, 5, None]  # type: ignore[union-attr]

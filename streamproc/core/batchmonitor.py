@@ -53,7 +53,14 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from streamproc.core.detect import Detector
-from streamproc.core.detect.rankbatch import RankScan, commit, scan, values_of
+from streamproc.core.detect.rankbatch import (
+    RankScan,
+    commit,
+    feed_reference,
+    reference_end,
+    scan,
+    values_of,
+)
 from streamproc.core.detect.ranks import RankCusum
 from streamproc.core.events import PredictionEvent, SourceRef
 from streamproc.core.identifiers import LENGTH_SUFFIX
@@ -75,6 +82,10 @@ class _Column:
     det: Detector
     values: list[Any]
     scan: RankScan | None = None
+    # A rank CUSUM still forming its reference, on a numeric column: the values as floats,
+    # and the index of the one that completes the reference (len: none in this segment).
+    warm: np.ndarray | None = None
+    freeze_at: int = 0
 
 
 def apply_predictions(
@@ -215,11 +226,14 @@ def _screened(mon: ModelMonitor, signal: str, vals: list[Any]) -> tuple[int, str
 def _column(mon: ModelMonitor, signal: str, vals: list[Any]) -> _Column:
     det = mon.detectors[signal]
     col = _Column(signal, det, vals)
-    if isinstance(det, RankCusum) and det.ready:
+    if isinstance(det, RankCusum):
         try:
             x = values_of(vals)
         except (TypeError, OverflowError):
             return col  # not all numbers: per event
+        if not det.ready:
+            col.warm, col.freeze_at = x, reference_end(det, x)
+            return col
         s = scan(det, x)
         if s is not None and s.exact and not s.near(_corrected(mon, det)):
             col.scan = s
@@ -262,18 +276,53 @@ def _first_alarm(
                 at = int(hits[0])
     slow = [c for c in columns if c.scan is None]
     done: dict[str, bool] = {}
-    for i in range(at if slow else 0):
-        flags = [(c, mon._update(c.signal, c.det, c.values[i])) for c in slow]
-        if any(f and _significant(mon, c.det) for c, f in flags):
-            at, done = i, {c.signal: f for c, f in flags}
-            break
-        for _, f in flags:
-            if f:
-                mon._count(_NOT_SIGNIFICANT)
+    if slow:
+        at, done = _slow_alarm(mon, slow, at)
     for col in columns:
         if col.scan is not None and at < length:
             done[col.signal] = bool(col.scan.fired[at])
     return at, done
+
+
+def _slow_alarm(mon: ModelMonitor, slow: list[_Column], at: int) -> tuple[int, dict[str, bool]]:
+    """The columns without a scan, updated event by event before ``at``: the first alarm
+    among them (else ``at``) and their updates' results at it.
+
+    A rank CUSUM still in its warm-up cannot fire: its values go into its reference at once,
+    up to the one that completes it (or up to where the others stop), and one by one after.
+    """
+    waiting = sorted((c for c in slow if c.warm is not None), key=lambda c: c.freeze_at)
+    active = [c for c in slow if c.warm is None]
+    i = 0
+    while i < at:
+        while waiting and waiting[0].freeze_at < i:
+            col = waiting.pop(0)
+            _feed(mon, col, col.freeze_at + 1)
+            active.append(col)
+        if not active:  # nothing can fire before the next reference completes
+            i = min(at, waiting[0].freeze_at + 1) if waiting else at
+            continue
+        flags = [(c, mon._update(c.signal, c.det, c.values[i])) for c in active]
+        if any(f and _significant(mon, c.det) for c, f in flags):
+            for col in waiting:
+                _feed(mon, col, i + 1)
+            return i, {c.signal: f for c, f in flags} | {c.signal: False for c in waiting}
+        for _, f in flags:
+            if f:
+                mon._count(_NOT_SIGNIFICANT)
+        i += 1
+    for col in waiting:
+        _feed(mon, col, at)
+    return at, {}
+
+
+def _feed(mon: ModelMonitor, col: _Column, k: int) -> None:
+    """The first ``k`` values of a warming column (all before its reference completes, or the
+    one completing it), as ``k`` updates."""
+    assert col.warm is not None and isinstance(col.det, RankCusum)
+    if k > 0:
+        feed_reference(col.det, col.warm[:k])
+        mon.samples[col.signal] = mon.samples.get(col.signal, 0) + k
 
 
 def _commit(mon: ModelMonitor, columns: list[_Column], at: int) -> None:

@@ -50,7 +50,7 @@ import numpy.typing as npt
 
 from streamproc.core.detect.ranks import RankCusum
 
-__all__ = ["RankScan", "commit", "scan", "values_of"]
+__all__ = ["RankScan", "commit", "feed_reference", "reference_end", "scan", "values_of"]
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -212,3 +212,31 @@ def commit(det: RankCusum, s: RankScan, k: int) -> None:
     det._cur_missing += int(k - int(present.sum()))
     if present.any():
         det._last_rank = int(ranks[np.flatnonzero(present)[-1]])
+
+
+def reference_end(det: RankCusum, x: FloatArray) -> int:
+    """Index in ``x`` of the value that completes the reference of a detector still in its
+    warm-up (``len(x)``: none does). Until that value, ``update`` returns False whatever the
+    values: they only go into the reference (NaN and +-inf are missing, as one by one)."""
+    need = det.warmup - len(det._ref)
+    present = np.cumsum(np.isfinite(x))
+    return int(np.searchsorted(present, need))
+
+
+def feed_reference(det: RankCusum, x: FloatArray) -> None:
+    """``update`` on each value of ``x`` (all in the warm-up: up to :func:`reference_end`
+    included), at once; the reference freezes after the last value if it completes it.
+
+    Raises
+    ------
+    ValueError
+        ``x`` reaches past the value that completes the reference.
+    """
+    if det.ready or len(x) > reference_end(det, x) + 1:
+        raise ValueError("feed_reference: values past the warm-up; scan them instead")
+    present = x[np.isfinite(x)]
+    det._n += len(x)
+    det._missing += len(x) - len(present)
+    det._ref.extend(present.tolist())
+    if len(det._ref) >= det.warmup:
+        det._freeze()

@@ -223,7 +223,7 @@ def test_odd_values_through_the_monitor(seed: int, size: int, odd: Any) -> None:
     evs = []
     for i in range(3000):
         x: Any = rng.gauss(2.0 if i > 2000 else 0.0, 1.0)
-        if i >= 100 and rng.random() < 0.05:  # x's first value makes it a numeric detector
+        if i >= 1 and rng.random() < 0.05:  # x's first value makes it a numeric detector
             x = odd
         evs.append(PredictionEvent(f"e{i}", "m", "v1", float(i), i % 2, {"x": x, "y": i % 5}))
     one, many = ModelMonitor("m", FAST), ModelMonitor("m", FAST)

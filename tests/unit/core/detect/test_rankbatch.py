@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamproc.core.detect.rankbatch import commit, scan, values_of
+from streamproc.core.detect.rankbatch import (
+    commit,
+    feed_reference,
+    reference_end,
+    scan,
+    values_of,
+)
 from streamproc.core.detect.ranks import RankCusum
 
 
@@ -99,3 +105,35 @@ def test_not_a_numeric_column() -> None:
     with pytest.raises(OverflowError):
         values_of([10**400])
     assert math.isnan(values_of([None])[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), chunk=st.sampled_from([1, 3, 17, 100]))
+def test_the_warm_up_fed_at_once_is_the_updates(seed: int, chunk: int) -> None:
+    """Missing values, infinities and NaN count as missing in the reference, as one by one."""
+    rng = random.Random(seed)
+    odd = [None, math.inf, -math.inf, math.nan]
+    xs = [rng.choice(odd) if rng.random() < 0.2 else rng.gauss(0, 1) for _ in range(150)]
+    a, b = RankCusum(warmup=40, arl=1e3), RankCusum(warmup=40, arl=1e3)
+    for x in xs[:100]:
+        a.update(x)
+    at = 0
+    while not b.ready:
+        x = values_of(xs[at : at + chunk])
+        end = reference_end(b, x)
+        feed_reference(b, x[: end + 1])
+        at += min(len(x), end + 1)
+    assert at == reference_end(RankCusum(warmup=40), values_of(xs)) + 1  # stopped at the freeze
+    for x in xs[at:100]:
+        b.update(x)
+    assert a.ready and a.state() == b.state()
+
+
+def test_feeding_past_the_warm_up_is_refused() -> None:
+    det = RankCusum(warmup=10)
+    x = values_of([float(i) for i in range(11)])
+    assert reference_end(det, x) == 9
+    with pytest.raises(ValueError, match="past the warm-up"):
+        feed_reference(det, x)
+    feed_reference(det, x[:10])
+    assert det.ready and det.n == 10

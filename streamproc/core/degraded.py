@@ -7,7 +7,9 @@ error detector's reference before the change) and the estimated change point, an
 each time the post-change labels double (geometric backoff: the training set doubles, so a new
 candidate has a real chance to pass), as long as the recent error is still significantly above
 the good level. It stops when a version is deployed, when the error is back near the good level,
-and, through the trigger, when the retrain budget is spent.
+when the training set can no longer grow (the last candidate was trained on every post-change
+example the training window holds: another one of the same data would be judged the same), and,
+through the trigger, when the retrain budget is spent.
 
 Significance: a one-sided z-test of the mean of the latest post-change errors (the monitor
 passes the last 200, so a model that recovered by itself is left alone) against the good
@@ -58,6 +60,9 @@ class DegradedWatch:
         True once the latest request ended without a deployment.
     last_status
         How the latest request ended (``rejected``, ``failed``), None while in flight.
+    trained_on
+        Post-change examples the training window held at the latest request (its candidate's
+        training set); 0 when unknown (a snapshot from before this field).
     """
 
     request_id: str
@@ -68,12 +73,18 @@ class DegradedWatch:
     attempts: int = 1
     armed: bool = False
     last_status: str | None = None
+    trained_on: int = 0
 
     @classmethod
     def start(
         cls, request_id: str, good_level: float, change_ts: float, labels: int
     ) -> DegradedWatch:
-        return cls(request_id, float(good_level), float(change_ts), labels, 2 * max(labels, 1))
+        """A watch for a request made ``labels`` post-change labels after the change (all of
+        them in the training window)."""
+        first = 2 * max(labels, 1)
+        return cls(
+            request_id, float(good_level), float(change_ts), labels, first, trained_on=labels
+        )
 
     def ended(self, request_id: str, status: str = "rejected") -> bool:
         """The request ended without a deployment: arm the backoff. False if not ours."""
@@ -88,11 +99,18 @@ class DegradedWatch:
         self.labels += 1
         return self.armed and self.labels >= self.next_at
 
-    def asked(self, request_id: str) -> None:
+    def asked(self, request_id: str, trained_on: int) -> None:
+        """A re-request was made; ``trained_on``: the post-change examples it can train on."""
         self.request_id = request_id
         self.attempts += 1
         self.armed = False
         self.next_at = 2 * self.labels
+        self.trained_on = trained_on
+
+    def grown(self, examples: int) -> bool:
+        """Whether ``examples`` post-change examples in the window now are more than the latest
+        candidate was trained on (False once the window is full: the same data again)."""
+        return self.trained_on == 0 or examples > self.trained_on
 
     def postpone(self) -> None:
         """No request this time (suppressed by the trigger): wait for the next doubling."""
@@ -137,6 +155,7 @@ class DegradedWatch:
             "attempts": self.attempts,
             "armed": self.armed,
             "last_status": self.last_status,
+            "trained_on": self.trained_on,
         }
 
     @classmethod

@@ -600,6 +600,10 @@ class ModelMonitor:
             self.degraded = None
             return None
         mean = sum(errors) / len(errors)
+        examples = self._examples_since(watch.change_ts)
+        if not watch.grown(examples):
+            self._give_up(watch, mean, examples)
+            return None
         details = watch.evidence(mean)
         reason = Reason("degraded", "backoff", mean, watch.good_level, watch.labels, details)
         reasons = self.trigger.ask_scheduled(reason, j.label_ts)
@@ -608,8 +612,26 @@ class ModelMonitor:
             return None
         self._count("asked_again")
         req = self._request(reasons, j.label_ts, f"degraded@{j.event_id}", source)
-        watch.asked(req.request_id)
+        watch.asked(req.request_id, examples)
         return req
+
+    def _give_up(self, watch: DegradedWatch, mean: float, examples: int) -> None:
+        """The training window is full of post-change examples and the last candidate, trained
+        on all of them, did not deploy: more labels only replace them with more of the same."""
+        self._count("degraded_window_full")
+        self.degraded = None
+        log.warning(
+            "model %s: still degraded (error %.4g against %.4g before the change) after %d "
+            "retrains that did not deploy, the last trained on the whole window (%d post-change "
+            "examples); not asking again for this change: the trainer may not fit the new data. "
+            "Retrain by hand (another trainer, or more data: raise training_window) or roll "
+            "back; a new change is still detected",
+            self.model_id,
+            mean,
+            watch.good_level,
+            watch.attempts,
+            examples,
+        )
 
     def _scheduled(self, ts: float, source: SourceRef | None) -> RetrainRequest | None:
         reason = self.trigger.schedule_due(ts)

@@ -45,9 +45,12 @@ def test_a_model_still_degraded_after_a_rejected_retrain_is_asked_about_again() 
     assert first.reasons[0].signal == "error"
     assert 5000 <= first_at < 5300
     again = [(i, r) for i, r in requests[1:]]
-    # Each time the post-change labels double: ~2x, 4x, ... the first request's count, until the
-    # 35k post-change labels run out (the first at ~80 labels gives 8 more before 40,000).
-    assert 6 <= len(again) <= 10
+    # Each time the post-change labels double: ~2x, 4x, ... the first request's count (~80),
+    # until a candidate was trained on the whole window (1,000 post-change examples, at ~1,280
+    # labels): then another of the same data has no better chance, and the backoff gives up.
+    assert len(again) == 4
+    assert again[-1][1].reasons[0].details["post_change_labels"] >= 1000
+    assert mon.counts["degraded_window_full"] == 1 and mon.degraded is None
     gaps = [b - a for (a, _), (b, _) in itertools.pairwise(requests)]
     assert all(g2 >= 1.8 * g1 for g1, g2 in itertools.pairwise(gaps))
     for _, r in again:
@@ -58,8 +61,15 @@ def test_a_model_still_degraded_after_a_rejected_retrain_is_asked_about_again() 
         assert reason.details["previous_result"] == "rejected"
         assert 5000 <= reason.details["change_ts"] <= first_at
         assert "still degraded after a rejected retrain" in reason.details["why"]
-    # The watch survives a restart.
-    assert ModelMonitor.restore(mon.snapshot()).snapshot() == mon.snapshot()
+    # The watch survives a restart (here, mid-backoff; above, it had ended).
+    mid = ModelMonitor("m")
+    rng = random.Random(5)
+    for i in range(5600):
+        wrong = rng.random() < (0.1 if i < 5000 else 0.9)
+        for req in feed(mid, i, "v1", 1, 0 if wrong else 1):
+            mid.on_result(RetrainResult(req.request_id, "m", "rejected", float(i)))
+    assert mid.degraded is not None and mid.degraded.trained_on > 0
+    assert ModelMonitor.restore(mid.snapshot()).snapshot() == mid.snapshot()
 
 
 def test_a_model_that_recovers_by_itself_is_not_asked_again() -> None:

@@ -169,13 +169,17 @@ def _replay(
             yield ReplayEvent(DEAD_LETTERS, _dead(src, problem, line, last_ts), index)
             continue
         offsets[topic] += 1
+        # The record's offset, as the monitors see it: its line on the input topics (it grows
+        # per topic as an offset does, and a label that waits for its prediction keeps it: its
+        # letter names that line); a count on the topics the replay writes to as well.
+        at = index if topic in INPUT_TOPICS else offsets[topic]
         # A batched value is many events: one outcome each, applied in order, each followed
         # by its aftermath before the next (as if the events had come one per line).
-        source = SourceRef(topic, 0, offsets[topic])
+        source = SourceRef(topic, 0, at)
         for out in iter_record(monitors, topic, raw, source, received):
             if out.dead_letter is not None:
                 dl = to_dict(out.dead_letter)
-                if out.dead_letter.source.topic == topic:  # else an early label's, as it was
+                if out.dead_letter.source.topic == topic:  # else an early label's: its line
                     dl["source"] = to_dict(replace(src, index=out.dead_letter.source.index))
                 yield ReplayEvent(DEAD_LETTERS, dl, index)
                 if out.model_id is None:

@@ -109,8 +109,9 @@ class DegradedWatch:
 
     def grown(self, examples: int) -> bool:
         """Whether ``examples`` post-change examples in the window now are more than the latest
-        candidate was trained on (False once the window is full: the same data again)."""
-        return self.trained_on == 0 or examples > self.trained_on
+        candidate was trained on (False once the window is full: the same data again). Always
+        True after a ``failed`` request: no candidate was judged."""
+        return self.trained_on == 0 or self.last_status != "rejected" or examples > self.trained_on
 
     def postpone(self) -> None:
         """No request this time (suppressed by the trigger): wait for the next doubling."""

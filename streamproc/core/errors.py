@@ -327,7 +327,8 @@ class Scored:
     """What one joined pair produced: errors ready to score (maybe held ones), and mismatches."""
 
     ready: tuple[ScoredError, ...] = ()
-    mismatches: tuple[str, ...] = ()
+    # (event id, what was wrong) per pair that cannot be scored: this one, or held ones
+    mismatches: tuple[tuple[str, str], ...] = ()
     comparable: bool = True  # False: this pair's types do not match (it is in mismatches)
 
 
@@ -379,7 +380,7 @@ class ErrorScorer:
         """Score one joined pair (or hold it until the task is known)."""
         pair = comparable(prediction, label)
         if not isinstance(pair, Pair):
-            return Scored(mismatches=(f"event {event_id!r}: {pair}",), comparable=False)
+            return Scored(mismatches=((event_id, f"event {event_id!r}: {pair}"),), comparable=False)
         task = self.task
         if task is not None:
             scored = self._score([HeldPair(event_id, version, *pair, ts)], task)
@@ -397,13 +398,13 @@ class ErrorScorer:
 
     def _score(self, items: list[HeldPair], task: str) -> Scored:
         ready: list[ScoredError] = []
-        bad: list[str] = []
+        bad: list[tuple[str, str]] = []
         for event_id, version, p, y, numbers, ts in items:
             e = error_value(Pair(p, y, numbers), task, self.loss)
             if e is None:
                 why = "declared" if self.declared != "auto" else f"inferred: {self.why}"
                 msg = _NOT_A_QUANTITY.format(label=_short(y), prediction=_short(p), why=why)
-                bad.append(f"event {event_id!r}: {msg}")
+                bad.append((event_id, f"event {event_id!r}: {msg}"))
             else:
                 ready.append(ScoredError(event_id, version, e, ts))
         return Scored(tuple(ready), tuple(bad))

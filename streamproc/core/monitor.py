@@ -379,9 +379,9 @@ class ModelMonitor:
         if len(self.join_latencies) < MAX_LATENCIES:
             self.join_latencies.append(j.latency_s)
         scored = self.scorer.add(j.event_id, j.version, j.prediction, j.label, j.label_ts)
-        for msg in scored.mismatches:
+        for event_id, msg in scored.mismatches:
             self._count("label_type_mismatch")
-            self.mismatches.append(self._mismatch(msg, j))
+            self.mismatches.append(self._mismatch(msg, j, event_id))
         if not scored.comparable:
             return None  # never scored, never a training or gate example
         self._error_detector()  # exists from the moment the task is known
@@ -458,9 +458,10 @@ class ModelMonitor:
         numeric = self.policy.drift.numeric if self.policy.drift else None
         return rule.make(task, numeric)
 
-    def _mismatch(self, message: str, j: Joined) -> Mismatch:
-        """A mismatch, blamed on the early label when a prediction completed the pair."""
-        if j.early_origin is None:
+    def _mismatch(self, message: str, j: Joined, event_id: str) -> Mismatch:
+        """A mismatch, blamed on the early label when a prediction completed this pair (a held
+        pair's, found when this one decided the task, names the record being applied)."""
+        if j.early_origin is None or event_id != j.event_id:
             return Mismatch(message)
         label = {"event_id": j.event_id, "model_id": self.model_id, "ts": j.label_ts}
         return Mismatch(message, SourceRef(*j.early_origin), {**label, "label": j.label})

@@ -166,3 +166,26 @@ def test_summary_is_printed_also_when_nothing_fired(tmp_path: Path) -> None:
         "retrain-results": "0",
     }
     assert "no retrain request" in proc.stdout
+
+
+def test_a_label_letter_names_the_labels_line_also_when_it_came_before_its_prediction() -> None:
+    t0 = 1_700_000_000.0
+    lines = [
+        orjson.dumps({"topic": topic, "value": value})
+        for topic, value in [
+            *(("predictions", {"event_id": f"p{i}", "model_id": "m", "model_version": "v1",
+                               "ts": t0 + i, "prediction": 0.5}) for i in range(5)),
+            ("metrics", {"model_id": "m", "name": "x", "value": 1.0, "ts": t0}),
+            ("labels", {"event_id": "p0", "model_id": "m", "ts": t0, "label": "cat"}),  # line 6
+            ("labels", {"event_id": "late", "model_id": "m", "ts": t0 + 9, "label": "cat"}),
+            ("predictions", {"event_id": "late", "model_id": "m", "model_version": "v1",
+                             "ts": t0 + 9, "prediction": 0.5}),  # completes line 7's pair
+        ]
+    ]  # fmt: skip
+    letters = [
+        (e.input_index, e.value["source"]) for e in replay(lines) if e.topic == "dead-letters"
+    ]
+    assert letters == [
+        (6, {"topic": "labels", "partition": 0, "offset": 6}),
+        (8, {"topic": "labels", "partition": 0, "offset": 7}),
+    ]

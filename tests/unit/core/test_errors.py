@@ -196,7 +196,8 @@ def test_declared_task_scores_from_the_first_label() -> None:
     assert sc.task == "regression" and out.ready[0].error == 4.0
     bad = sc.add("e1", "v1", "cat", "dog", 1.0)
     assert bad.ready == () and bad.comparable is False
-    assert "task is regression" in bad.mismatches[0] and "declare task" in bad.mismatches[0]
+    ((event_id, msg),) = bad.mismatches
+    assert event_id == "e1" and "task is regression" in msg and "declare task" in msg
 
 
 def test_scorer_state_round_trips_mid_inference() -> None:
@@ -604,3 +605,29 @@ def test_scorer_state_is_named_and_format_1_positional_state_still_restores() ->
     }
     again = ErrorScorer.from_state(old, "auto", "absolute")
     assert again is not None and again.state() == s
+
+
+def test_a_held_pairs_mismatch_is_not_blamed_on_the_early_label_that_decided_the_task() -> None:
+    """e0 (class names) waits while the task is inferred; e199's label comes before its
+    prediction, and that prediction decides: regression. e0's letter names the record being
+    applied, never e199's good label."""
+    monitors = Monitors()
+
+    def send(topic: str, i: int, value: Any) -> Any:
+        field = "prediction" if topic == "predictions" else "label"
+        ev = {"event_id": f"e{i}", "model_id": "m", "ts": T0 + i, field: value}
+        if topic == "predictions":
+            ev["model_version"] = "v1"
+        return route(monitors, topic, orjson.dumps(ev), SourceRef(topic, 0, i), 0.0)
+
+    send("predictions", 0, "cat")
+    send("labels", 0, "cat")
+    for i in range(1, 199):
+        send("predictions", i, 1000.5 + i)
+        send("labels", i, 1000.0 + 3 * i)
+    assert send("labels", 199, 3.5).dead_letter is None  # early: waits for its prediction
+    o = send("predictions", 199, 4.25)
+    assert monitors.get("m").scorer.task == "regression"
+    assert o.dead_letter is not None and o.dead_letter.error.startswith("event 'e0'")
+    assert o.dead_letter.source == SourceRef("predictions", 0, 199)
+    assert "e199" in o.dead_letter.raw and "3.5" not in o.dead_letter.raw

@@ -72,6 +72,21 @@ def test_a_model_still_degraded_after_a_rejected_retrain_is_asked_about_again() 
     assert ModelMonitor.restore(mid.snapshot()).snapshot() == mid.snapshot()
 
 
+def test_failed_re_requests_never_stop_the_backoff_as_if_a_candidate_were_judged() -> None:
+    """The first request rejected, every re-request failed (a trainer down): no candidate was
+    trained on the full window, so the backoff goes on doubling (here to 40,000)."""
+    rng = random.Random(5)
+    mon = ModelMonitor("m")
+    statuses = []
+    for i in range(40_000):
+        wrong = rng.random() < (0.1 if i < 5000 else 0.9)
+        for req in feed(mon, i, "v1", 1, 0 if wrong else 1):
+            statuses.append("failed" if statuses else "rejected")
+            mon.on_result(RetrainResult(req.request_id, "m", statuses[-1], float(i)))
+    assert len(statuses) >= 8 and mon.degraded is not None
+    assert "degraded_window_full" not in mon.counts
+
+
 def test_a_model_that_recovers_by_itself_is_not_asked_again() -> None:
     rng = random.Random(6)
     mon = ModelMonitor("m")

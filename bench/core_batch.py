@@ -45,7 +45,7 @@ def records(
                 feats["cat"] = rng.choice("abcd")
                 preds.append(
                     {
-                        "event_id": f"e{i}",
+                        "event_id": f"s{seed}e{i}",
                         "model_id": f"m{m:03d}",
                         "model_version": "v1",
                         "ts": ts,
@@ -55,7 +55,7 @@ def records(
                     }
                 )
                 if j % 2 == 0:
-                    lab = {"event_id": f"e{i}", "model_id": f"m{m:03d}", "ts": ts + 1.0}
+                    lab = {"event_id": f"s{seed}e{i}", "model_id": f"m{m:03d}", "ts": ts + 1.0}
                     labels.append({**lab, "label": rng.randint(0, 1)})
             out.append(("predictions", orjson.dumps(batches.columns("prediction", preds)), batch))
             out.append(("labels", orjson.dumps(batches.columns("label", labels)), len(labels)))
@@ -92,7 +92,7 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true", help="time the detectors' warm-up too")
     a = ap.parse_args()
     warm = records(a.models, 1000, min(a.batch, 1000), a.features, 1, 1.7e9)
-    timed = records(a.models, a.batches * a.batch, a.batch, a.features, 2, 1.8e9)
+    timed = records(a.models, a.batches * a.batch, a.batch, a.features, 2, 1.7e9 + 2000.0)
     events = sum(n for _, _, n in timed)
     base = Monitors()
     if a.cold:

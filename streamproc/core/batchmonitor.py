@@ -116,8 +116,8 @@ def apply_predictions(
         _commit(mon, columns, at)
         if gone and at:
             mon.counts["missing_keys"] += gone * at
+        _bookkeeping(mon, events[p : p + at])
         for i in range(p, p + at):
-            _bookkeeping(mon, events[i])
             yield i, None
         if at < length:
             yield p + at, mon.on_prediction(events[p + at], srcs[p + at], done=done)
@@ -341,12 +341,19 @@ def _commit(mon: ModelMonitor, columns: list[_Column], at: int) -> None:
             mon.counts[_NOT_SIGNIFICANT] += missed
 
 
-def _bookkeeping(mon: ModelMonitor, ev: PredictionEvent) -> None:
-    """The rest of :meth:`ModelMonitor.on_prediction` for a plain event."""
-    mon._seen(ev.ts, "predictions")
-    mon._observe_version(ev.model_version)
-    mon.trigger.events += 1
-    joined = mon.join.add_prediction(
-        ev.event_id, ev.ts, ev.model_version, ev.prediction, dict(ev.features)
+def _bookkeeping(mon: ModelMonitor, evs: Sequence[PredictionEvent]) -> None:
+    """The rest of :meth:`ModelMonitor.on_prediction` for a run of plain events, at once: the
+    same counters, traffic weights and join buffers as event by event."""
+    if not evs:
+        return
+    last = max(ev.ts for ev in evs)
+    if last > mon.last_ts:
+        mon.last_ts = last
+    mon.counts["predictions"] = mon.counts.get("predictions", 0) + len(evs)
+    # Plain events are of the current version: observing them never switches it.
+    mon.traffic.observe_many(mon.version, len(evs))
+    mon.trigger.events += len(evs)
+    # No early label waits for a plain event: none of them joins.
+    mon.join.add_predictions(
+        [(ev.event_id, ev.ts, ev.model_version, ev.prediction, dict(ev.features)) for ev in evs]
     )
-    assert joined is None  # no early label waits for a plain event

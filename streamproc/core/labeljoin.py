@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, NamedTuple
 
 import orjson
@@ -47,6 +48,9 @@ _COUNTS = (
 )
 
 DEFAULT_MAX_BYTES = 3 * 1024 * 1024
+
+# One prediction for :meth:`LabelJoin.add_predictions`: event id, ts, version, prediction, features.
+PredictionRow = tuple[str, float, str, Any, Mapping[str, Any]]
 
 
 class WaitingPrediction(NamedTuple):
@@ -165,6 +169,56 @@ class LabelJoin:
         self._hold_size(event_id, entry)
         self._evict()
         return None
+
+    def add_predictions(
+        self, rows: Sequence[tuple[str, float, str, Any, Mapping[str, Any]]]
+    ) -> None:
+        """:meth:`add_prediction` for each ``(event_id, ts, version, prediction, features)`` in
+        turn, none of them answered by an early label: the same buffers, bytes and counts.
+
+        Done at once when no row is a duplicate and only the count limit evicts (event by
+        event, each new prediction over ``max_pending`` pushes out the oldest: at once, the
+        same oldest go, in the same order). Checked against bounds on every step: the TTL
+        horizon only rises, and the bytes never exceed the buffers' plus every new row's. Else
+        one by one.
+
+        Raises
+        ------
+        ValueError
+            A row's label came first (it would join): such rows go through
+            :meth:`add_prediction`, which returns the example.
+        """
+        if not rows:
+            return
+        ids = [r[0] for r in rows]
+        entries = [WaitingPrediction(ts, v, p, f) for _, ts, v, p, f in rows]
+        sizes = [entry_bytes(i, e) for i, e in zip(ids, entries, strict=True)]
+        pending, early = self._pending, self._early
+        now = max(self._now, max(e.ts for e in entries))
+        horizon = now - self.ttl_s
+        if (
+            len(set(ids)) == len(ids)
+            and not any(i in pending or i in self._recent or i in early for i in ids)
+            and min(e.ts for e in entries) >= horizon
+            and all(e.ts >= horizon for e in pending.values())
+            and all(e.ts >= horizon for e in early.values())
+            and len(early) <= self.max_early
+            and self.nbytes + sum(sizes) <= self.max_bytes
+        ):
+            self._now = now
+            pending.update(zip(ids, entries, strict=True))
+            self._sizes.update(zip(ids, sizes, strict=True))
+            self.nbytes += sum(sizes)
+            over = len(pending) - self.max_pending
+            if over > 0:  # the oldest, listed once: popping the front one at a time rescans
+                for event_id in list(islice(pending, over)):
+                    del pending[event_id]
+                    self.nbytes -= self._sizes.pop(event_id)
+                self.counts["evicted_predictions"] += over
+            return
+        for event_id, ts, version, prediction, features in rows:
+            if self.add_prediction(event_id, ts, version, prediction, features) is not None:
+                raise ValueError(f"add_predictions: a label for {event_id!r} came first.")
 
     def add_label(self, event_id: str, ts: float, label: Any, origin: Any = None) -> Joined | None:
         """Match a label to its prediction, or hold it (with ``origin``, returned in the

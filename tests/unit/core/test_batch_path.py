@@ -26,7 +26,7 @@ from streamproc.core import batches, batchmonitor
 from streamproc.core.batchmonitor import apply_predictions
 from streamproc.core.events import PredictionEvent, SourceRef, encode
 from streamproc.core.monitor import ModelMonitor
-from streamproc.core.policy import DriftRule, ErrorRule, Policy, PolicyBook
+from streamproc.core.policy import DriftRule, ErrorRule, JoinLimits, Policy, PolicyBook
 from streamproc.core.router import Monitors, Outcome, iter_record, route
 from streamproc.core.topics import DEPLOYMENTS
 
@@ -54,7 +54,21 @@ QUIET_OUTPUTS = Policy(  # identifiers skipped, outputs not watched, two signals
     quorum_window_s=600.0,
     cooldown_s=200.0,
 )
-POLICIES = {"fast": FAST, "scheduled": SCHEDULED, "quiet_outputs": QUIET_OUTPUTS}
+TIGHT_JOIN = Policy(  # the label join evicts by count, TTL and bytes within a batch
+    drift=FAST.drift,
+    error=FAST.error,
+    join=JoinLimits(ttl_s=120.0, max_pending=150, max_early=20, max_bytes=12_000),
+)
+COUNT_JOIN = Policy(  # only the count limit evicts: predictions pushed out in bulk
+    drift=FAST.drift, error=FAST.error, join=JoinLimits(max_pending=150)
+)
+POLICIES = {
+    "count_join": COUNT_JOIN,
+    "fast": FAST,
+    "scheduled": SCHEDULED,
+    "quiet_outputs": QUIET_OUTPUTS,
+    "tight_join": TIGHT_JOIN,
+}
 
 
 def _prediction(
@@ -197,7 +211,9 @@ def test_the_streams_exercise_what_they_claim(monkeypatch: pytest.MonkeyPatch) -
     and most predictions applied in bulk."""
     bulk = []
     plain = batchmonitor._bookkeeping
-    monkeypatch.setattr(batchmonitor, "_bookkeeping", lambda mon, ev: bulk.append(plain(mon, ev)))
+    monkeypatch.setattr(
+        batchmonitor, "_bookkeeping", lambda mon, evs: (bulk.extend(evs), plain(mon, evs))
+    )
     outs, snaps = _run(_records(5, 3000, 100, 0.05, True), PolicyBook(FAST), vectorized=True)
     requests = [r for o in outs for r in o.requests]
     letters = [o.dead_letter.reason for o in outs if o.dead_letter is not None]

@@ -361,3 +361,47 @@ def test_a_snapshot_from_before_label_origins_still_joins() -> None:
     assert j is not None and (j.label, j.early_origin) == (1, None)
     j = LabelJoin.from_state(join.state(), max_pending=10, ttl_s=60.0, max_early=10)
     assert j.add_prediction("a", 2.0, "v1", 0, {}).early_origin == ["labels", 0, 5, None]  # type: ignore[union-attr]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    max_pending=st.integers(1, 60),
+    ttl_s=st.sampled_from([5.0, 50.0, 1e9]),
+    max_bytes=st.sampled_from([600, 3000, 10**9]),
+)
+def test_add_predictions_is_add_prediction_in_turn(
+    seed: int, max_pending: int, ttl_s: float, max_bytes: int
+) -> None:
+    """In bulk or one by one (duplicates, TTL, count and byte evictions), the same state."""
+    rng = random.Random(seed)
+    one = LabelJoin(max_pending, ttl_s, max_early=5, max_bytes=max_bytes)
+    many = LabelJoin(max_pending, ttl_s, max_early=5, max_bytes=max_bytes)
+    t = 0.0
+    for _ in range(12):
+        rows = []
+        for _ in range(rng.randint(1, 40)):
+            t += rng.random() * 2
+            rows.append((f"e{rng.randint(0, 300)}", t - rng.random() * 3, "v1", 1, {"x": t}))
+        rows = [r for r in rows if not one.has_early(r[0])]  # those would join
+        for r in rows:
+            assert one.add_prediction(*r) is None
+        many.add_predictions(rows)
+        assert one.state() == many.state()
+        for j in (one, many):  # labels answer some, come early for others
+            for k in range(3):
+                j.add_label(f"e{(k * 37 + int(t)) % 300}", t, 0)
+
+
+def test_add_predictions_pushes_out_the_oldest_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the count limit only: the oldest go in bulk, as one by one, none added per event."""
+    one, many = LabelJoin(max_pending=5), LabelJoin(max_pending=5)
+    rows = [(f"e{i}", float(i), "v1", i % 2, {"x": i}) for i in range(8)]
+    for r in rows:
+        one.add_prediction(*r)
+    monkeypatch.setattr(many, "add_prediction", None)  # the bulk path must not need it
+    many.add_predictions(rows[:3])
+    many.add_predictions(rows[3:])
+    assert many.state() == one.state()
+    assert list(many.state()["pending"]) == ["e3", "e4", "e5", "e6", "e7"]
+    assert many.counts["evicted_predictions"] == 3 and many.nbytes == one.nbytes

@@ -53,12 +53,12 @@ label batch: field 'ts' has 2 values but 'event_id' has 1; send one value per ev
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final, overload
 
 from streamproc.core.events import InvalidEvent
 
-__all__ = ["BATCHED_KINDS", "columns", "is_batch", "split"]
+__all__ = ["BATCHED_KINDS", "BatchEvents", "columns", "events_of", "is_batch", "split"]
 
 # The kinds a batch may carry and, per kind, the per-event array fields (required, optional).
 BATCHED_KINDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
@@ -103,6 +103,12 @@ def split(obj: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
         ``features`` is not an object of arrays, or there is no event. The whole record is
         then one dead letter.
     """
+    return list(events_of(obj, kind))
+
+
+def events_of(obj: Mapping[str, Any], kind: str) -> BatchEvents:
+    """:func:`split`, each event made when it is first asked for (a batch applied from its
+    columns needs an event's object only for a dead letter). Raises as :func:`split` does."""
     required, optional = BATCHED_KINDS[kind]
     ids = obj.get("event_id")
     if not isinstance(ids, list):
@@ -132,16 +138,59 @@ def split(obj: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
     features = _features(kind, obj.get("features"), n) if kind == "prediction" else None
     known = {*required, *optional, *_PER_BATCH_OR_EVENT[kind], "features"}
     extra = {k: v for k, v in obj.items() if k not in known}
-    out = []
-    for i in range(n):
-        ev = {**extra, **shared}
-        for name, col in cols.items():
-            if col[i] is not None:
-                ev[name] = col[i]
-        if features is not None:
-            ev["features"] = {k: col[i] for k, col in features.items()}
-        out.append(ev)
-    return out
+    return BatchEvents(n, {**extra, **shared}, cols, features)
+
+
+class BatchEvents(Sequence[dict[str, Any]]):
+    """The events of a checked batch as single-event objects, each made on access.
+
+    Attributes
+    ----------
+    columns
+        Per-event fields by name (arrays of ``n``), as sent.
+    features
+        Feature arrays by name (predictions), or None.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        common: dict[str, Any],
+        columns: dict[str, list[Any]],
+        features: dict[str, list[Any]] | None,
+        start: int = 0,
+    ) -> None:
+        self.n, self.common, self.columns, self.features = n, common, columns, features
+        self.start = start
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        common, cols, feats = self.common, self.columns.items(), self.features
+        for k in range(self.start, self.start + self.n):
+            ev = dict(common)
+            for name, col in cols:
+                if col[k] is not None:
+                    ev[name] = col[k]
+            if feats is not None:
+                ev["features"] = {name: col[k] for name, col in feats.items()}
+            yield ev
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, i: slice) -> BatchEvents: ...
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | BatchEvents:
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(self.n)
+            if step != 1:
+                raise ValueError("batch events: slices of step 1 only")
+            n = max(hi - lo, 0)
+            return BatchEvents(n, self.common, self.columns, self.features, self.start + lo)
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return next(iter(self[i % self.n : i % self.n + 1]))
 
 
 def _column(kind: str, name: str, v: object, n: int) -> list[Any]:

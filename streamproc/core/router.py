@@ -20,9 +20,10 @@ True
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import repeat
 from typing import Any, Final, overload
 
 import orjson
@@ -218,7 +219,7 @@ def iter_record(
             one = partial(build, cls, fields, kind, obj)
             events = None
         else:
-            events = batches.split(obj, kind)
+            events = batches.events_of(obj, kind)
     except InvalidEvent as exc:
         yield Outcome(dead_letter=dead_letter(source, str(exc), raw, received_ts, exc.reason))
         return
@@ -229,7 +230,7 @@ def iter_record(
         yield _guarded(monitors, topic, raw, source, received_ts, one)
         return
     if vectorized and topic == PREDICTIONS:
-        prebuilt = _prebuilt(obj, events) if _checked(obj) else None
+        prebuilt = _prebuilt(obj) if _checked(obj) else None
         yield from iter_predictions(monitors, events, source, received_ts, True, prebuilt)
         return
     for i, ev in enumerate(events):
@@ -386,7 +387,7 @@ _HANDLERS: Final[dict[str, Callable[[ModelMonitor, Any, SourceRef], Any]]] = {
 
 def iter_predictions(
     monitors: Monitors,
-    events: list[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
     source: SourceRef,
     received_ts: float,
     features_checked: bool = False,
@@ -472,10 +473,11 @@ def _texts(v: Any) -> bool:
     return isinstance(v, list) and set(map(type, v)) == {str} and all(v)
 
 
-def _prebuilt(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[PredictionEvent] | None:
-    """The prediction events of a decoded batch whose columns all pass the per-event checks
-    (:func:`streamproc.core.events.build`: the same events it would build), or None: then
-    each event is checked alone, and a bad one is its dead letter.
+def _prebuilt(obj: dict[str, Any]) -> list[PredictionEvent] | None:
+    """The prediction events of a decoded batch (its shape checked: arrays of one length)
+    whose columns all pass the per-event checks (:func:`streamproc.core.events.build`: the
+    same events it would build), made from the columns; or None: then each event is
+    checked alone, and a bad one is its dead letter.
 
     orjson never decodes NaN or infinities: a number column only needs its types and ranges.
     """
@@ -496,27 +498,43 @@ def _prebuilt(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[Predict
         present = [x for x in score if x is not None]
         if not (set(map(type, present)) <= _NUMBER and all(0.0 <= x <= 1.0 for x in present)):
             return None
-    out = []
-    for ev in events:
-        sc = ev.get("score")
-        out.append(
-            PredictionEvent(
-                event_id=ev["event_id"],
-                model_id=ev["model_id"],
-                model_version=ev["model_version"],
-                ts=float(ev["ts"]),
-                prediction=ev["prediction"],
-                features=ev.get("features", {}),
-                score=None if sc is None else float(sc),
-            )
+    ids = obj["event_id"]
+    n = len(ids)
+    feats = obj["features"]
+    names = list(feats)
+    rows = zip(*feats.values(), strict=True) if names else repeat((), n)
+    return [
+        PredictionEvent(
+            e,
+            m,
+            v,
+            float(t),
+            p,
+            dict(zip(names, r, strict=True)),
+            None if sc is None else float(sc),
         )
-    return out
+        for e, m, v, t, p, r, sc in zip(
+            ids,
+            _each(obj["model_id"], n),
+            _each(obj["model_version"], n),
+            ts,
+            obj["prediction"],
+            rows,
+            repeat(None, n) if score is None else score,
+            strict=True,
+        )
+    ]
+
+
+def _each(v: Any, n: int) -> Iterable[Any]:
+    """A column, or the one value a batch gives for all its ``n`` events."""
+    return v if isinstance(v, list) else repeat(v, n)
 
 
 def _run(
     monitors: Monitors,
     run: list[Any],
-    raws: list[dict[str, Any]],
+    raws: Sequence[dict[str, Any]],
     source: SourceRef,
     start: int,
     received_ts: float,
@@ -534,10 +552,14 @@ def _run(
         # accepting each of them leaves.
         mon.accept(srcs[len(run) - 1])
     k = fresh
+    nothing = Outcome(model_id=mon.model_id)  # what most events cause (frozen: shared)
     try:
         for k, emitted in mon.on_predictions(run[fresh:], srcs[fresh:]):
             k += fresh
-            yield _outcome(mon, emitted, srcs[k], raws[k], received_ts)
+            if emitted is None and not mon.mismatches:
+                yield nothing
+            else:
+                yield _outcome(mon, emitted, srcs[k], raws[k], received_ts)
             k += 1
     except Exception as exc:  # a bug must cost one event, not the worker
         where = f"event {start + k} of the batch: "

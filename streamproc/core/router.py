@@ -233,9 +233,13 @@ def iter_record(
         prebuilt = _prebuilt(obj) if _checked(obj) else None
         yield from iter_predictions(monitors, events, source, received_ts, True, prebuilt)
         return
+    labels = _prebuilt_labels(obj) if vectorized and topic == LABELS else None
     for i, ev in enumerate(events):
         src = SourceRef(source.topic, source.partition, source.offset, i)
-        make = partial(build, cls, fields, kind, ev)
+        if labels is None:
+            make = partial(build, cls, fields, kind, ev)
+        else:
+            make = partial(_given, labels[i])
         yield _guarded(monitors, topic, ev, src, received_ts, make, i)
 
 
@@ -523,6 +527,34 @@ def _prebuilt(obj: dict[str, Any]) -> list[PredictionEvent] | None:
             repeat(None, n) if score is None else score,
             strict=True,
         )
+    ]
+
+
+_LABEL_FIELDS: Final = frozenset(name for name, _, _ in LABEL_SPEC) - {"extra"}
+
+
+def _given(ev: LabelEvent) -> LabelEvent:
+    return ev
+
+
+def _prebuilt_labels(obj: dict[str, Any]) -> list[LabelEvent] | None:
+    """The label events of a decoded batch (its shape checked) whose columns all pass the
+    per-event checks, made from the columns (as :func:`_prebuilt`); or None."""
+    ts = obj.get("ts")
+    if not (
+        set(obj) <= _LABEL_FIELDS
+        and _texts(obj.get("event_id"))
+        and _texts(obj.get("model_id"))
+        and isinstance(ts, list)
+        and set(map(type, ts)) <= _NUMBER
+        and min(ts) >= 0
+        and set(map(type, obj.get("label") or [None])) <= {str, bool, int, float}
+    ):
+        return None
+    ids = obj["event_id"]
+    return [
+        LabelEvent(e, m, float(t), y)
+        for e, m, t, y in zip(ids, _each(obj["model_id"], len(ids)), ts, obj["label"], strict=True)
     ]
 
 

@@ -276,3 +276,31 @@ def test_columns_checked_whole_build_the_same_events(seed: int, size: int) -> No
         return
     assert fast == slow
     assert orjson.dumps(fast) == orjson.dumps(slow)  # 0.0 is not 0: types too
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**31), size=st.sampled_from([1, 7, 100]))
+def test_label_columns_checked_whole_build_the_same_labels(seed: int, size: int) -> None:
+    """A label batch whose columns pass as a whole is made from them: the same events."""
+    from streamproc.core.events import LABEL_SPEC, LabelEvent, build
+    from streamproc.core.router import _prebuilt_labels
+
+    rng = random.Random(seed)
+    odd = [None, "", -1.0, [1], {"a": 1}, 2**63 - 1, True, "yes", 0, 0.0]
+    labels = []
+    for i in range(size):
+        lab: dict[str, Any] = {"event_id": f"e{i}", "model_id": "m", "ts": 5.0 + i}
+        lab["label"] = rng.choice(odd) if rng.random() < 0.1 else rng.randint(0, 1)
+        if rng.random() < 0.05:
+            lab["ts"] = rng.choice([-3, 7, "late"])
+        labels.append(lab)
+    obj = orjson.loads(orjson.dumps(batches.columns("label", labels)))
+    split = batches.split(obj, "label")
+    fast = _prebuilt_labels(obj)
+    try:
+        slow = [build(LabelEvent, LABEL_SPEC, "label", ev) for ev in split]
+    except Exception:
+        assert fast is None  # a bad label: each is checked alone, the bad one dead-lettered
+        return
+    assert fast is not None
+    assert orjson.dumps(fast) == orjson.dumps(slow)

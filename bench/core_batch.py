@@ -28,9 +28,17 @@ from streamproc.core.router import Monitors, route_record
 
 
 def records(
-    models: int, per_model: int, batch: int, features: int, seed: int, t0: float
+    models: int,
+    per_model: int,
+    batch: int,
+    features: int,
+    seed: int,
+    t0: float,
+    labels_first: bool = False,
 ) -> list[tuple[str, bytes, int]]:
-    """(topic, record, events) in arrival order: each model's predictions, then its labels."""
+    """(topic, record, events) in arrival order: each model's predictions, then its labels
+    (``labels_first``: the labels first, as a worker catching up on both topics may read
+    them: each waits for its prediction)."""
     rng = random.Random(seed)
     out = []
     for b in range(per_model // batch):
@@ -57,8 +65,11 @@ def records(
                 if j % 2 == 0:
                     lab = {"event_id": f"s{seed}e{i}", "model_id": f"m{m:03d}", "ts": ts + 1.0}
                     labels.append({**lab, "label": rng.randint(0, 1)})
-            out.append(("predictions", orjson.dumps(batches.columns("prediction", preds)), batch))
-            out.append(("labels", orjson.dumps(batches.columns("label", labels)), len(labels)))
+            pair = [
+                ("predictions", orjson.dumps(batches.columns("prediction", preds)), batch),
+                ("labels", orjson.dumps(batches.columns("label", labels)), len(labels)),
+            ]
+            out.extend(pair[::-1] if labels_first else pair)
     return out
 
 
@@ -90,9 +101,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000, help="events per prediction record")
     ap.add_argument("--batches", type=int, default=3, help="timed records per model")
     ap.add_argument("--cold", action="store_true", help="time the detectors' warm-up too")
+    ap.add_argument(
+        "--labels-first", action="store_true", help="each label record before its predictions"
+    )
     a = ap.parse_args()
     warm = records(a.models, 1000, min(a.batch, 1000), a.features, 1, 1.7e9)
-    timed = records(a.models, a.batches * a.batch, a.batch, a.features, 2, 1.7e9 + 2000.0)
+    timed = records(
+        a.models, a.batches * a.batch, a.batch, a.features, 2, 1.7e9 + 2000.0, a.labels_first
+    )
     events = sum(n for _, _, n in timed)
     base = Monitors()
     if a.cold:

@@ -112,18 +112,67 @@ def apply_predictions(
             p += 1
             continue
         length, gone, columns = cols
-        at, done = _first_alarm(mon, columns, length)
-        _commit(mon, columns, at)
+        at = _rank_alarm(mon, columns, length)
+        slow = _SlowColumns(mon, [c for c in columns if c.scan is None])
+        early = [i for i in range(at) if mon.join.has_early(events[p + i].event_id)]
+        done: dict[str, bool] = {}
+        k = 0  # events of the segment yielded
+        rescan = False
+        for e in (*early, at):
+            hit = slow.advance(min(e + 1, at))
+            if hit is not None:
+                at, done = hit
+            if e >= at:
+                break
+            # Event e answers an early label: its detectors are updated (the rank CUSUMs are
+            # committed later: a join reads none of them); now its join, after the events
+            # before it are out (a type mismatch belongs to e's outcome).
+            _bookkeeping(mon, events[p + k : p + e])
+            for i in range(p + k, p + e):
+                yield i, None
+            emitted = _join_early(mon, events[p + e], srcs[p + e])
+            k = e + 1
+            if emitted is not None:  # the caller may deploy: detectors up to e, then a rescan
+                slow.finish(k)
+                _commit(mon, columns, k, k)
+                if gone:
+                    mon.counts["missing_keys"] += gone * k
+                rescan = True
+                yield p + e, emitted
+                break
+            yield p + e, None
+        if rescan:
+            p += k
+            continue
+        if not done:
+            slow.finish(at)
+        _commit(mon, columns, min(at + 1, length), at)
+        for col in columns:
+            if col.scan is not None and at < length:
+                done[col.signal] = bool(col.scan.fired[at])
         if gone and at:
             mon.counts["missing_keys"] += gone * at
-        _bookkeeping(mon, events[p : p + at])
-        for i in range(p, p + at):
+        _bookkeeping(mon, events[p + k : p + at])
+        for i in range(p + k, p + at):
             yield i, None
         if at < length:
             yield p + at, mon.on_prediction(events[p + at], srcs[p + at], done=done)
             p += at + 1
         else:
             p += length
+
+
+def _join_early(mon: ModelMonitor, ev: PredictionEvent, source: SourceRef | None) -> Emitted:
+    """The rest of :meth:`ModelMonitor.on_prediction` for a plain event answering an early
+    label (its detectors already updated, no alarm among them)."""
+    mon._seen(ev.ts, "predictions")
+    mon._observe_version(ev.model_version)
+    mon.trigger.events += 1
+    joined = mon.join.add_prediction(
+        ev.event_id, ev.ts, ev.model_version, ev.prediction, dict(ev.features)
+    )
+    # None: the label was evicted meanwhile (by the events before it), as one by one.
+    return mon._on_joined(joined, source) if joined else None
 
 
 # --------------------------------------------------------------------------- segment
@@ -199,7 +248,6 @@ def _plain_end(
             ev.model_version != version
             or (ev.score is not None) != scored
             or tuple(ev.features) != keys
-            or mon.join.has_early(ev.event_id)
             or (max_events and trig.events + (i - p) + 1 >= max_events)
             or (max_age and deployed is not None and ev.ts - deployed >= max_age)
             or (wait is not None and wait.expired(ev.ts, ttl))
@@ -258,13 +306,8 @@ def _significant(mon: ModelMonitor, det: Detector) -> bool:
 # --------------------------------------------------------------------------- alarms
 
 
-def _first_alarm(
-    mon: ModelMonitor, columns: list[_Column], length: int
-) -> tuple[int, dict[str, bool]]:
-    """The first alarm point in the segment (``length``: none), and the updates made at it.
-
-    Columns without a scan are updated here, event by event, up to that point.
-    """
+def _rank_alarm(mon: ModelMonitor, columns: list[_Column], length: int) -> int:
+    """The first alarm point among the scanned columns (``length``: none)."""
     at = length
     counted = _NOT_SIGNIFICANT in mon.counts
     for col in columns:
@@ -274,46 +317,51 @@ def _first_alarm(
             hits = np.flatnonzero(stop[:at])
             if len(hits):
                 at = int(hits[0])
-    slow = [c for c in columns if c.scan is None]
-    done: dict[str, bool] = {}
-    if slow:
-        at, done = _slow_alarm(mon, slow, at)
-    for col in columns:
-        if col.scan is not None and at < length:
-            done[col.signal] = bool(col.scan.fired[at])
-    return at, done
+    return at
 
 
-def _slow_alarm(mon: ModelMonitor, slow: list[_Column], at: int) -> tuple[int, dict[str, bool]]:
-    """The columns without a scan, updated event by event before ``at``: the first alarm
-    among them (else ``at``) and their updates' results at it.
+class _SlowColumns:
+    """The columns without a scan, updated event by event as far as asked.
 
     A rank CUSUM still in its warm-up cannot fire: its values go into its reference at once,
-    up to the one that completes it (or up to where the others stop), and one by one after.
+    up to the one that completes it (or up to where the segment stops), and one by one after.
     """
-    waiting = sorted((c for c in slow if c.warm is not None), key=lambda c: c.freeze_at)
-    active = [c for c in slow if c.warm is None]
-    i = 0
-    while i < at:
-        while waiting and waiting[0].freeze_at < i:
-            col = waiting.pop(0)
-            _feed(mon, col, col.freeze_at + 1)
-            active.append(col)
-        if not active:  # nothing can fire before the next reference completes
-            i = min(at, waiting[0].freeze_at + 1) if waiting else at
-            continue
-        flags = [(c, mon._update(c.signal, c.det, c.values[i])) for c in active]
-        if any(f and _significant(mon, c.det) for c, f in flags):
-            for col in waiting:
-                _feed(mon, col, i + 1)
-            return i, {c.signal: f for c, f in flags} | {c.signal: False for c in waiting}
-        for _, f in flags:
-            if f:
-                mon._count(_NOT_SIGNIFICANT)
-        i += 1
-    for col in waiting:
-        _feed(mon, col, at)
-    return at, {}
+
+    def __init__(self, mon: ModelMonitor, slow: list[_Column]) -> None:
+        self.mon = mon
+        self.waiting = sorted((c for c in slow if c.warm is not None), key=lambda c: c.freeze_at)
+        self.active = [c for c in slow if c.warm is None]
+        self.i = 0  # the next event to update
+
+    def advance(self, stop: int) -> tuple[int, dict[str, bool]] | None:
+        """Update the events before ``stop``; the first alarm among them, ``(index, each
+        column's update result at it)``, or None."""
+        mon, waiting, active = self.mon, self.waiting, self.active
+        i = self.i
+        while i < stop:
+            while waiting and waiting[0].freeze_at < i:
+                col = waiting.pop(0)
+                _feed(mon, col, col.freeze_at + 1)
+                active.append(col)
+            if not active:  # nothing can fire before the next reference completes
+                i = min(stop, waiting[0].freeze_at + 1) if waiting else stop
+                continue
+            flags = [(c, mon._update(c.signal, c.det, c.values[i])) for c in active]
+            if any(f and _significant(mon, c.det) for c, f in flags):
+                self.finish(i + 1)
+                return i, {c.signal: f for c, f in flags} | {c.signal: False for c in waiting}
+            for _, f in flags:
+                if f:
+                    mon._count(_NOT_SIGNIFICANT)
+            i += 1
+        self.i = i
+        return None
+
+    def finish(self, k: int) -> None:
+        """The warming columns' values before ``k``, into their references."""
+        for col in self.waiting:
+            _feed(self.mon, col, k)
+        self.waiting = []
 
 
 def _feed(mon: ModelMonitor, col: _Column, k: int) -> None:
@@ -325,20 +373,20 @@ def _feed(mon: ModelMonitor, col: _Column, k: int) -> None:
         mon.samples[col.signal] = mon.samples.get(col.signal, 0) + k
 
 
-def _commit(mon: ModelMonitor, columns: list[_Column], at: int) -> None:
-    """Apply the scanned columns up to the alarm point (included: ``done`` has its result)."""
+def _commit(mon: ModelMonitor, columns: list[_Column], k: int, before: int) -> None:
+    """Apply the scanned columns' first ``k`` values; their fires that did not survive the
+    correction among the first ``before`` are counted (the alarm point's is in ``done``)."""
     for col in columns:
         s = col.scan
         if s is None:
             continue
-        k = min(at + 1, len(s.fired))
         assert isinstance(col.det, RankCusum)
         commit(col.det, s, k)
         mon.samples[col.signal] += k
-        before = s.fired[:at] & (s.statistic[:at] < _corrected(mon, col.det))
-        missed = int(before.sum())
-        if missed:
-            mon.counts[_NOT_SIGNIFICANT] += missed
+        missed = s.fired[:before] & (s.statistic[:before] < _corrected(mon, col.det))
+        n = int(missed.sum())
+        if n:
+            mon.counts[_NOT_SIGNIFICANT] += n
 
 
 def _bookkeeping(mon: ModelMonitor, evs: Sequence[PredictionEvent]) -> None:

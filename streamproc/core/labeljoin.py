@@ -29,7 +29,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, NamedTuple
 
 import orjson
@@ -179,8 +179,8 @@ class LabelJoin:
         Done at once when no row is a duplicate and only the count limit evicts (event by
         event, each new prediction over ``max_pending`` pushes out the oldest: at once, the
         same oldest go, in the same order). Checked against bounds on every step: the TTL
-        horizon only rises, and the bytes never exceed the buffers' plus every new row's. Else
-        one by one.
+        horizon only rises (so the oldest entries it would look at must pass the last one),
+        and the bytes never exceed the buffers' plus every new row's. Else one by one.
 
         Raises
         ------
@@ -196,12 +196,15 @@ class LabelJoin:
         pending, early = self._pending, self._early
         now = max(self._now, max(e.ts for e in entries))
         horizon = now - self.ttl_s
+        # One by one, the TTL is checked on the oldest entry after each count eviction: the
+        # first ``over + 1`` predictions (held, then new) are the only ones it looks at.
+        over = len(pending) + len(ids) - self.max_pending
+        looked_at = islice(chain(pending.values(), entries), max(over, 0) + 1)
         if (
             len(set(ids)) == len(ids)
             and not any(i in pending or i in self._recent or i in early for i in ids)
-            and min(e.ts for e in entries) >= horizon
-            and all(e.ts >= horizon for e in pending.values())
-            and all(e.ts >= horizon for e in early.values())
+            and all(e.ts >= horizon for e in looked_at)
+            and (not early or next(iter(early.values())).ts >= horizon)
             and len(early) <= self.max_early
             and self.nbytes + sum(sizes) <= self.max_bytes
         ):
@@ -209,7 +212,6 @@ class LabelJoin:
             pending.update(zip(ids, entries, strict=True))
             self._sizes.update(zip(ids, sizes, strict=True))
             self.nbytes += sum(sizes)
-            over = len(pending) - self.max_pending
             if over > 0:  # the oldest, listed once: popping the front one at a time rescans
                 for event_id in list(islice(pending, over)):
                     del pending[event_id]

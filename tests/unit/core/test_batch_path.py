@@ -130,7 +130,13 @@ def _label(rng: random.Random, pred: dict, changed: bool) -> dict:
 
 
 def _records(
-    seed: int, n: int, size: int, miss: float, two_models: bool, regression: bool = False
+    seed: int,
+    n: int,
+    size: int,
+    miss: float,
+    two_models: bool,
+    regression: bool = False,
+    early_share: float = 0.1,
 ) -> list[tuple[str, bytes]]:
     """Prediction and label records of ``size`` events; labels for about half, some early."""
     rng = random.Random(seed)
@@ -148,7 +154,7 @@ def _records(
     li = 0
     for start in range(0, n, size):
         chunk = preds[start : start + size]
-        if rng.random() < 0.1:  # labels that reach the worker before their predictions
+        if rng.random() < early_share:  # labels that reach the worker before their predictions
             early = [
                 lab for lab in labels[li:] if lab["event_id"] in {p["event_id"] for p in chunk}
             ]
@@ -194,11 +200,19 @@ def _run(records: list[tuple[str, bytes]], book: PolicyBook, vectorized: bool) -
     two_models=st.booleans(),
     policy=st.sampled_from(sorted(POLICIES)),
     regression=st.booleans(),
+    early=st.sampled_from([0.1, 0.7]),
 )
 def test_batch_path_is_the_per_event_path(
-    seed: int, size: int, n: int, miss: float, two_models: bool, policy: str, regression: bool
+    seed: int,
+    size: int,
+    n: int,
+    miss: float,
+    two_models: bool,
+    policy: str,
+    regression: bool,
+    early: float,
 ) -> None:
-    records = _records(seed, n, size, miss, two_models, regression)
+    records = _records(seed, n, size, miss, two_models, regression, early)
     book = PolicyBook(POLICIES[policy])
     one_by_one = _run(records, book, vectorized=False)
     batched = _run(records, book, vectorized=True)

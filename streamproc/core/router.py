@@ -234,13 +234,48 @@ def iter_record(
         yield from iter_predictions(monitors, events, source, received_ts, True, prebuilt)
         return
     labels = _prebuilt_labels(obj) if vectorized and topic == LABELS else None
+    if labels is not None:
+        yield from _iter_labels(monitors, labels, events, source, received_ts)
+        return
     for i, ev in enumerate(events):
         src = SourceRef(source.topic, source.partition, source.offset, i)
-        if labels is None:
-            make = partial(build, cls, fields, kind, ev)
-        else:
-            make = partial(_given, labels[i])
+        make = partial(build, cls, fields, kind, ev)
         yield _guarded(monitors, topic, ev, src, received_ts, make, i)
+
+
+def _iter_labels(
+    monitors: Monitors,
+    labels: list[LabelEvent],
+    raws: Sequence[dict[str, Any]],
+    source: SourceRef,
+    received_ts: float,
+) -> Iterator[Outcome]:
+    """A batch's labels, built from its columns, each applied as :func:`_guarded` would
+    (the same Outcomes), without its per-event frames: an event's object is made only for
+    its dead letter, and the Outcome of a label that causes nothing is shared."""
+    nothing: dict[str, Outcome] = {}
+    for i, ev in enumerate(labels):
+        src = SourceRef(source.topic, source.partition, source.offset, i)
+        try:
+            _future(LABELS, ev, received_ts)
+            mon = monitors.get(ev.model_id)
+            if not mon.accept(src):
+                yield Outcome(model_id=mon.model_id, redelivered=True)
+                continue
+            emitted = mon.on_label(ev, src)
+            if emitted is None and not mon.mismatches:
+                out = nothing.get(mon.model_id)
+                if out is None:
+                    out = nothing[mon.model_id] = Outcome(model_id=mon.model_id)
+                yield out
+            else:
+                yield _outcome(mon, emitted, src, raws[i], received_ts)
+        except InvalidEvent as exc:
+            data = orjson.dumps(raws[i])
+            msg = f"event {i} of the batch: {exc}"
+            yield Outcome(dead_letter=dead_letter(src, msg, data, received_ts, exc.reason))
+        except Exception as exc:  # a bug must cost one event, not the worker
+            yield _internal(LABELS, f"event {i} of the batch: ", raws[i], src, received_ts, exc)
 
 
 def _guarded(
@@ -531,10 +566,6 @@ def _prebuilt(obj: dict[str, Any]) -> list[PredictionEvent] | None:
 
 
 _LABEL_FIELDS: Final = frozenset(name for name, _, _ in LABEL_SPEC) - {"extra"}
-
-
-def _given(ev: LabelEvent) -> LabelEvent:
-    return ev
 
 
 def _prebuilt_labels(obj: dict[str, Any]) -> list[LabelEvent] | None:

@@ -9,9 +9,9 @@ Method
 ------
 From the current position, a *segment* is the longest run of *plain* predictions: of the
 monitored version, with the same feature keys (each watched value already has its detector),
-the same score presence, no early label waiting for it, no scheduled retrain due, no held
-label-free alarm expiring, and text values only of features the identifier screen already
-judged (categories, or identifiers watched by their length). In a segment:
+the same score presence, no scheduled retrain due, no held label-free alarm expiring, and
+text values only of features the identifier screen already judged (categories, or
+identifiers watched by their length). In a segment:
 
 1. every rank CUSUM (the default numeric detector) on a numeric column is scanned without
    change (:mod:`streamproc.core.detect.rankbatch`), giving its first *alarm point*: an update
@@ -20,8 +20,11 @@ judged (categories, or identifiers watched by their length). In a segment:
 2. the other detectors (categorical ones, river's, a rank CUSUM still in its warm-up or whose
    scan came too close to a boundary) are updated one event at a time up to that point, and
    may end it earlier with their own alarm;
-3. the events before the first alarm point are applied in bulk (scans committed, counters
-   added) and one by one for the cheap rest (counters, traffic share, label join);
+3. the events before the first alarm point are applied in bulk (scans committed, counters,
+   traffic share and label join added at once); a prediction whose label came first joins it
+   in order, between the others (its detectors updated, the rank CUSUMs excepted: no join
+   reads them, so they are committed after; if the join emits, they are committed up to it
+   and the rest is scanned again);
 4. the alarm event itself goes through :meth:`ModelMonitor.on_prediction` with the updates
    already made (``done``): the trigger decides exactly as it would have.
 

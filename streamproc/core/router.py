@@ -503,6 +503,7 @@ def _checked(obj: dict[str, Any]) -> bool:
 
 _PREDICTION_FIELDS: Final = frozenset(name for name, _, _ in PREDICTION_SPEC)
 _NUMBER: Final = frozenset({int, float})
+_SCALARS: Final = frozenset({str, bool, int, float})
 
 
 def _texts(v: Any) -> bool:
@@ -522,17 +523,9 @@ def _prebuilt(obj: dict[str, Any]) -> list[PredictionEvent] | None:
     """
     if not set(obj) <= _PREDICTION_FIELDS:
         return None  # fields for extra: built per event
-    ts, score = obj.get("ts"), obj.get("score")
-    if not (
-        _texts(obj.get("event_id"))
-        and _texts(obj.get("model_id"))
-        and _texts(obj.get("model_version"))
-        and isinstance(ts, list)
-        and set(map(type, ts)) <= _NUMBER
-        and min(ts) >= 0
-        and set(map(type, obj.get("prediction") or [None])) <= {str, bool, int, float}
-    ):
+    if not _columns_pass(obj, ("event_id", "model_id", "model_version"), "prediction"):
         return None
+    ts, score = obj["ts"], obj.get("score")
     if score is not None:
         present = [x for x in score if x is not None]
         if not (set(map(type, present)) <= _NUMBER and all(0.0 <= x <= 1.0 for x in present)):
@@ -571,22 +564,26 @@ _LABEL_FIELDS: Final = frozenset(name for name, _, _ in LABEL_SPEC) - {"extra"}
 def _prebuilt_labels(obj: dict[str, Any]) -> list[LabelEvent] | None:
     """The label events of a decoded batch (its shape checked) whose columns all pass the
     per-event checks, made from the columns (as :func:`_prebuilt`); or None."""
-    ts = obj.get("ts")
-    if not (
-        set(obj) <= _LABEL_FIELDS
-        and _texts(obj.get("event_id"))
-        and _texts(obj.get("model_id"))
-        and isinstance(ts, list)
-        and set(map(type, ts)) <= _NUMBER
-        and min(ts) >= 0
-        and set(map(type, obj.get("label") or [None])) <= {str, bool, int, float}
-    ):
+    if not (set(obj) <= _LABEL_FIELDS and _columns_pass(obj, ("event_id", "model_id"), "label")):
         return None
-    ids = obj["event_id"]
+    ids, ts = obj["event_id"], obj["ts"]
     return [
         LabelEvent(e, m, float(t), y)
         for e, m, t, y in zip(ids, _each(obj["model_id"], len(ids)), ts, obj["label"], strict=True)
     ]
+
+
+def _columns_pass(obj: dict[str, Any], ids: tuple[str, ...], value: str) -> bool:
+    """The per-event checks, column by column: ``ids`` non-empty strings (a column or one for
+    the batch), ``ts`` numbers >= 0, ``value`` numbers, strings or booleans."""
+    ts = obj.get("ts")
+    return (
+        all(_texts(obj.get(name)) for name in ids)
+        and isinstance(ts, list)
+        and set(map(type, ts)) <= _NUMBER
+        and min(ts) >= 0
+        and set(map(type, obj.get(value) or [None])) <= _SCALARS
+    )
 
 
 def _each(v: Any, n: int) -> Iterable[Any]:

@@ -270,7 +270,7 @@ def test_odd_values_through_the_monitor(seed: int, size: int, odd: Any) -> None:
 @given(seed=st.integers(0, 2**31), size=st.sampled_from([1, 7, 100]))
 def test_columns_checked_whole_build_the_same_events(seed: int, size: int) -> None:
     """A batch whose columns pass as a whole skips the per-event checks: the same events."""
-    from streamproc.core.events import PREDICTION_SPEC, build
+    from streamproc.core.events import PREDICTION_SPEC
     from streamproc.core.router import _prebuilt
 
     rng = random.Random(seed)
@@ -281,14 +281,20 @@ def test_columns_checked_whole_build_the_same_events(seed: int, size: int) -> No
         if rng.random() < 0.05:
             ev["score"] = rng.choice([1, 0, 1.5, True])  # edges, and two bad ones
     obj = orjson.loads(orjson.dumps(batches.columns("prediction", evs)))
-    split = batches.split(obj, "prediction")
-    fast = _prebuilt(obj)
+    _built_alike(obj, "prediction", PredictionEvent, PREDICTION_SPEC, _prebuilt(obj))
+
+
+def _built_alike(obj: dict, kind: str, cls: type, spec: Any, fast: list | None) -> None:
+    """``fast``, the events made from a batch's checked columns, are those built one by one
+    (None when one of those would fail: each is then checked alone, the bad one a letter)."""
+    from streamproc.core.events import build
+
     try:
-        slow = [build(PredictionEvent, PREDICTION_SPEC, "prediction", ev) for ev in split]
+        slow = [build(cls, spec, kind, ev) for ev in batches.split(obj, kind)]
     except Exception:
-        assert fast is None  # a bad event: each is checked alone, the bad one dead-lettered
+        assert fast is None
         return
-    assert fast == slow
+    assert fast is not None and fast == slow
     assert orjson.dumps(fast) == orjson.dumps(slow)  # 0.0 is not 0: types too
 
 
@@ -296,7 +302,7 @@ def test_columns_checked_whole_build_the_same_events(seed: int, size: int) -> No
 @given(seed=st.integers(0, 2**31), size=st.sampled_from([1, 7, 100]))
 def test_label_columns_checked_whole_build_the_same_labels(seed: int, size: int) -> None:
     """A label batch whose columns pass as a whole is made from them: the same events."""
-    from streamproc.core.events import LABEL_SPEC, LabelEvent, build
+    from streamproc.core.events import LABEL_SPEC, LabelEvent
     from streamproc.core.router import _prebuilt_labels
 
     rng = random.Random(seed)
@@ -309,12 +315,4 @@ def test_label_columns_checked_whole_build_the_same_labels(seed: int, size: int)
             lab["ts"] = rng.choice([-3, 7, "late"])
         labels.append(lab)
     obj = orjson.loads(orjson.dumps(batches.columns("label", labels)))
-    split = batches.split(obj, "label")
-    fast = _prebuilt_labels(obj)
-    try:
-        slow = [build(LabelEvent, LABEL_SPEC, "label", ev) for ev in split]
-    except Exception:
-        assert fast is None  # a bad label: each is checked alone, the bad one dead-lettered
-        return
-    assert fast is not None
-    assert orjson.dumps(fast) == orjson.dumps(slow)
+    _built_alike(obj, "label", LabelEvent, LABEL_SPEC, _prebuilt_labels(obj))

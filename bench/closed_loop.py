@@ -1,14 +1,15 @@
 """Closed-loop benchmark: does the loop keep a model accurate while the world drifts?
 
     python bench/closed_loop.py [--json FILE] [--seeds N] [--quick] [--no-broker] [--worlds a,b]
-                                [--strategies a,b]
+                                [--strategies a,b] [--learner logistic|tree]
 
 Offline, for speed, each world of ``streamproc.sim.loop`` (drift schedules documented there)
 runs through the real core (``ModelMonitor``, ``retrain``: training, gate, registry) with each
 strategy: ``never``, ``periodic`` (every 2000 events), ``seed_threshold``, ``default`` (the default
 policy) and ``oracle`` (knows each true drift, retrains with the same machinery as soon as the
 trainer has 50 post-drift labels: the ceiling for detection). Labels arrive 50 events late; one
-event is one second of event time. Figures are means over seeds.
+event is one second of event time. Figures are means over seeds. ``--learner`` is the built-in
+classifier every strategy trains with (``streamproc.core.training``; offline runs only).
 
 Then once through the real broker: a local Kafka, a real worker process, and
 ``streamproc simulate`` (the SDK-based inference server) on the ``stagger`` world, reporting the
@@ -39,17 +40,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streamproc.config import Settings
+from streamproc.core.training import LEARNERS
 from streamproc.sim.loop import SCHEDULES, STRATEGIES, closed_loop
 
 
 def offline(
-    seeds: int, length: int | None, worlds: list[str], strategies: tuple[str, ...] = STRATEGIES
+    seeds: int,
+    length: int | None,
+    worlds: list[str],
+    strategies: tuple[str, ...] = STRATEGIES,
+    learner: str = "logistic",
 ) -> tuple[list[dict], dict]:
     rows, extra = [], {}
     for stream in worlds:
         sch = SCHEDULES[stream]
         for strategy in strategies:
-            runs = [closed_loop(sch, strategy, seed=s, length=length)
+            runs = [closed_loop(sch, strategy, seed=s, length=length, learner=learner)
                     for s in range(1, seeds + 1)]  # fmt: skip
             delays = [d for r in runs for d in r.onset_delays]
             stationary = sum(r.stationary_events for r in runs)
@@ -189,6 +195,12 @@ def main() -> int:
         "--strategies",
         help="comma-separated strategies (default: all; only `default` depends on the policy)",
     )
+    ap.add_argument(
+        "--learner",
+        choices=LEARNERS,
+        default=LEARNERS[0],
+        help="the built-in classifier every strategy trains with (offline runs only)",
+    )
     args = ap.parse_args()
     worlds = args.worlds.split(",") if args.worlds else list(SCHEDULES)
     unknown = [w for w in worlds if w not in SCHEDULES]
@@ -203,8 +215,9 @@ def main() -> int:
     seeds = 1 if args.quick else args.seeds
     length = 12_000 if args.quick else None
     lengths = "12000" if length else "40000 (stationary: 100000)"
-    print(f"offline: {seeds} seed(s), {lengths} events per world, label lag 50")
-    rows, extra = offline(seeds, length, worlds, strategies)
+    print(f"offline: {seeds} seed(s), {lengths} events per world, label lag 50, "
+          f"learner {args.learner}")  # fmt: skip
+    rows, extra = offline(seeds, length, worlds, strategies, args.learner)
     if not args.no_broker:
         rows.append(live(12_000 if args.quick else 25_000))
     show(rows, extra)

@@ -19,6 +19,7 @@ CUSUM on the error rate of predictions joined with their labels.
     rollback = { min_samples = 200, max_samples = 5000, z = 3.7 }   # or false
     label_shift = true        # classifiers: a change of the labels' class frequencies is a signal
     trainer = "builtin"       # or { kind = "command" | "webhook" | "airflow" | "kubeflow", ... }
+                              # or { kind = "builtin", learner = "tree" } (default "logistic")
 
     [[model]]
     match = "fraud-*"
@@ -226,8 +227,9 @@ class Policy:
     metric_change: MetricChangeRule | None = field(default_factory=lambda: MetricChangeRule())
     error: ErrorRule | None = field(default_factory=ErrorRule)
     rollback: RollbackRule | None = field(default_factory=RollbackRule)
-    # How candidates are trained: None is the built-in river trainer; else a table such as
-    # {kind = "command", argv = [...]} or {kind = "webhook", url = "..."}
+    # How candidates are trained: None is the built-in river trainer (its default learner);
+    # else a table such as {kind = "builtin", learner = "tree"}, {kind = "command",
+    # argv = [...]} or {kind = "webhook", url = "..."}
     # (streamproc.service.training.trainers).
     trainer: tuple[tuple[str, Any], ...] | None = None
     cooldown_s: float = 0.0
@@ -547,7 +549,8 @@ def _trainer(t: Any, where: str) -> tuple[tuple[str, Any], ...] | None:
         raise PolicyError(f'{where}: a command trainer needs argv = ["program", "arg", ...].')
     if t["kind"] == "webhook" and not isinstance(t.get("url"), str):
         raise PolicyError(f'{where}: a webhook trainer needs url = "https://...".')
-    return tuple(sorted(t.items())) if t["kind"] != "builtin" else None
+    # A builtin table with settings (learner) is kept; the worker validates it at start.
+    return tuple(sorted(t.items())) if t["kind"] != "builtin" or len(t) > 1 else None
 
 
 def _rollback_rule(r: Any, where: str) -> RollbackRule | None:

@@ -267,14 +267,19 @@ def prepare(
     return TrainingJob(request, deployed_version, tuple(train_set), tuple(holdout), task)
 
 
-def builtin_trainer(job: TrainingJob) -> Candidate:
-    """The built-in trainer: a river model fit on the job's examples, pickled."""
+def builtin_trainer(job: TrainingJob, learner: str = "logistic") -> Candidate:
+    """The built-in trainer: a river model fit on the job's examples, pickled.
+
+    ``learner`` is the classifier (:data:`streamproc.core.training.LEARNERS`); regression
+    always gets the ridge fit.
+    """
     try:
-        model = train(job.train, task=job.resolved_task())
+        model = train(job.train, task=job.resolved_task(), learner=learner)
     except (ValueError, TypeError) as exc:
         raise TrainerError(f"training failed: {exc}") from None
     answers = tuple(model.predict(ex.features) for ex in job.holdout)
-    return Candidate(answers, artifact=pickle.dumps(model), metrics={"task": model.task})
+    metrics = {"task": model.task, "learner": model.learner}
+    return Candidate(answers, artifact=pickle.dumps(model), metrics=metrics)
 
 
 def judge(

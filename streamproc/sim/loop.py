@@ -13,6 +13,7 @@ labels for the trainer and the gate's minimum holdout: the ceiling).
 
 from __future__ import annotations
 
+import functools
 import pickle
 import tempfile
 from collections import deque
@@ -31,7 +32,7 @@ from streamproc.core.events import (
 from streamproc.core.monitor import ModelMonitor, error_of
 from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, Policy, load_policy_text
 from streamproc.core.registry import FileRegistry
-from streamproc.core.retrain import retrain
+from streamproc.core.retrain import Candidate, TrainingJob, builtin_trainer, retrain
 from streamproc.core.training import TrainedModel
 from streamproc.sim.worlds import SCHEDULES, Schedule, World
 
@@ -87,15 +88,22 @@ def closed_loop(
     seed: int = 1,
     length: int | None = None,
     on_step: Callable[[LoopResult, int], None] | None = None,
+    learner: str = "logistic",
 ) -> LoopResult:
-    """Play a world through the loop with one strategy; see the module docstring."""
+    """Play a world through the loop with one strategy; see the module docstring.
+
+    ``learner``: the built-in classifier every strategy trains with, the warm start's too
+    (:data:`streamproc.core.training.LEARNERS`; regression worlds always get the ridge fit).
+    """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}.")
     world = World(schedule, seed)
     policies = {"default": DEFAULT_POLICY, "seed_threshold": SEED_POLICY, "oracle": ORACLE_POLICY}
     policy = policies.get(strategy, QUIET_POLICY)
     with tempfile.TemporaryDirectory(prefix="streamproc-sim-") as registry:
-        loop = _Loop(schedule, strategy, policy, world.warm_start(), lag, period, registry)
+        loop = _Loop(schedule, strategy, policy, world.warm_start(learner=learner), lag, period,
+                     registry)  # fmt: skip
+        loop.trainer = functools.partial(builtin_trainer, learner=learner)
         for i, feats, y in world:
             if length is not None and i >= length:
                 break
@@ -122,6 +130,7 @@ class _Loop:
         self.reference: list[float] = []
         self.oracle_due: list[int] = list(schedule.drifts)
         self.last_onset: int | None = None
+        self.trainer: Callable[[TrainingJob], Candidate] = builtin_trainer
 
     def step(self, i: int, feats: dict[str, Any], y: Any) -> None:
         r = self.result
@@ -193,7 +202,7 @@ class _Loop:
         if self._stationary(i):
             r.false_retrains += 1
         outcome = retrain(emitted, self.mon.training_examples(), self.mon.version, self.registry,
-                          now=float(i))  # fmt: skip
+                          now=float(i), trainer=self.trainer)  # fmt: skip
         r.retrains += 1
         if outcome.deployment is None:
             self.mon.on_result(outcome.result)

@@ -154,8 +154,11 @@ class World:
                 yield i, feats, y
                 i += 1
 
-    def warm_start(self, n: int = 1000) -> TrainedModel:
-        """The model the inference server starts with: trained on the first concept."""
+    def warm_start(self, n: int = 1000, learner: str = "logistic") -> TrainedModel:
+        """The model the inference server starts with: trained on the first concept.
+
+        ``learner``: the built-in classifier (:data:`streamproc.core.training.LEARNERS`).
+        """
         first = self.schedule.segments[0][1](self.seed + 104729)
         rows = []
         for _ in range(n):
@@ -164,4 +167,4 @@ class World:
                 str(k): (str(v) if self.schedule.name == "stagger" else v) for k, v in x.items()
             }
             rows.append(Example(feats, y, None, "v0", 0.0))
-        return train(rows)
+        return train(rows, learner=learner)

@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -36,6 +37,7 @@ import orjson
 
 from streamproc.core.events import RetrainResult
 from streamproc.core.retrain import Candidate, TrainerError, TrainingJob, builtin_trainer
+from streamproc.core.training import LEARNERS
 
 __all__ = [
     "EX_TEMPFAIL",
@@ -527,7 +529,7 @@ def candidate_from_result(result: RetrainResult, holdout_len: int) -> Candidate:
 # --------------------------------------------------------------------------- configuration
 
 _KEYS: Final = {
-    "builtin": {"kind"},
+    "builtin": {"kind", "learner"},
     "command": {"kind", "argv", "timeout_s", "env"},
     "webhook": {"kind", "url", "timeout_s", "token_env"},
     "airflow": {
@@ -556,7 +558,8 @@ def trainer_from_config(
     Parameters
     ----------
     cfg
-        ``"builtin"`` (or ``{"kind": "builtin"}``);
+        ``"builtin"`` (or ``{"kind": "builtin"}``; ``{"kind": "builtin", "learner": "tree"}``
+        for a Hoeffding tree instead of the default logistic regression);
         ``{"kind": "command", "argv": [...], "timeout_s": 600, "env": {...}}``; or
         ``{"kind": "webhook", "url": ..., "timeout_s": 10, "token_env": "NAME"}``, the bearer
         token read from environment variable ``NAME``; ``{"kind": "airflow", ...}`` or
@@ -593,7 +596,14 @@ def trainer_from_config(
             f"trainer {kind}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_KEYS[kind])}"
         )
     if kind == "builtin":
-        return builtin_trainer
+        learner = cfg.get("learner", LEARNERS[0])
+        if learner not in LEARNERS:
+            raise ValueError(
+                f"trainer builtin: 'learner' must be one of {LEARNERS}, got {learner!r}"
+            )
+        if learner == LEARNERS[0]:
+            return builtin_trainer
+        return functools.partial(builtin_trainer, learner=learner)
     if kind in ("airflow", "kubeflow"):
         from streamproc.service.training.orchestrators import orchestrator_from_config
 

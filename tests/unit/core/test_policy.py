@@ -434,3 +434,9 @@ def test_a_typo_in_a_policy_table_is_named_as_written(toml: str, key: str) -> No
     with pytest.raises(PolicyError) as info:
         load_policy_text(toml)
     assert key in str(info.value) and "fix the spelling or remove it" in str(info.value)
+
+
+def test_builtin_trainer_with_a_learner_is_kept_and_plain_builtin_is_none() -> None:
+    book = load_policy_text('[default]\ntrainer = { kind = "builtin", learner = "tree" }\n')
+    assert book.default.trainer == (("kind", "builtin"), ("learner", "tree"))
+    assert load_policy_text('[default]\ntrainer = { kind = "builtin" }\n').default.trainer is None

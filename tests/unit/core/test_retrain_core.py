@@ -616,3 +616,9 @@ def test_train_takes_examples_rows_or_feature_label_pairs_alike() -> None:
         tuple(train(e).predict({"x": float(x)}) for x in range(10)) for e in (pairs, rows, named)
     }
     assert predictions == {tuple(x >= 5 for x in range(10))}
+
+
+def test_builtin_candidate_names_its_learner(tmp_path: Path) -> None:
+    out = retrain(request(), concept_examples(400, wrong=0.4), "v1", FileRegistry(tmp_path), 1.0)
+    assert out.result.metrics["learner"] == "logistic"
+    assert out.result.metrics["task"] == "classification"

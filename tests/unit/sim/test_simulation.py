@@ -6,6 +6,8 @@ import logging
 
 import pytest
 
+from streamproc.core.retrain import Candidate, TrainingJob, builtin_trainer
+from streamproc.sim import loop
 from streamproc.sim.loop import SCHEDULES, World, closed_loop
 
 logging.getLogger("streamproc").setLevel(logging.ERROR)
@@ -59,3 +61,21 @@ def test_a_stationary_stretch_gets_no_request() -> None:
     run = closed_loop(SCHEDULES["mixed"], "default", seed=3, length=29_000)
     assert [i for i in run.requests_at if i >= 22_000] == []
     assert run.false_retrains == 0
+
+
+def test_the_learner_is_the_one_every_strategy_trains_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Agrawal's function 0 (age bands) until 10k: the tree learns it, the line cannot.
+    logistic = closed_loop(SCHEDULES["agrawal"], "never", length=3_000)
+    tree = closed_loop(SCHEDULES["agrawal"], "never", length=3_000, learner="tree")
+    assert tree.accuracy > logistic.accuracy + 0.2
+    learners: list[str] = []
+
+    def recording(job: TrainingJob, learner: str = "logistic") -> Candidate:
+        learners.append(learner)
+        return builtin_trainer(job, learner=learner)
+
+    monkeypatch.setattr(loop, "builtin_trainer", recording)
+    periodic = closed_loop(SCHEDULES["agrawal"], "periodic", length=4_001, learner="tree")
+    assert periodic.retrains == 2 and learners == ["tree", "tree"]

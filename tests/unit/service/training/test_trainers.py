@@ -584,6 +584,17 @@ def test_candidate_from_result_artifact_uri_not_a_string() -> None:
 def test_config_builtin() -> None:
     assert trainer_from_config("builtin", RESULTS_TOPIC) is builtin_trainer
     assert trainer_from_config({"kind": "builtin"}, RESULTS_TOPIC) is builtin_trainer
+    assert trainer_from_config({"kind": "builtin", "learner": "logistic"}, RESULTS_TOPIC) is (
+        builtin_trainer
+    )
+
+
+def test_config_builtin_learner_tree_trains_a_tree() -> None:
+    trainer = trainer_from_config({"kind": "builtin", "learner": "tree"}, RESULTS_TOPIC)
+    assert not isinstance(trainer, WebhookTrainer)
+    job = _job(n_train=16)
+    assert trainer(job).metrics["learner"] == "tree"
+    assert builtin_trainer(job).metrics["learner"] == "logistic"
 
 
 def test_config_command(tmp_path: Path) -> None:
@@ -650,6 +661,10 @@ def test_config_webhook_unset_token_env(monkeypatch: pytest.MonkeyPatch) -> None
         ({"kind": "webhook", "url": "ftp://x"}, "'url' is required"),
         ({"kind": "webhook", "url": "http://x", "token_env": ""}, "token_env"),
         ({"kind": "builtin", "argv": ["x"]}, "unknown key"),
+        (
+            {"kind": "builtin", "learner": "forest"},
+            r"'learner' must be one of \('logistic', 'tree'\)",
+        ),
     ],
 )
 def test_config_errors_are_value_errors(cfg: Any, match: str) -> None:

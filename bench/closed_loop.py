@@ -83,8 +83,9 @@ def offline(
     return rows, extra
 
 
-def live(events: int) -> dict:
-    """One run of the stagger world through a real broker and worker."""
+def live(events: int, rate: float = 1000.0) -> dict:
+    """One run of the stagger world through a real broker and worker, served at ``rate``
+    events per second."""
     from streamproc.devkit.harness import WorkerProcess, free_port
     from streamproc.devkit.localkafka import LocalKafka
     from streamproc.sim.live import simulate
@@ -97,13 +98,13 @@ def live(events: int) -> dict:
     worker = WorkerProcess(settings, bootstrap, work / "worker.log").start()
     try:
         worker.wait_assigned(90)
-        run = simulate(settings, bootstrap, "stagger", events=events, rate=1000.0)
+        run = simulate(settings, bootstrap, "stagger", events=events, rate=rate)
     finally:
         worker.stop()
         broker.stop()
     return {
         "strategy": "default",
-        "stream": "stagger (live broker)",
+        "stream": f"stagger (live, {rate:g}/s)",
         "kind": "abrupt",
         "accuracy": round(run.accuracy, 4),
         "retrains": len(run.swaps),
@@ -190,6 +191,13 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="1 seed, 12k events, short live run")
     ap.add_argument("--no-broker", action="store_true", help="skip the live broker run")
+    ap.add_argument(
+        "--live-rate",
+        type=float,
+        default=1000.0,
+        help="events per second the live run serves (issue 13 asks for 20000)",
+    )
+    ap.add_argument("--live-events", type=int, default=0, help="events of the live run")
     ap.add_argument("--worlds", help="comma-separated worlds (default: all)")
     ap.add_argument(
         "--strategies",
@@ -219,8 +227,25 @@ def main() -> int:
           f"learner {args.learner}")  # fmt: skip
     rows, extra = offline(seeds, length, worlds, strategies, args.learner)
     if not args.no_broker:
-        rows.append(live(12_000 if args.quick else 25_000))
+        n = args.live_events or (12_000 if args.quick else 25_000)
+        rows.append(live(n, args.live_rate))
+        offline_delay = next(
+            (r["mean_delay_events"] for r in rows
+             if r["stream"] == "stagger" and r["strategy"] == "default"),
+            None,
+        )  # fmt: skip
+        rows[-1]["offline_delay_events"] = offline_delay
+        if offline_delay and rows[-1]["mean_delay_events"] is not None:
+            rows[-1]["live_offline_delay_ratio"] = round(
+                rows[-1]["mean_delay_events"] / offline_delay, 2
+            )
     show(rows, extra)
+    ratio = rows[-1].get("live_offline_delay_ratio")
+    if ratio is not None:
+        r = rows[-1]
+        print(f"\nlive at {args.live_rate:g} events/s: drift-to-deployment delay "
+              f"{r['mean_delay_events']} events against {r['offline_delay_events']} offline "
+              f"(stagger, default): {ratio}x (issue 13 target: within 2x)")  # fmt: skip
     if not args.quick:
         targets(rows, extra)
     print(f"\n{time.perf_counter() - t0:.0f} s")

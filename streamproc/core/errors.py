@@ -383,6 +383,9 @@ class ErrorScorer:
             return Scored(mismatches=((event_id, f"event {event_id!r}: {pair}"),), comparable=False)
         task = self.task
         if task is not None:
+            e = error_value(pair, task, self.loss)
+            if e is not None:  # the usual case, without the held pairs' machinery
+                return Scored((ScoredError(event_id, version, e, ts),))
             scored = self._score([HeldPair(event_id, version, *pair, ts)], task)
             return Scored(scored.ready, scored.mismatches, not scored.mismatches)
         self.inference.observe(pair)

@@ -132,6 +132,37 @@ def test_review_divergence_observe_many_through_the_router() -> None:
     assert batched == one_by_one
 
 
+# --------------------------------------------------------------------------- divergence 2
+
+
+def _nested_feature_batch(vectorized: bool) -> list[Outcome]:
+    obj = {
+        "event_id": ["a", "b"],
+        "model_id": "m",
+        "model_version": "v1",
+        "ts": [1.0, 2.0],
+        "prediction": [0, 1],
+        "features": {"x": [[1, 2], 2.0], "y": [{"k": 1}, 3]},  # nested values: refused
+    }
+    raw = orjson.dumps(obj)
+    src = SourceRef("predictions", 0, 0)
+    return list(iter_record(Monitors(PolicyBook()), "predictions", raw, src, 0.0, vectorized))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="REVIEW-DIVERGENCE 2 (pre-existing, b9596e4, router.iter_record): the batch path "
+    "passes features_checked=True even when _checked(obj) is False, so a feature column with "
+    "a nested value (list/object) is never checked per event: one by one, event 0 is an "
+    "invalid_field dead letter; batched, it is applied and its list goes to the monitor.",
+)
+def test_review_divergence_nested_feature_values_skip_their_check() -> None:
+    one_by_one = _nested_feature_batch(vectorized=False)
+    assert one_by_one[0].dead_letter is not None
+    assert one_by_one[0].dead_letter.reason == "invalid_field"
+    assert _nested_feature_batch(vectorized=True) == one_by_one
+
+
 # --------------------------------------------------------------------------- closed loop
 
 DRIFT = DriftRule(

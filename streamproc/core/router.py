@@ -230,8 +230,9 @@ def iter_record(
         yield _guarded(monitors, topic, raw, source, received_ts, one)
         return
     if vectorized and topic == PREDICTIONS:
-        prebuilt = _prebuilt(obj) if _checked(obj) else None
-        yield from iter_predictions(monitors, events, source, received_ts, True, prebuilt)
+        checked = _checked(obj)
+        prebuilt = _prebuilt(obj) if checked else None
+        yield from iter_predictions(monitors, events, source, received_ts, checked, prebuilt)
         return
     labels = _prebuilt_labels(obj) if vectorized and topic == LABELS else None
     if labels is not None:

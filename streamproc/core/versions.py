@@ -72,8 +72,14 @@ class TrafficShare:
         """:meth:`observe` ``n`` times (the same weights, bit for bit: the same operations)."""
         if n <= 0:
             return
-        self.observe(version)  # a new version is added (and the smallest dropped) here only
+        self.observe(version)
         w, d = self.weights, self.decay
+        if version not in w or len(w) > self.max_versions:
+            # Dropped at once as the lightest, or over a bound (a snapshot's, larger): each
+            # observation adds or trims again, as one by one.
+            for _ in range(n - 1):
+                self.observe(version)
+            return
         if len(w) == 1:
             x = w[version]
             for _ in range(n - 1):

@@ -1,18 +1,16 @@
-"""Review of the batch path (commits fce8e8a..9ac4199): attempts to make it differ from the
-per-event path.
+"""The batch path against the per-event path, where a review of it looked for differences.
 
-Two kinds of tests here:
-
-- ``REVIEW-DIVERGENCE`` tests are reproductions of a found divergence, marked
-  ``xfail(strict=True)``: they fail today (the xfail), and will pass once it is fixed (then
-  strict xfail turns them red: remove the mark).
-- A closed-loop property test that passes: the stream follows the deployed version (as
-  inference servers do), requests are answered by deployments (some with a small training set,
-  so a refit is due), rejections and failures (the degraded backoff), or not at all, rollbacks
-  go live, labels mostly come before their predictions. The property test of
-  ``test_batch_path.py`` keeps serving ``v1`` after the first deployment, so every prediction
-  after it is another version's and goes one by one: the batch path was never compared there
-  on a deployed candidate, its rollback watch, refit or backoff.
+- Reproductions of what the review found (fixed): the current version dropped from the
+  traffic share by its own first observation (ten versions, the new one the lightest), a
+  share over its bound (a snapshot's), and nested feature values in a batch that was not
+  checked whole (each event's check must then run).
+- A closed-loop property test: the stream follows the deployed version (as inference servers
+  do), requests are answered by deployments (some with a small training set, so a refit is
+  due), rejections and failures (the degraded backoff), or not at all, rollbacks go live,
+  labels mostly come before their predictions. ``test_batch_path.py`` keeps serving ``v1``
+  after the first deployment, so there every later prediction is another version's and goes
+  one by one: the batch path is compared here on a deployed candidate, its rollback watch,
+  refit and backoff.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamproc.core import batches, batchmonitor
@@ -48,7 +46,7 @@ from streamproc.core.retrain import candidate_version
 from streamproc.core.router import Monitors, Outcome, iter_record, route
 from streamproc.core.topics import DEPLOYMENTS, RETRAIN_RESULTS
 
-# --------------------------------------------------------------------------- divergence 1
+# --------------------------------------------------------------------------- the traffic share
 
 
 def _nine_other_versions_then_deploy(mon: ModelMonitor) -> None:
@@ -61,14 +59,7 @@ def _nine_other_versions_then_deploy(mon: ModelMonitor) -> None:
     mon.on_deployment(DeploymentEvent("dep-1", "m", "new", "promote", 100.0, previous_version="c0"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="REVIEW-DIVERGENCE 1 (fce8e8a, TrafficShare.observe_many): the current version, "
-    "new and the lightest of ten, is dropped by its own first observe; the loop then does "
-    "w[version] += 1.0 on a missing key. One by one, observe re-adds it (and drops it again).",
-)
-def test_review_divergence_observe_many_on_a_dropped_current_version() -> None:
+def test_a_new_version_dropped_by_its_own_first_observation() -> None:
     evs = [
         PredictionEvent(f"n{i}", "m", "new", 101.0 + i, i % 2, {"x": float(i % 5)})
         for i in range(5)
@@ -119,26 +110,14 @@ def _route_new_version(vectorized: bool) -> tuple[list[Outcome], bytes]:
     return outs, monitors.live["m"].snapshot()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-DIVERGENCE 1 through the router: the batch path's KeyError becomes an "
-    "internal_error dead letter for event 1 of the batch (the rest one by one), and the "
-    "snapshot's traffic weights differ; one by one there is no letter.",
-)
-def test_review_divergence_observe_many_through_the_router() -> None:
+def test_a_dropped_current_version_through_the_router() -> None:
     one_by_one = _route_new_version(vectorized=False)
     batched = _route_new_version(vectorized=True)
     assert [o.dead_letter for o in batched[0]] == [o.dead_letter for o in one_by_one[0]]
     assert batched == one_by_one
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-DIVERGENCE 1b (fce8e8a, TrafficShare.observe_many): weights over "
-    "max_versions (a restored snapshot written under a larger bound: restore ignores the "
-    "snapshot's bound) are trimmed one per observe one by one, only once by observe_many.",
-)
-def test_review_divergence_observe_many_over_the_bound() -> None:
+def test_observe_many_over_a_restored_bound() -> None:
     from streamproc.core.versions import TrafficShare
 
     state = {"w": {f"v{i}": 100.0 + i for i in range(12)}}  # 12 > the 9 tracked
@@ -149,7 +128,7 @@ def test_review_divergence_observe_many_over_the_bound() -> None:
     assert many.weights == one.weights
 
 
-# --------------------------------------------------------------------------- divergence 2
+# --------------------------------------------------------------------------- nested feature values
 
 
 def _nested_feature_batch(vectorized: bool) -> list[Outcome]:
@@ -166,14 +145,7 @@ def _nested_feature_batch(vectorized: bool) -> list[Outcome]:
     return list(iter_record(Monitors(PolicyBook()), "predictions", raw, src, 0.0, vectorized))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-DIVERGENCE 2 (pre-existing, b9596e4, router.iter_record): the batch path "
-    "passes features_checked=True even when _checked(obj) is False, so a feature column with "
-    "a nested value (list/object) is never checked per event: one by one, event 0 is an "
-    "invalid_field dead letter; batched, it is applied and its list goes to the monitor.",
-)
-def test_review_divergence_nested_feature_values_skip_their_check() -> None:
+def test_nested_feature_values_are_checked_in_a_batch() -> None:
     one_by_one = _nested_feature_batch(vectorized=False)
     assert one_by_one[0].dead_letter is not None
     assert one_by_one[0].dead_letter.reason == "invalid_field"
@@ -367,11 +339,6 @@ def test_closed_loop_batch_path_is_the_per_event_path(
 ) -> None:
     pol = LOOP_POLICIES[policy]
     one_by_one = closed_loop(pol, seed, n, size, False, regression, early, two_models)
-    # Divergence 1 (above) needs a traffic share full of versions: known, reproduced there;
-    # such streams are left out here until it is fixed (then remove this line).
-    assume(
-        all(len(orjson.loads(v)["versions"]["traffic"]["w"]) < 9 for v in one_by_one[1].values())
-    )
     batched = closed_loop(pol, seed, n, size, True, regression, early, two_models)
     assert batched[0] == one_by_one[0]
     assert batched[1] == one_by_one[1]
@@ -406,14 +373,7 @@ def test_the_closed_loop_exercises_what_it_claims(monkeypatch: pytest.MonkeyPatc
     assert "label_type_mismatch" in letters
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-DIVERGENCE 1 in a plain stream: a model retrained every 150 predictions "
-    "(max_events), each request deployed at once: from the 10th version on, each new version "
-    "is the lightest of the traffic share, and on the batch path plain runs end in "
-    "internal_error dead letters (KeyError in TrafficShare.observe_many).",
-)
-def test_review_divergence_frequent_retrains() -> None:
+def test_frequent_retrains_fill_the_traffic_share() -> None:
     pol = LOOP_POLICIES["scheduled"]
     kw: dict[str, Any] = {"answers": (1,), "canary": 0.0}
     one_by_one = closed_loop(pol, 1, 2500, 100, False, **kw)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streamproc.cli.replay import instant_deployment
 from streamproc.core import batches, batchmonitor
 from streamproc.core.batchmonitor import apply_predictions
 from streamproc.core.events import (
@@ -42,7 +44,6 @@ from streamproc.core.policy import (
     PolicyBook,
     RollbackRule,
 )
-from streamproc.core.retrain import candidate_version
 from streamproc.core.router import Monitors, Outcome, iter_record, route
 from streamproc.core.topics import DEPLOYMENTS, RETRAIN_RESULTS
 
@@ -235,15 +236,8 @@ def closed_loop(
         for req in out.requests:
             how = answers[_hash(req.request_id) % len(answers)]
             if how in (0, 1):
-                dep = DeploymentEvent(
-                    deployment_id="dep-" + req.request_id.removeprefix("rr-"),
-                    model_id=req.model_id,
-                    version=candidate_version(req.request_id),
-                    action="promote",
-                    ts=req.ts,
-                    request_id=req.request_id,
-                    previous_version=req.model_version,
-                    metrics={"train": 15} if how == 0 else {},
+                dep = dataclasses.replace(
+                    instant_deployment(req), metrics={"train": 15} if how == 0 else {}
                 )
                 served[req.model_id] = dep.version
                 control(DEPLOYMENTS, encode(dep))

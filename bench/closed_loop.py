@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import statistics
 import sys
 import tempfile
@@ -102,6 +103,7 @@ def live(events: int, rate: float = 1000.0) -> dict:
     finally:
         worker.stop()
         broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return {
         "strategy": "default",
         "stream": f"stagger (live, {rate:g}/s)",

@@ -162,39 +162,32 @@ DRIFT = DriftRule(
 )
 ERROR = ErrorRule(params=(("warmup", 30), ("shift", 0.5), ("arl", 300.0)))
 ROLLBACK = RollbackRule(min_samples=30, max_samples=400, z=2.0, baseline_n=100)
-_LOOP = {"min_train_examples": 10, "rollback": ROLLBACK, "pending_timeout_s": 150.0}
+
+
+def _loop_policy(refit_examples: int, **rules: Any) -> Policy:
+    """A fast policy with rollback and refit, and ``rules`` on top."""
+    return Policy(
+        drift=DRIFT,
+        error=ERROR,
+        min_train_examples=10,
+        rollback=ROLLBACK,
+        pending_timeout_s=150.0,
+        refit_examples=refit_examples,
+        **rules,
+    )
+
+
 LOOP_POLICIES = {
-    "loop": Policy(drift=DRIFT, error=ERROR, refit_examples=40, **_LOOP),
-    "quorum": Policy(
-        drift=DRIFT,
-        error=ERROR,
-        refit_examples=40,
-        quorum=2,
-        quorum_window_s=300.0,
-        cooldown_s=100.0,
-        confirm=(2, 200),
-        **_LOOP,
+    "loop": _loop_policy(40),
+    "quorum": _loop_policy(40, quorum=2, quorum_window_s=300.0, cooldown_s=100.0, confirm=(2, 200)),
+    "tight_join": _loop_policy(
+        30, join=JoinLimits(ttl_s=60.0, max_pending=80, max_early=15, max_bytes=9000)
     ),
-    "tight_join": Policy(
-        drift=DRIFT,
-        error=ERROR,
-        refit_examples=30,
-        join=JoinLimits(ttl_s=60.0, max_pending=80, max_early=15, max_bytes=9000),
-        **_LOOP,
+    "scheduled": _loop_policy(
+        40, max_events=150, max_age_s=240.0, warmup_events=20, budget=(3, 500.0)
     ),
-    "scheduled": Policy(
-        drift=DRIFT,
-        error=ERROR,
-        refit_examples=40,
-        max_events=150,
-        max_age_s=240.0,
-        warmup_events=20,
-        budget=(3, 500.0),
-        **_LOOP,
-    ),
-    "short_ttl": Policy(  # held label-free alarms expire; few labels needed
-        drift=DRIFT, error=ERROR, refit_examples=20, join=JoinLimits(ttl_s=40.0), **_LOOP
-    ),
+    # held label-free alarms expire; few labels needed
+    "short_ttl": _loop_policy(20, join=JoinLimits(ttl_s=40.0)),
 }
 # How a request is answered: 0 deployed, trained on 15 (a refit is due), 1 deployed, 2 rejected,
 # 3 failed (the degraded backoff arms), 4 never (pending until its timeout).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -198,14 +199,20 @@ class TopicReader:
         return [r for r in self.records if r.topic == topic]
 
     def wait_for(
-        self, predicate: Callable[[TopicReader], bool], timeout: float = 60.0, what: str = ""
+        self,
+        predicate: Callable[[TopicReader], bool],
+        timeout: float = 60.0,
+        what: str = "",
+        on_poll: Callable[[], object] = lambda: None,
     ) -> None:
-        """Poll until ``predicate(self)`` holds; raise TimeoutError saying what was awaited."""
+        """Poll until ``predicate(self)`` holds; raise TimeoutError saying what was awaited.
+        ``on_poll`` runs between polls (a test plays the process manager there)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.poll(0.3)
             if predicate(self):
                 return
+            on_poll()
         counts = {t: len(self.of(t)) for t in self.topics}
         raise TimeoutError(
             f"timed out after {timeout}s waiting for {what or predicate}; seen {counts}"
@@ -342,11 +349,23 @@ class WorkerProcess:
             return self.proc.wait(5)
 
     def dump_tasks(self) -> str:
-        """Have the worker log every asyncio task's stack (SIGUSR1); return its log's tail."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGUSR1)
-            time.sleep(1.0)
-        return self.tail(200)
+        """Where the worker waits, in a few dozen lines: a test's timeout message.
+
+        A live worker logs every asyncio task's stack (SIGUSR1); what comes back is its log's
+        notable lines (warnings, errors, rebalances, recoveries, retrains), the stacks of the
+        tasks that run streamproc code, and faust's view of its partitions. A full log would
+        be cut by CI's output limit, and faust's start-up lines hide what matters."""
+        if self.proc is None:
+            return "(never started)"
+        if self.proc.poll() is not None:
+            return f"(exited with {self.proc.returncode})\n{self.tail(10)}"
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return diagnosis(text)
 
     def healthy(self) -> bool | None:
         """What the worker's ``/health`` says: True, False (503: stalled), None (no answer)."""
@@ -371,3 +390,36 @@ class WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+
+
+_TASK = "streamproc.service.worker: task "  # how dump_tasks (service.worker) starts a stack
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+_NOTABLE = re.compile(
+    r" (WARNING|ERROR|CRITICAL) |[Rr]ebalanc|Recovery|[Aa]ssign|[Rr]evok|retrain|deploy"
+    r"|Worker ready|\[\^Worker\]: (Starting|Stopping)"
+)
+
+
+def diagnosis(log_text: str, notable: int = 40) -> str:
+    """A worker log cut to what says where it waits (see :meth:`WorkerProcess.dump_tasks`).
+
+    The last task dump in ``log_text`` is kept only for tasks whose stack runs streamproc code,
+    plus the consumer-state record that ends it; before it, the last ``notable`` one-line
+    records that warn, fail, rebalance, recover, retrain or deploy.
+    """
+    records: list[list[str]] = []
+    for line in log_text.splitlines():
+        if _RECORD.match(line) or not records:
+            records.append([line])
+        else:
+            records[-1].append(line)
+    dump_at = max((i for i, r in enumerate(records) if _TASK in r[0]), default=len(records))
+    while dump_at > 0 and _TASK in records[dump_at - 1][0]:
+        dump_at -= 1  # back to the dump's first task
+    before = [r[0] for r in records[:dump_at] if _NOTABLE.search(r[0])][-notable:]
+    dump = [
+        "\n".join(r)
+        for r in records[dump_at:]
+        if _TASK not in r[0] or any("streamproc/" in line for line in r[1:])
+    ]
+    return "\n".join(["notable log lines:", *before, "streamproc tasks:", *dump])

@@ -27,6 +27,10 @@ when one is gone.
                                             :func:`no_current_event`)
 ``faust.web.base.BlueprintManager``,        the built-in views a web server mounts at start
 ``Web.blueprints``                          (:func:`without_builtin_views`)
+``Producer._producer``                      the aiokafka producer under faust's; its
+                                            ``client.add_topic`` (public in aiokafka) keeps
+                                            every written topic's metadata
+                                            (:func:`track_written_topics`)
 ==========================================  ==================================================
 
 ``Collection._sensor_on_set`` is no longer used: a table write reports to the sensors through the
@@ -36,6 +40,23 @@ checkpoint is not committable), ``Sensors.on_message_out``, ``App.consumer_gener
 ``App.flow_control.is_active()`` and ``Message.generation_id`` (records fetched before a
 rebalance), ``Collection.on_key_set``/``send_changelog``/``partition_for_key`` (overridden by
 :class:`~streamproc.service.app.ModelTable`).
+
+A record stranded in aiokafka's producer
+----------------------------------------
+aiokafka's client asks for the metadata of the topics it tracks, and of every topic only while
+it tracks none; a refresh *replaces* what it knew. A topic is tracked when a send finds its
+metadata missing. So once a worker tracks some topics (the changelogs, created after start), a
+refresh drops the partitions of every topic it wrote to while the metadata was complete (the
+retrain requests, the deployments), and a batch of such a topic appended just before a refresh
+finds no leader: the sender asks for metadata again, of the same tracked topics, until the batch
+expires (faust's ``producer_request_timeout``, 20 minutes). In the crash test (CI, 2026-11-30)
+a retrain request and the retrain agent's ledger write waited so after the survivor's rebalance,
+when faust's topic declarations force refreshes. With aiokafka alone (the integration test
+``test_producer_metadata.py``): track topic B, send to A (known, untracked), refresh; A's
+record is not delivered. :func:`track_written_topics` registers the topics a worker writes
+with the client at start (those it created itself: tracking a missing topic could have a broker
+auto-create it), so no refresh leaves one out, and a stranded batch finds its leader at the
+next refresh.
 
 Duplicate acked offsets (issue 17)
 ----------------------------------
@@ -58,9 +79,10 @@ warning, and the watchdog still reports duplicates it sees.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -90,6 +112,8 @@ __all__ = [
     "rewind",
     "rewind_uncommitted",
     "supported",
+    "track_topics",
+    "track_written_topics",
     "without_builtin_views",
 ]
 
@@ -410,3 +434,19 @@ def without_builtin_views(app: faust.App) -> None:
     before the server applies it.
     """
     app.web.blueprints = BlueprintManager([])
+
+
+async def track_written_topics(app: faust.App, names: Iterable[str]) -> None:
+    """Have faust's producer track ``names`` (see "A record stranded in aiokafka's producer"
+    above); :func:`track_topics` on its aiokafka client."""
+    client = getattr(getattr(app.producer, "_producer", None), "client", None)
+    if client is None:
+        log.warning("faust's producer has no aiokafka client here; topic metadata not tracked")
+        return
+    await track_topics(client, names)
+
+
+async def track_topics(client: Any, names: Iterable[str]) -> None:
+    """Add ``names`` to the topics aiokafka's ``client`` refreshes metadata for, and await the
+    refresh that forces (public aiokafka API: ``AIOKafkaClient.add_topic``)."""
+    await asyncio.gather(*(client.add_topic(name) for name in sorted(set(names))))

@@ -8,6 +8,7 @@ import gc
 import io
 import logging
 import signal
+from typing import Any
 
 import faust
 
@@ -22,6 +23,7 @@ from streamproc.service.faust_compat import (
     guard_commits,
     pause_streams_while_seeking,
     refuse_gaps,
+    track_written_topics,
 )
 from streamproc.service.topics import ensure_topics
 from streamproc.service.training.registries import open_registry
@@ -48,6 +50,12 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     pause_streams_while_seeking(wiring.app.consumer)  # else commits trail after rebalances (#17)
     refuse_gaps(wiring.app.consumer)  # else a false jump in offsets skips records (#17)
     guard_commits(wiring.app.consumer, guard)  # else records faust skipped are committed (#17)
+    written = [wiring.requests, wiring.results, wiring.deployments, wiring.dead_letters]
+
+    @wiring.app.task
+    async def track_written() -> None:  # else a record can strand in aiokafka's producer
+        await track_written_topics(wiring.app, [t.get_topic_name() for t in written])
+
     dog = Watchdog(
         settings.stall_s, dump=lambda: dump_tasks(wiring.app), commits=commits, guard=guard
     )
@@ -81,7 +89,48 @@ def dump_tasks(app: faust.App) -> None:
     for task in asyncio.all_tasks(app.loop):
         out = io.StringIO()
         task.print_stack(file=out)
-        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+        log.warning("task %s:\n%s%s", task.get_name(), out.getvalue(), await_chain(task))
+    log.warning("producer state (aiokafka's view):\n%s", producer_state(app.producer))
     # Last, so that a log's tail has it: what faust fetches, has read and committed.
     log.warning("consumer state (faust's view of each assigned partition):\n%s",
                 consumer_state(app.consumer))  # fmt: skip
+
+
+def await_chain(task: asyncio.Task[object]) -> str:
+    """The coroutines ``task`` is suspended in, outermost first, and what the innermost awaits.
+
+    asyncio's ``print_stack`` shows a suspended task's outermost frame only (for an agent,
+    faust's ``_execute_actor``); where it really waits is at the end of this chain.
+    """
+    lines = ["await chain:"]
+    coro: Any = task.get_coro()
+    for _ in range(64):  # a bound: chains are short, and a cycle must not hang the dump
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is None:
+            break
+        code = frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+        inner = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        if inner is None:
+            break
+        if not (hasattr(inner, "cr_frame") or hasattr(inner, "ag_frame")):
+            lines.append(f"  awaiting {repr(inner)[:300]}")
+            break
+        coro = inner
+    return "\n".join(lines)
+
+
+def producer_state(producer: Any) -> str:
+    """What aiokafka's producer waits for: requests sent per broker connection and not yet
+    answered, nodes with a produce request in flight, partitions muted. Read only, from
+    aiokafka 0.14's private attributes; whatever another version lacks shows as ``?``."""
+    client = getattr(getattr(producer, "_producer", None), "client", None)
+    sender = getattr(getattr(producer, "_producer", None), "_sender", None)
+    lines = []
+    for key, conn in dict(getattr(client, "_conns", {}) or {}).items():
+        pending = [type(req).__name__ for _, req, _ in getattr(conn, "_requests", ())]
+        lines.append(f"connection {key}: {conn!r}, connected {conn.connected()}, "
+                     f"waiting for answers to {pending}")  # fmt: skip
+    lines.append(f"produce requests in flight to nodes {getattr(sender, '_in_flight', '?')}, "
+                 f"muted partitions {getattr(sender, '_muted_partitions', '?')}")  # fmt: skip
+    return "\n".join(lines)

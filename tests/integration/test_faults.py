@@ -104,14 +104,19 @@ def run_stack(kafka: str, tmp: Path, prefix: str, kill_after_round: int | None) 
                 time.sleep(0.3)  # mid-stream: the worker is busy with this round
                 workers[0].kill()
             if r == 2:  # as in the seed loop, the next step comes after the retrain ended
+                # The process manager watches here too: a worker that reports a stall (its
+                # producer's acks stopped, seen once in CI) is restarted as a probe would.
                 reader.wait_for(lambda rd: len(rd.of(f"{prefix}deployments")) >= len(MODELS),
-                                150, "the first deployments")  # fmt: skip
+                                240, "the first deployments", on_poll=supervise)  # fmt: skip
                 # ...and after the monitors applied it (it comes back on another topic).
                 wait_caught_up(kafka, group, [f"{prefix}deployments"], timeout=60,
                                on_poll=supervise)  # fmt: skip
         wait_caught_up(kafka, group, inputs, timeout=150, on_poll=supervise)
         reader.wait_for(
-            lambda rd: len(rd.of(f"{prefix}deployments")) >= 2 * len(MODELS), 120, "deployments"
+            lambda rd: len(rd.of(f"{prefix}deployments")) >= 2 * len(MODELS),
+            120,
+            "deployments",
+            on_poll=supervise,
         )
         reader.settle(quiet_s=2.0)
         requests = {r.json()["request_id"] for r in reader.of(f"{prefix}retrain-requests")}

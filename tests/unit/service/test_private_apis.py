@@ -57,6 +57,9 @@ def test_each_private_consumer_attribute_exists_and_the_ack_bookkeeping_is_recog
         f"({faust_compat.SUPPORTED}): check its Consumer._acked bookkeeping, then add it"
     )
     assert hasattr(w.app.web, "blueprints"), "faust's Web has no blueprints (without_builtin_views)"
+    assert hasattr(w.app.producer, "_producer"), (
+        "faust's producer has no _producer (the aiokafka producer track_written_topics reaches)"
+    )
 
 
 def test_the_public_names_the_checkpoints_rely_on_exist(tmp_path: Path) -> None:

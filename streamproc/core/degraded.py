@@ -6,10 +6,13 @@ been reset, and it recalibrates on the degraded level: a model at 90% error afte
 error detector's reference before the change) and the estimated change point, and asks again
 each time the post-change labels double (geometric backoff: the training set doubles, so a new
 candidate has a real chance to pass), as long as the recent error is still significantly above
-the good level. It stops when a version is deployed, when the error is back near the good level,
-when the training set can no longer grow (the last candidate was trained on every post-change
-example the training window holds: another one of the same data would be judged the same), and,
-through the trigger, when the retrain budget is spent.
+the good level. After a *rejected* candidate the next request also waits until its training set
+reaches the policy's ``refit_examples`` (the monitor passes that floor): a version deployed on
+fewer examples would be refit at that size anyway, two retrains where one does. It stops when a
+version is deployed, when the error is back near the good level, when the training set can no
+longer grow (the last candidate was trained on every post-change example the training window
+holds: another one of the same data would be judged the same), and, through the trigger, when
+the retrain budget is spent.
 
 Significance: a one-sided z-test of the mean of the latest post-change errors (the monitor
 passes the last 200, so a model that recovered by itself is left alone) against the good
@@ -86,12 +89,17 @@ class DegradedWatch:
             request_id, float(good_level), float(change_ts), labels, first, trained_on=labels
         )
 
-    def ended(self, request_id: str, status: str = "rejected") -> bool:
-        """The request ended without a deployment: arm the backoff. False if not ours."""
+    def ended(self, request_id: str, status: str = "rejected", at_least: int = 0) -> bool:
+        """The request ended without a deployment: arm the backoff. False if not ours.
+
+        ``at_least``: post-change labels the next request waits for in any case (the monitor
+        passes what a refit trains on: a retry that deployed on fewer would be refit anyway,
+        two retrains where one does)."""
         if request_id != self.request_id:
             return False
         self.armed = True
         self.last_status = status
+        self.next_at = max(self.next_at, at_least)
         return True
 
     def due(self) -> bool:

@@ -57,13 +57,19 @@ def split_holdout(
     """
     start = max(len(examples) - recent, 0)
     m = len(examples) - start
-    h = max(m // every, min(min_holdout, m // 2))
+    h = holdout_size(len(examples), every, recent, min_holdout)
     picks = {start + (j + 1) * m // h - 1 for j in range(h)} if h else set()
     train: list[Example] = []
     holdout: list[Example] = []
     for i, ex in enumerate(examples):
         (holdout if i in picks else train).append(ex)
     return train, holdout
+
+
+def holdout_size(n: int, every: int = 5, recent: int = 500, min_holdout: int = 0) -> int:
+    """How many of ``n`` examples :func:`split_holdout` holds out (same arguments)."""
+    m = min(n, recent)
+    return max(m // every, min(min_holdout, m // 2))
 
 
 def current_error(

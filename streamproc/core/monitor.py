@@ -61,6 +61,7 @@ from streamproc.core.events import (
     SourceRef,
 )
 from streamproc.core.example import Example
+from streamproc.core.gate import holdout_size
 from streamproc.core.identifiers import LENGTH_SUFFIX, IdentifierScreen
 from streamproc.core.labeljoin import Joined, LabelJoin
 from streamproc.core.labelwait import LabelWait
@@ -371,7 +372,22 @@ class ModelMonitor:
         if ev.status != "succeeded" and self.trigger.ended_without_deployment(ev.request_id):
             self._count(f"retrain_{ev.status}")
         if ev.status != "succeeded" and self.degraded is not None:
-            self.degraded.ended(ev.request_id, ev.status)
+            # A candidate that lost on few post-change examples: the next one waits for a
+            # refit's training set (one that deployed on fewer would be refit anyway). A failed
+            # one was never judged: retry on the plain backoff.
+            floor = self._refit_labels() if ev.status == "rejected" else 0
+            self.degraded.ended(ev.request_id, ev.status, at_least=floor)
+
+    def _refit_labels(self) -> int:
+        """Post-change labels whose training set (the holdout aside) has ``refit_examples``:
+        a version trained on fewer is refit once it has answered that many labels."""
+        want = self.policy.refit_examples
+        if want <= 0:
+            return 0
+        n = want
+        while n - holdout_size(n, min_holdout=MIN_HOLDOUT) < want:
+            n += 1
+        return n
 
     # ------------------------------------------------------------------ decisions
 

@@ -90,7 +90,9 @@ def test_a_rejected_feature_alarm_retrain_is_asked_about_again() -> None:
     first = reqs[0][1].reasons[0]
     assert first.signal == "feature:x"
     again = [r.reasons[0] for _, r in reqs[1:]]
-    assert len(again) >= 3  # at ~160, ~320, ~640, ... post-change labels
+    # A rejected candidate: the next waits for a refit's training set (600 post-change
+    # labels), then they double until a candidate had the whole window.
+    assert [r.details["post_change_labels"] for r in again] == [600, 1200]
     for reason in again:
         assert reason.signal == "degraded"
         assert 0.05 <= reason.details["good_level"] <= 0.15  # the error before the change

@@ -187,6 +187,7 @@ def _replay(
             for req in out.requests:
                 last_ts = max(last_ts, req.ts)
                 yield ReplayEvent(RETRAIN_REQUESTS, to_dict(req), index)
+                monitors.sent(req)  # written out: as a worker's ack, it leaves the outbox
                 for follow_topic, follow in _aftermath(req, monitors, registry):
                     offsets[follow_topic] += 1
                     mon = monitors.get(req.model_id)

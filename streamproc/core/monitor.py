@@ -59,6 +59,8 @@ from streamproc.core.events import (
     RetrainRequest,
     RetrainResult,
     SourceRef,
+    parse_retrain_request,
+    to_dict,
 )
 from streamproc.core.example import Example
 from streamproc.core.gate import holdout_size
@@ -122,6 +124,7 @@ def request_id_for(model_id: str, version: str, evidence: str, reasons: tuple[Re
 
 MAX_LATENCIES: Final = 10_000
 MAX_METRIC_SERIES: Final = 32  # reported metrics per model with a metric_change detector
+MAX_UNSENT: Final = 8  # outbox bound: a live worker confirms each request within its batch
 
 
 def detection_config(policy: Policy) -> str:
@@ -203,6 +206,9 @@ class ModelMonitor:
         self.traffic = TrafficShare()
         self.offsets: dict[str, int] = {}
         self.batch_pos: dict[str, int] = {}  # per source partition: see _later_in_batch
+        # Requests made and not yet confirmed on the requests topic (the outbox): a snapshot
+        # saying a request was made must be able to make it again (see unsent_requests).
+        self.unsent: dict[str, RetrainRequest] = {}
         self.counts: dict[str, int] = {}
         self.last_ts = 0.0
         # Label delays since the worker last read them (for its metrics); not part of the state.
@@ -838,7 +844,7 @@ class ModelMonitor:
         rid = request_id_for(self.model_id, self.version, evidence, reasons)
         self.trigger.requested(rid, ts)
         self._count("requests")
-        return RetrainRequest(
+        req = RetrainRequest(
             request_id=rid,
             model_id=self.model_id,
             model_version=self.version,
@@ -847,6 +853,25 @@ class ModelMonitor:
             policy=self.policy.name,
             source=source,
         )
+        self.unsent[rid] = req
+        while len(self.unsent) > MAX_UNSENT:  # a caller that never confirms (a replay)
+            del self.unsent[next(iter(self.unsent))]
+        return req
+
+    def request_sent(self, request_id: str) -> None:
+        """The request is on the requests topic (acked): it leaves the outbox."""
+        self.unsent.pop(request_id, None)
+
+    def unsent_requests(self) -> list[RetrainRequest]:
+        """Requests this monitor made that no one confirmed sent, oldest first.
+
+        The live worker saves a model's snapshot before it sends the model's request (the
+        retrainer reads the examples from it); a worker that dies between the two leaves a
+        snapshot that has made the request, whose event is then recognised as applied and not
+        asked again. A worker that restores such a snapshot sends these again: the same
+        request ids, which the retrainer's ledger takes as duplicates if they did arrive.
+        """
+        return list(self.unsent.values())
 
     def _recent_errors(
         self, version: str, limit: int, since: float | None = None, fallback: bool = True
@@ -1041,6 +1066,7 @@ class ModelMonitor:
                 "versions": {"others": self.others.state(), "traffic": self.traffic.state()},
                 "offsets": self.offsets,
                 "batch_pos": self.batch_pos,
+                "unsent": [to_dict(r) for r in self.unsent.values()],
                 "counts": self.counts,
                 "last_ts": self.last_ts,
                 "screen": self.screen.state(),
@@ -1109,6 +1135,8 @@ class ModelMonitor:
             mon.traffic = TrafficShare.from_state(s["versions"]["traffic"])
         mon.offsets = s["offsets"]
         mon.batch_pos = s.get("batch_pos", {})  # absent in snapshots from before batches
+        unsent = (parse_retrain_request(orjson.dumps(r)) for r in s.get("unsent", ()))
+        mon.unsent = {r.request_id: r for r in unsent}
         mon.counts = s["counts"]
         mon.last_ts = s["last_ts"]
         if "screen" in s:  # snapshots from before the screen: features are probed again

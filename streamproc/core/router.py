@@ -110,6 +110,7 @@ class Monitors:
         self.max_snapshot_bytes = max_snapshot_bytes
         self.live: dict[str, ModelMonitor] = {}
         self.dirty: set[str] = set()
+        self.resend: list[RetrainRequest] = []
 
     def get(self, model_id: str) -> ModelMonitor:
         mon = self.live.get(model_id)
@@ -118,8 +119,23 @@ class Monitors:
             saved = self._load(model_id) if self._load else None
             mon = ModelMonitor.restore(saved, policy) if saved else ModelMonitor(model_id, policy)
             self.live[model_id] = mon
+            self.resend.extend(mon.unsent_requests())
         self.dirty.add(model_id)
         return mon
+
+    def take_resends(self) -> list[RetrainRequest]:
+        """Requests of restored monitors that no one confirmed sent (a worker died between a
+        model's snapshot and its request's ack): send them, then :meth:`sent`. Oldest first."""
+        out, self.resend = self.resend, []
+        return out
+
+    def sent(self, req: RetrainRequest) -> None:
+        """``req`` is on the requests topic: its monitor's outbox forgets it (saved with the
+        monitor's next snapshot)."""
+        mon = self.live.get(req.model_id)
+        if mon is not None:
+            mon.request_sent(req.request_id)
+            self.dirty.add(req.model_id)
 
     def drain_dirty(self) -> dict[str, bytes]:
         """Snapshots of the monitors changed since the last call (to persist them); a model
@@ -139,6 +155,7 @@ class Monitors:
         """Drop cached monitors (on rebalance) so the next lookup reloads from the store."""
         self.live.clear()
         self.dirty.clear()
+        self.resend.clear()  # still in the saved outboxes: collected again on the next load
 
 
 def route(

@@ -178,6 +178,14 @@ class DriftAgent:
             # A batched record is many events: one outcome each, applied in order.
             for out in route_record(self.monitors, logical, event.value, src, msg.timestamp):
                 await self.apply(out, logical, event, touched)
+        for req in self.monitors.take_resends():
+            log.warning(
+                "model %s: request %s was made before a worker stopped and never confirmed "
+                "sent; sending it again (a duplicate, if it did arrive, is not retrained twice)",
+                req.model_id,
+                req.request_id,
+            )
+            await self.request(req)
         if events:
             last = events[-1].message
             self.metrics.lag.labels(self.logical_of.get(last.topic, last.topic)).set(
@@ -185,6 +193,14 @@ class DriftAgent:
             )
         for model_id, partition in touched.items():
             self.board.applied(self.monitors.live[model_id], partition)
+
+    async def request(self, req: RetrainRequest) -> None:
+        """Save the model (the retrainer reads its examples from the table; the snapshot keeps
+        the request in its outbox), send the request, then take it out of the outbox."""
+        self.ckpt.save_model(req.model_id)
+        await send_acked(self.w.requests, req.model_id, encode(req))
+        self.monitors.sent(req)
+        self.board.requested(req)
 
     async def apply(self, out: Outcome, logical: str, event: Any, touched: dict[str, int]) -> None:
         """One outcome of the core: its dead letter, the model it changed, what it asks for."""
@@ -207,9 +223,7 @@ class DriftAgent:
                 _report(self.board, logical, event.value)
         for req in out.requests:
             log.info("model %s: retrain requested: %s", req.model_id, _why(req))
-            self.ckpt.save_model(req.model_id)  # the retrainer reads examples from the table
-            await send_acked(self.w.requests, req.model_id, encode(req))
-            self.board.requested(req)
+            await self.request(req)
         for dep in out.deployments:
             log.warning("model %s: rollback to %s", dep.model_id, dep.version)
             await send_acked(self.w.deployments, dep.model_id, encode(dep))

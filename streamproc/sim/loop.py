@@ -196,6 +196,7 @@ class _Loop:
             return
         if not isinstance(emitted, RetrainRequest):
             return
+        self.mon.request_sent(emitted.request_id)  # handled at once: never an outbox entry
         r = self.result
         r.requests_at.append(i)
         self._record_change_point(emitted)

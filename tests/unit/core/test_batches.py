@@ -84,6 +84,7 @@ def drive(records: list[Rec]) -> tuple[list[Any], Monitors]:
                 emitted.append(out.dead_letter)
             for req in out.requests:
                 emitted.append(req)
+                monitors.sent(req)  # as the replay: written out, out of the outbox
                 dep = instant_deployment(req)
                 offsets["deployments"] += 1
                 route(monitors, "deployments", encode(dep), SourceRef("deployments", 0, 0), 0.0)

@@ -385,15 +385,16 @@ class ModelMonitor:
             self.degraded.ended(ev.request_id, ev.status, at_least=floor)
 
     def _refit_labels(self) -> int:
-        """Post-change labels whose training set (the holdout aside) has ``refit_examples``:
-        a version trained on fewer is refit once it has answered that many labels."""
+        """Post-change labels whose training set (the holdout aside) has ``refit_examples`` (a
+        version trained on fewer is refit once it has answered that many labels), or that fill
+        the training window if it cannot hold that many: the largest set a retry can have."""
         want = self.policy.refit_examples
         if want <= 0:
             return 0
-        n = want
-        while n - holdout_size(n, min_holdout=MIN_HOLDOUT) < want:
+        n, room = want, self.examples.capacity()
+        while n < room and n - holdout_size(n, min_holdout=MIN_HOLDOUT) < want:
             n += 1
-        return n
+        return min(n, room)
 
     # ------------------------------------------------------------------ decisions
 

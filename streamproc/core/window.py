@@ -87,6 +87,13 @@ class TrainingWindow(deque[Example]):
         for ex in examples:
             self.append(ex)
 
+    def capacity(self) -> int:
+        """How many examples the window holds at most: ``max_count``, or fewer where examples
+        of the current mean size reach ``max_bytes`` first."""
+        if not self or self.nbytes <= 0:
+            return self.max_count
+        return max(1, min(self.max_count, int(self.max_bytes * len(self) / self.nbytes)))
+
     def rows(self) -> list[list[Any]]:
         """The examples as the snapshot keeps them (:meth:`Example.row`), oldest first."""
         return [ex.row() for ex in self]

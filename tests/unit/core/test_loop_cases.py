@@ -291,3 +291,32 @@ def test_the_second_alarm_of_a_rejected_change_waits_for_the_backoff() -> None:
     assert [r.reasons[0].signal for _, r in requests[1:]] == ["degraded"] * (len(requests) - 1)
     assert len(requests) >= 3
     assert mon.counts["alarm_of_an_answered_change"] == 1
+
+
+@pytest.mark.parametrize(
+    ("policy_text", "floor"),
+    [
+        ("[default]\n", 600),  # 500 to train on and a holdout of 100
+        ("[default]\ntraining_window = 500\n", 500),  # the window full: all a retry can have
+        ("[default]\nrefit_examples = 0\n", 0),  # no refits: the plain doubling
+    ],
+)
+def test_the_retry_floor_after_a_rejection_is_one_the_window_can_reach(
+    policy_text: str, floor: int
+) -> None:
+    """The floor is what a refit trains on, capped by what the training window holds (count
+    here; bytes too, through its capacity)."""
+    mon = ModelMonitor("m", load_policy_text(policy_text).default)
+    assert mon._refit_labels() == floor
+    for i in range(50):  # examples of a known size: the byte cap's estimate
+        feed(mon, i, "v1", 1, 1, x=float(i))
+    assert mon._refit_labels() == min(floor, mon.examples.capacity())
+
+
+def test_the_retry_floor_follows_a_byte_capped_window() -> None:
+    mon = ModelMonitor("m", load_policy_text("[default]\ntraining_window_bytes = 10000\n").default)
+    for i in range(50):
+        feed(mon, i, "v1", 1, 1, x=float(i))
+    room = mon.examples.capacity()
+    assert 300 < room < 600  # about 27 bytes an example: the bytes, not the count, bound it
+    assert mon._refit_labels() == room

@@ -14,7 +14,9 @@ labels for the trainer and the gate's minimum holdout: the ceiling).
 from __future__ import annotations
 
 import functools
+import math
 import pickle
+import statistics
 import tempfile
 from collections import deque
 from collections.abc import Callable
@@ -53,6 +55,9 @@ class LoopResult:
     requests_at: list[int] = field(default_factory=list)
     onset_delays: list[int] = field(default_factory=list)  # drift onset -> first deployment
     false_retrains: int = 0  # requests in stationary stretches
+    # Requests more than SETTLE events after an onset, while the model served at the onset is
+    # still significantly worse than before it: late detections, not stationary retrains.
+    late_retrains: int = 0
     abs_error: float = 0.0  # regression: sum of |prediction - label|
     # Error and label alarms after a known change: (true change, estimate, alarm), label time.
     change_points: list[tuple[float, float, float]] = field(default_factory=list)
@@ -78,6 +83,10 @@ QUIET_POLICY = load_policy_text(
 ).default
 ORACLE_POLICY = load_policy_text("[default]\nerror = false\ndrift = false\nmetrics = []\n").default
 SETTLE = 2000  # events after an onset that still belong to it (not a stationary stretch)
+# A later request still answers the onset while the model served at it is this many standard
+# errors worse than before it (one-sided Welch z on the served errors; 2.58 is p = 0.005).
+DEGRADED_Z = 2.58
+DEGRADED_BEFORE = 10_000  # at most this many served events before the onset are its baseline
 
 
 def closed_loop(
@@ -130,6 +139,9 @@ class _Loop:
         self.reference: list[float] = []
         self.oracle_due: list[int] = list(schedule.drifts)
         self.last_onset: int | None = None
+        self.served_errors: list[float] = []  # the served prediction's error, per event
+        self.deployed_at = 0  # the event the served model started at
+        self.last_request_kind = "stationary"  # what a refit request inherits
         self.trainer: Callable[[TrainingJob], Candidate] = builtin_trainer
 
     def step(self, i: int, feats: dict[str, Any], y: Any) -> None:
@@ -139,6 +151,9 @@ class _Loop:
         r.correct += int(pred == y)
         if self.schedule.task == "regression":
             r.abs_error += abs(float(pred) - float(y))
+            self.served_errors.append(abs(float(pred) - float(y)))
+        else:
+            self.served_errors.append(float(pred != y))
         if self._stationary(i):
             r.stationary_events += 1
         ts = float(i)
@@ -200,8 +215,7 @@ class _Loop:
         r = self.result
         r.requests_at.append(i)
         self._record_change_point(emitted)
-        if self._stationary(i):
-            r.false_retrains += 1
+        self._count_stationary(emitted, i)
         outcome = retrain(emitted, self.mon.training_examples(), self.mon.version, self.registry,
                           now=float(i), trainer=self.trainer)  # fmt: skip
         r.retrains += 1
@@ -209,6 +223,37 @@ class _Loop:
             self.mon.on_result(outcome.result)
             return
         self._deploy(outcome.deployment, i)
+
+    def _count_stationary(self, req: RetrainRequest, i: int) -> None:
+        """Count a request in a stationary stretch as false, or as a late detection.
+
+        A request more than :data:`SETTLE` events after the last onset is a late detection of
+        it when the model served at the onset is still serving and its errors since the onset
+        are significantly above its errors before (:data:`DEGRADED_Z`); a refit request is
+        counted as the request it refits. Any other request there is a stationary retrain.
+        """
+        if not all(reason.signal == "refit" for reason in req.reasons):
+            self.last_request_kind = self._request_kind(i)
+        if self.last_request_kind == "late":
+            self.result.late_retrains += 1
+        elif self.last_request_kind == "stationary":
+            self.result.false_retrains += 1
+
+    def _request_kind(self, i: int) -> str:
+        """``onset`` (within SETTLE of one), ``late`` or ``stationary``."""
+        if not self._stationary(i):
+            return "onset"
+        onsets = [o for o in self.schedule.drifts if o <= i]
+        return "late" if onsets and self._still_degraded(onsets[-1], i) else "stationary"
+
+    def _still_degraded(self, onset: int, i: int) -> bool:
+        if self.deployed_at > onset:
+            return False  # the served model was fitted after the onset
+        before = self.served_errors[max(self.deployed_at, onset - DEGRADED_BEFORE) : onset]
+        after = self.served_errors[onset:i]
+        if len(before) < 2 or len(after) < 2:
+            return False
+        return welch_z(after, before) > DEGRADED_Z
 
     def _record_change_point(self, req: RetrainRequest) -> None:
         """Error and label alarms' change-point estimates against the true change (label time)."""
@@ -228,6 +273,7 @@ class _Loop:
         if model is None:
             return  # a rollback to a version this simulation did not register: keep serving
         self.model, self.version = model, dep.version
+        self.deployed_at = i
         self.mon.on_deployment(dep)
         self.reference.clear()
         self.recent.clear()
@@ -237,3 +283,16 @@ class _Loop:
         if onsets and onsets[-1] != self.last_onset:
             self.last_onset = onsets[-1]
             r.onset_delays.append(i - onsets[-1])
+
+
+def welch_z(a: list[float], b: list[float]) -> float:
+    """Welch's z statistic of mean(a) - mean(b): the difference over its standard error.
+
+    >>> round(welch_z([1.0, 0.0] * 50, [0.0] * 99 + [1.0]), 2)
+    9.56
+    """
+    ma, mb = statistics.fmean(a), statistics.fmean(b)
+    se = (statistics.variance(a, ma) / len(a) + statistics.variance(b, mb) / len(b)) ** 0.5
+    if se == 0.0:
+        return 0.0 if ma == mb else math.copysign(math.inf, ma - mb)
+    return (ma - mb) / se

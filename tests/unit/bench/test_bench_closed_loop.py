@@ -10,8 +10,8 @@ from pathlib import Path
 from streamproc.sim.loop import SCHEDULES, STRATEGIES
 
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "closed_loop.py"
-COMMON = {"strategy", "stream", "kind", "retrains", "stationary_retrains", "mean_delay_events",
-          "change_point_in_range"}  # fmt: skip
+COMMON = {"strategy", "stream", "kind", "retrains", "stationary_retrains", "late_retrains",
+          "mean_delay_events", "change_point_in_range"}  # fmt: skip
 
 
 def test_every_world_has_a_documented_kind() -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
+from streamproc.core.events import Reason, RetrainRequest
+from streamproc.core.policy import DEFAULT_POLICY
 from streamproc.core.retrain import Candidate, TrainingJob, builtin_trainer
 from streamproc.sim import loop
-from streamproc.sim.loop import SCHEDULES, World, closed_loop
+from streamproc.sim.loop import SCHEDULES, World, _Loop, closed_loop
 
 logging.getLogger("streamproc").setLevel(logging.ERROR)
 
@@ -79,3 +82,55 @@ def test_the_learner_is_the_one_every_strategy_trains_with(
     monkeypatch.setattr(loop, "builtin_trainer", recording)
     periodic = closed_loop(SCHEDULES["agrawal"], "periodic", length=4_001, learner="tree")
     assert periodic.retrains == 2 and learners == ["tree", "tree"]
+
+
+def _loop_after_onset(before: float, after: float, deployed_at: int = 0) -> Any:
+    """sea_shift's loop with served errors at rate ``before`` until its onset (20k), then
+    ``after``, deterministic (every 1/rate-th event wrong)."""
+    sim = _Loop(SCHEDULES["sea_shift"], "default", DEFAULT_POLICY, None, 50, 2000, "-")  # type: ignore[arg-type]
+    sim.deployed_at = deployed_at
+
+    def errors(rate: float, n: int) -> list[float]:
+        return [float(int((k + 1) * rate) > int(k * rate)) for k in range(n)]
+
+    sim.served_errors = errors(before, 20_000) + errors(after, 5_000)
+    return sim
+
+
+def _request(signal: str) -> RetrainRequest:
+    return RetrainRequest("r", "sim", "v0", 0.0, (Reason(signal, "x", 1.0, 1.0, 1, {}),))
+
+
+def test_a_late_request_while_the_served_model_is_degraded_is_a_late_detection() -> None:
+    """sea_shift, seed 8: an error alarm 4,239 events after the shift (served error 0.077 before,
+    0.095 since; Welch z 3.3) and its refit. Neither is a stationary retrain."""
+    sim = _loop_after_onset(0.077, 0.095)
+    sim._count_stationary(_request("error"), 24_239)
+    sim._count_stationary(_request("refit"), 24_789)
+    assert (sim.result.late_retrains, sim.result.false_retrains) == (2, 0)
+
+
+def test_a_late_request_without_degradation_is_a_stationary_retrain() -> None:
+    sim = _loop_after_onset(0.077, 0.078)
+    sim._count_stationary(_request("error"), 24_239)
+    sim._count_stationary(_request("refit"), 24_789)
+    assert (sim.result.late_retrains, sim.result.false_retrains) == (0, 2)
+
+
+def test_a_model_fitted_after_the_onset_makes_later_requests_stationary() -> None:
+    sim = _loop_after_onset(0.077, 0.2, deployed_at=21_000)
+    sim._count_stationary(_request("error"), 24_239)
+    assert (sim.result.late_retrains, sim.result.false_retrains) == (0, 1)
+
+
+def test_requests_within_settle_of_the_onset_are_neither() -> None:
+    sim = _loop_after_onset(0.077, 0.2)
+    sim._count_stationary(_request("error"), 21_000)
+    sim._count_stationary(_request("refit"), 23_000)  # the refit of an onset's request
+    assert (sim.result.late_retrains, sim.result.false_retrains) == (0, 0)
+
+
+def test_the_whole_sea_shift_run_of_seed_8_counts_its_two_requests_late() -> None:
+    run = closed_loop(SCHEDULES["sea_shift"], "default", seed=8)
+    assert run.requests_at == [24_239, 24_789]
+    assert (run.late_retrains, run.false_retrains) == (2, 0)

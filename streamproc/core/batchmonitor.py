@@ -13,16 +13,18 @@ the same score presence, no scheduled retrain due, no held label-free alarm expi
 text values only of features the identifier screen already judged (categories, or
 identifiers watched by their length). In a segment:
 
-1. every rank CUSUM (the default numeric detector) on a numeric column is scanned without
-   change (:mod:`streamproc.core.detect.rankbatch`), giving its first *alarm point*: an update
-   that fires and survives the Bonferroni correction (or whose correction fails while the
-   monitor never counted such a failure: the first count of a key must come in event order);
-2. the other detectors (categorical ones, river's, a rank CUSUM still in its warm-up or whose
-   scan came too close to a boundary) are updated one event at a time up to that point, and
-   may end it earlier with their own alarm;
+1. every rank CUSUM (the default numeric detector) on a numeric column and every frozen
+   multinomial CUSUM (the default categorical one) is scanned without change
+   (:mod:`streamproc.core.detect.rankbatch`, :mod:`streamproc.core.detect.multinomialbatch`),
+   giving its first *alarm point*: an update that fires and survives the Bonferroni
+   correction (or whose correction fails while the monitor never counted such a failure: the
+   first count of a key must come in event order);
+2. the other detectors (river's, the chi-square window, a CUSUM still in its warm-up, a rank
+   scan that came too close to a boundary) are updated one event at a time up to that point,
+   and may end it earlier with their own alarm;
 3. the events before the first alarm point are applied in bulk (scans committed, counters,
    traffic share and label join added at once); a prediction whose label came first joins it
-   in order, between the others (its detectors updated, the rank CUSUMs excepted: no join
+   in order, between the others (its detectors updated, the scanned CUSUMs excepted: no join
    reads them, so they are committed after; if the join emits, they are committed up to it
    and the rest is scanned again);
 4. the alarm event itself goes through :meth:`ModelMonitor.on_prediction` with the updates
@@ -55,7 +57,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from streamproc.core.detect import Detector
+from streamproc.core.detect import Detector, multinomialbatch
+from streamproc.core.detect.multinomial import MultinomialCusum
+from streamproc.core.detect.multinomialbatch import MultinomialScan
 from streamproc.core.detect.rankbatch import (
     RankScan,
     commit,
@@ -84,10 +88,11 @@ class _Column:
     signal: str
     det: Detector
     values: list[Any]
-    scan: RankScan | None = None
-    # A rank CUSUM still forming its reference, on a numeric column: the values as floats,
-    # and the index of the one that completes the reference (len: none in this segment).
-    warm: np.ndarray | None = None
+    scan: RankScan | MultinomialScan | None = None
+    # A CUSUM still forming its reference (a rank CUSUM on a numeric column, or a multinomial
+    # one): the values (as floats for a rank CUSUM), and the index of the one that completes
+    # the reference (len: none in this segment).
+    warm: np.ndarray | list[Any] | None = None
     freeze_at: int = 0
 
 
@@ -115,7 +120,7 @@ def apply_predictions(
             p += 1
             continue
         length, gone, columns = cols
-        at = _rank_alarm(mon, columns, length)
+        at = _first_alarm(mon, columns, length)
         slow = _SlowColumns(mon, [c for c in columns if c.scan is None])
         early = [i for i in range(at) if mon.join.has_early(events[p + i].event_id)]
         done: dict[str, bool] = {}
@@ -277,6 +282,12 @@ def _screened(mon: ModelMonitor, signal: str, vals: list[Any]) -> tuple[int, str
 def _column(mon: ModelMonitor, signal: str, vals: list[Any]) -> _Column:
     det = mon.detectors[signal]
     col = _Column(signal, det, vals)
+    if isinstance(det, MultinomialCusum):
+        if det.ready:
+            col.scan = multinomialbatch.scan(det, vals)
+        else:
+            col.warm, col.freeze_at = vals, multinomialbatch.reference_end(det, len(vals))
+        return col
     if isinstance(det, RankCusum):
         try:
             x = values_of(vals)
@@ -309,7 +320,7 @@ def _significant(mon: ModelMonitor, det: Detector) -> bool:
 # --------------------------------------------------------------------------- alarms
 
 
-def _rank_alarm(mon: ModelMonitor, columns: list[_Column], length: int) -> int:
+def _first_alarm(mon: ModelMonitor, columns: list[_Column], length: int) -> int:
     """The first alarm point among the scanned columns (``length``: none)."""
     at = length
     counted = _NOT_SIGNIFICANT in mon.counts
@@ -370,10 +381,16 @@ class _SlowColumns:
 def _feed(mon: ModelMonitor, col: _Column, k: int) -> None:
     """The first ``k`` values of a warming column (all before its reference completes, or the
     one completing it), as ``k`` updates."""
-    assert col.warm is not None and isinstance(col.det, RankCusum)
-    if k > 0:
+    assert col.warm is not None
+    if k <= 0:
+        return
+    if isinstance(col.det, MultinomialCusum):
+        assert isinstance(col.warm, list)
+        multinomialbatch.feed_reference(col.det, col.warm[:k])
+    else:
+        assert isinstance(col.det, RankCusum) and isinstance(col.warm, np.ndarray)
         feed_reference(col.det, col.warm[:k])
-        mon.samples[col.signal] = mon.samples.get(col.signal, 0) + k
+    mon.samples[col.signal] = mon.samples.get(col.signal, 0) + k
 
 
 def _commit(mon: ModelMonitor, columns: list[_Column], k: int, before: int) -> None:
@@ -383,8 +400,12 @@ def _commit(mon: ModelMonitor, columns: list[_Column], k: int, before: int) -> N
         s = col.scan
         if s is None:
             continue
-        assert isinstance(col.det, RankCusum)
-        commit(col.det, s, k)
+        if isinstance(s, MultinomialScan):
+            assert isinstance(col.det, MultinomialCusum)
+            multinomialbatch.commit(col.det, s, k)
+        else:
+            assert isinstance(col.det, RankCusum)
+            commit(col.det, s, k)
         mon.samples[col.signal] += k
         missed = s.fired[:before] & (s.statistic[:before] < _corrected(mon, col.det))
         n = int(missed.sum())

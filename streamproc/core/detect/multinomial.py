@@ -236,6 +236,11 @@ class MultinomialCusum:
     # ------------------------------------------------------------------ evidence
 
     @property
+    def ready(self) -> bool:
+        """Whether the reference is complete (the warm-up is over)."""
+        return bool(self._cells)
+
+    @property
     def statistic(self) -> float:
         return self._s
 

@@ -54,11 +54,20 @@ label batch: field 'ts' has 2 values but 'event_id' has 1; send one value per ev
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import repeat
 from typing import Any, Final, overload
 
-from streamproc.core.events import InvalidEvent
+from streamproc.core.events import InvalidEvent, PredictionEvent
 
-__all__ = ["BATCHED_KINDS", "BatchEvents", "columns", "events_of", "is_batch", "split"]
+__all__ = [
+    "BATCHED_KINDS",
+    "BatchEvents",
+    "PredictionColumns",
+    "columns",
+    "events_of",
+    "is_batch",
+    "split",
+]
 
 # The kinds a batch may carry and, per kind, the per-event array fields (required, optional).
 BATCHED_KINDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
@@ -191,6 +200,124 @@ class BatchEvents(Sequence[dict[str, Any]]):
         if not -self.n <= i < self.n:
             raise IndexError(i)
         return next(iter(self[i % self.n : i % self.n + 1]))
+
+
+class PredictionColumns(Sequence[PredictionEvent]):
+    """Predictions held as columns, each :class:`PredictionEvent` made on access.
+
+    The batch path (:mod:`streamproc.core.batchmonitor`) reads the columns themselves, so a
+    prediction that only updates detectors and waits for its label is never an object. Every
+    event has the same feature names, in the same order. Slices are views.
+
+    Parameters
+    ----------
+    fields
+        ``event_id``, ``model_id``, ``model_version``, ``ts`` (floats), ``prediction`` and
+        ``score`` (None for all, or a column holding None where absent): columns of ``n``
+        values; ``model_id`` and ``model_version`` may be one string for every event.
+    features
+        Feature columns by name, each of ``n`` values.
+    objects
+        The events themselves when they already exist (:meth:`of`): returned on access.
+
+    Examples
+    --------
+    >>> cols = PredictionColumns.of([PredictionEvent("a", "m", "v1", 1.0, 0, {"x": 0.5}),
+    ...                              PredictionEvent("b", "m", "v1", 2.0, 1, {"x": None})])
+    >>> cols.feature("x", 0, 2), cols.column("event_id", 1, 2), cols[1:].keys
+    ([0.5, None], ['b'], ('x',))
+    """
+
+    __slots__ = ("features", "fields", "keys", "lo", "n", "objects")
+
+    def __init__(
+        self,
+        fields: Mapping[str, Any],
+        features: Mapping[str, list[Any]],
+        objects: Sequence[PredictionEvent] | None = None,
+        lo: int = 0,
+        n: int | None = None,
+    ) -> None:
+        self.fields, self.features, self.objects = fields, features, objects
+        self.keys = tuple(features)
+        self.lo = lo
+        self.n = len(fields["event_id"]) - lo if n is None else n
+
+    @classmethod
+    def of(cls, events: Sequence[PredictionEvent]) -> PredictionColumns | None:
+        """The columns of events that all have the same feature names in the same order
+        (None otherwise, or for no events)."""
+        if not events:
+            return None
+        keys = tuple(events[0].features)
+        if any(tuple(ev.features) != keys for ev in events):
+            return None
+        fields = {
+            name: [getattr(ev, name) for ev in events]
+            for name in ("event_id", "model_id", "model_version", "ts", "prediction", "score")
+        }
+        features = {k: [ev.features[k] for ev in events] for k in keys}
+        return cls(fields, features, events)
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> PredictionEvent: ...
+    @overload
+    def __getitem__(self, i: slice) -> PredictionColumns: ...
+    def __getitem__(self, i: int | slice) -> PredictionEvent | PredictionColumns:
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(self.n)
+            if step != 1:
+                raise ValueError("prediction columns: slices of step 1 only")
+            return PredictionColumns(
+                self.fields, self.features, self.objects, self.lo + lo, max(hi - lo, 0)
+            )
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        j = self.lo + i % self.n
+        if self.objects is not None:
+            return self.objects[j]
+        f = self.fields
+        score = f["score"]
+        return PredictionEvent(
+            f["event_id"][j],
+            _one(f["model_id"], j),
+            _one(f["model_version"], j),
+            f["ts"][j],
+            f["prediction"][j],
+            {k: col[j] for k, col in self.features.items()},
+            None if score is None else score[j],
+        )
+
+    def column(self, name: str, start: int, stop: int) -> list[Any]:
+        """Field ``name`` of the events ``start..stop-1`` (of this view)."""
+        v = self.fields[name]
+        n = max(0, min(stop, self.n) - start)
+        if v is None or isinstance(v, str):
+            return list(repeat(v, n))
+        return list(v[self.lo + start : self.lo + start + n])
+
+    def feature(self, key: str, start: int, stop: int) -> list[Any]:
+        """Feature ``key`` of the events ``start..stop-1`` (of this view)."""
+        stop = min(stop, self.n)
+        return self.features[key][self.lo + start : self.lo + stop]
+
+    def feature_rows(self, start: int, stop: int) -> list[dict[str, Any]]:
+        """The feature mappings of the events ``start..stop-1``, each a new dict."""
+        stop = min(stop, self.n)
+        if self.objects is not None:
+            return [dict(ev.features) for ev in self.objects[self.lo + start : self.lo + stop]]
+        keys = self.keys
+        if not keys:
+            return [{} for _ in range(start, stop)]
+        cols = [col[self.lo + start : self.lo + stop] for col in self.features.values()]
+        return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
+
+
+def _one(v: Any, j: int) -> Any:
+    return v if isinstance(v, str) else v[j]
 
 
 def _column(kind: str, name: str, v: object, n: int) -> list[Any]:

@@ -51,12 +51,13 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from streamproc.core.batches import PredictionColumns
 from streamproc.core.detect import Detector, multinomialbatch
 from streamproc.core.detect.multinomial import MultinomialCusum
 from streamproc.core.detect.multinomialbatch import MultinomialScan
@@ -112,6 +113,26 @@ def apply_predictions(
     (:meth:`ModelMonitor.take_mismatches`) after each yielded event, as it does per event.
     """
     srcs: Sequence[SourceRef | None] = sources if sources is not None else [None] * len(events)
+    if isinstance(events, PredictionColumns):
+        yield from _apply_columns(mon, events, srcs)
+        return
+    start = 0
+    while start < len(events):  # runs of one set of feature names, as columns
+        keys = tuple(events[start].features)
+        end = start + 1
+        while end < len(events) and tuple(events[end].features) == keys:
+            end += 1
+        run = PredictionColumns.of(events[start:end])
+        assert run is not None
+        for i, emitted in _apply_columns(mon, run, srcs[start:end]):
+            yield start + i, emitted
+        start = end
+
+
+def _apply_columns(
+    mon: ModelMonitor, events: PredictionColumns, srcs: Sequence[SourceRef | None]
+) -> Iterator[tuple[int, Emitted]]:
+    """:func:`apply_predictions` on columns."""
     p = 0
     while p < len(events):
         cols = _segment(mon, events, p)
@@ -122,7 +143,7 @@ def apply_predictions(
         length, gone, columns = cols
         at = _first_alarm(mon, columns, length)
         slow = _SlowColumns(mon, [c for c in columns if c.scan is None])
-        early = [i for i in range(at) if mon.join.has_early(events[p + i].event_id)]
+        early = mon.join.early_among(events.column("event_id", p, p + at))
         done: dict[str, bool] = {}
         k = 0  # events of the segment yielded
         rescan = False
@@ -135,7 +156,7 @@ def apply_predictions(
             # Event e answers an early label: its detectors are updated (the rank CUSUMs are
             # committed later: a join reads none of them); now its join, after the events
             # before it are out (a type mismatch belongs to e's outcome).
-            _bookkeeping(mon, events[p + k : p + e])
+            _bookkeeping(mon, events, p + k, p + e)
             for i in range(p + k, p + e):
                 yield i, None
             emitted = _join_early(mon, events[p + e], srcs[p + e])
@@ -160,7 +181,7 @@ def apply_predictions(
                 done[col.signal] = bool(col.scan.fired[at])
         if gone and at:
             mon.counts["missing_keys"] += gone * at
-        _bookkeeping(mon, events[p + k : p + at])
+        _bookkeeping(mon, events, p + k, p + at)
         for i in range(p + k, p + at):
             yield i, None
         if at < length:
@@ -187,30 +208,28 @@ def _join_early(mon: ModelMonitor, ev: PredictionEvent, source: SourceRef | None
 
 
 def _segment(
-    mon: ModelMonitor, events: Sequence[PredictionEvent], p: int
+    mon: ModelMonitor, events: PredictionColumns, p: int
 ) -> tuple[int, int, list[_Column]] | None:
     """The plain run from ``p`` (length >= 1), how many watched features it leaves out (each
     event), and its columns; None: ``p`` is not plain."""
     rule = mon.policy.drift
-    first = events[p]
-    if rule is None or first.model_version != mon.version:
+    if rule is None or events.column("model_version", p, p + 1)[0] != mon.version:
         return None
-    keys = tuple(first.features)
+    keys = events.keys
     signals = [(f"feature:{k}", k) for k in keys if rule.watches(k)]
     gone = []
     if len(signals) < mon._feature_signals():  # watched features left out: missing values
-        gone = [s for s, _ in mon._left_out_signals(first.features)]
+        gone = [s for s, _ in mon._left_out_signals(dict.fromkeys(keys))]
         if gone and "missing_keys" not in mon.counts:
             return None  # the counter's first count comes per event
     outputs = [("prediction", "")] if rule.outputs else []
-    scored = first.score is not None
+    scored = events.column("score", p, p + 1)[0] is not None
     if rule.outputs and scored:
         outputs.append(("score", ""))
-    end = _plain_end(mon, events, p, keys, scored)
+    end = _plain_end(mon, events, p, scored)
     cols = []
     for signal, key in signals:
-        vals = [ev.features[key] for ev in events[p:end]]
-        n, watched, vals = _screened(mon, signal, vals)
+        n, watched, vals = _screened(mon, signal, events.feature(key, p, end))
         end = p + n
         cols.append((watched, vals))
     cols.extend((signal, [None] * (end - p)) for signal in gone)
@@ -225,43 +244,40 @@ def _segment(
         if signal not in mon.detectors or signal not in mon.samples:
             return None  # made on its first value, per event
     if rule.outputs:
-        cols.append(("prediction", [ev.prediction for ev in events[p:end]]))
+        cols.append(("prediction", events.column("prediction", p, end)))
         if scored:
-            cols.append(("score", [ev.score for ev in events[p:end]]))
+            cols.append(("score", events.column("score", p, end)))
     if end == p:
         return None
     length = end - p
     return length, len(gone), [_column(mon, signal, vals[:length]) for signal, vals in cols]
 
 
-def _plain_end(
-    mon: ModelMonitor,
-    events: Sequence[PredictionEvent],
-    p: int,
-    keys: tuple[str, ...],
-    scored: bool,
-) -> int:
+def _plain_end(mon: ModelMonitor, events: PredictionColumns, p: int, scored: bool) -> int:
     """The end of the run from ``p`` whose bookkeeping is plain (see the module docstring)."""
     trig = mon.trigger
     policy = trig.policy
     stop = min(len(events), p + MAX_SEGMENT)
-    max_events = policy.max_events if not trig.scheduled else 0
+    if not trig.scheduled and policy.max_events:
+        stop = min(stop, max(p, p + policy.max_events - trig.events - 1))
+    versions = events.column("model_version", p, stop)
+    stop = p + _first(versions, lambda v: v != mon.version)
+    scores = events.column("score", p, stop)
+    stop = p + _first(scores, (lambda s: s is None) if scored else (lambda s: s is not None))
+    ts = events.column("ts", p, stop)
     deployed = trig.deployed_ts
-    max_age = policy.max_age_s if not trig.scheduled and deployed is not None else 0.0
-    version = mon.version
+    if not trig.scheduled and deployed is not None and policy.max_age_s:
+        max_age = policy.max_age_s
+        stop = p + _first(ts, lambda t: t - deployed >= max_age)
     wait, ttl = mon.label_wait, mon.policy.join.ttl_s
-    for i in range(p, stop):
-        ev = events[i]
-        if (
-            ev.model_version != version
-            or (ev.score is not None) != scored
-            or tuple(ev.features) != keys
-            or (max_events and trig.events + (i - p) + 1 >= max_events)
-            or (max_age and deployed is not None and ev.ts - deployed >= max_age)
-            or (wait is not None and wait.expired(ev.ts, ttl))
-        ):
-            return i
+    if wait is not None:
+        stop = min(stop, p + _first(ts, lambda t: wait.expired(t, ttl)))
     return stop
+
+
+def _first(values: list[Any], hit: Callable[[Any], bool]) -> int:
+    """The index of the first value ``hit`` is true of (``len(values)``: none)."""
+    return next((i for i, v in enumerate(values) if hit(v)), len(values))
 
 
 def _screened(mon: ModelMonitor, signal: str, vals: list[Any]) -> tuple[int, str, list[Any]]:
@@ -413,19 +429,31 @@ def _commit(mon: ModelMonitor, columns: list[_Column], k: int, before: int) -> N
             mon.counts[_NOT_SIGNIFICANT] += n
 
 
-def _bookkeeping(mon: ModelMonitor, evs: Sequence[PredictionEvent]) -> None:
-    """The rest of :meth:`ModelMonitor.on_prediction` for a run of plain events, at once: the
-    same counters, traffic weights and join buffers as event by event."""
-    if not evs:
+def _bookkeeping(mon: ModelMonitor, evs: PredictionColumns, start: int, stop: int) -> None:
+    """The rest of :meth:`ModelMonitor.on_prediction` for a run of plain events (``start`` to
+    ``stop`` of ``evs``), at once: the same counters, traffic weights and join buffers as
+    event by event."""
+    if stop <= start:
         return
-    last = max(ev.ts for ev in evs)
+    ts = evs.column("ts", start, stop)
+    last = max(ts)
     if last > mon.last_ts:
         mon.last_ts = last
-    mon.counts["predictions"] = mon.counts.get("predictions", 0) + len(evs)
+    n = stop - start
+    mon.counts["predictions"] = mon.counts.get("predictions", 0) + n
     # Plain events are of the current version: observing them never switches it.
-    mon.traffic.observe_many(mon.version, len(evs))
-    mon.trigger.events += len(evs)
+    mon.traffic.observe_many(mon.version, n)
+    mon.trigger.events += n
     # No early label waits for a plain event: none of them joins.
     mon.join.add_predictions(
-        [(ev.event_id, ev.ts, ev.model_version, ev.prediction, dict(ev.features)) for ev in evs]
+        list(
+            zip(
+                evs.column("event_id", start, stop),
+                ts,
+                evs.column("model_version", start, stop),
+                evs.column("prediction", start, stop),
+                evs.feature_rows(start, stop),
+                strict=True,
+            )
+        )
     )

@@ -152,6 +152,11 @@ class LabelJoin:
         """Whether a label for ``event_id`` waits for its prediction (it would join at once)."""
         return event_id in self._early
 
+    def early_among(self, event_ids: Sequence[str]) -> list[int]:
+        """The indices of ``event_ids`` whose labels wait for their predictions."""
+        early = self._early
+        return [i for i, e in enumerate(event_ids) if e in early] if early else []
+
     def add_prediction(
         self, event_id: str, ts: float, version: str, prediction: Any, features: Mapping[str, Any]
     ) -> Joined | None:

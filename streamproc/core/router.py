@@ -29,6 +29,7 @@ from typing import Any, Final, overload
 import orjson
 
 from streamproc.core import batches
+from streamproc.core.batches import PredictionColumns
 from streamproc.core.events import (
     LABEL_SPEC,
     PREDICTION_SPEC,
@@ -359,6 +360,11 @@ def _route(
     return _apply(monitors, topic, _PARSERS[topic](raw), source, received_ts, raw)
 
 
+def _any_future(events: PredictionColumns, received_ts: float) -> bool:
+    """Whether :func:`_future` would refuse one of ``events``."""
+    return received_ts > 0 and max(events.column("ts", 0, len(events))) > received_ts + MAX_FUTURE_S
+
+
 def _future(topic: str, ev: Any, received_ts: float) -> None:
     if received_ts > 0 and ev.ts > received_ts + MAX_FUTURE_S:
         raise InvalidEvent(
@@ -448,7 +454,7 @@ def iter_predictions(
     source: SourceRef,
     received_ts: float,
     features_checked: bool = False,
-    prebuilt: list[PredictionEvent] | None = None,
+    prebuilt: PredictionColumns | None = None,
 ) -> Iterator[Outcome]:
     """A batch's predictions (split, not yet validated) with each model's run applied at once.
 
@@ -458,6 +464,16 @@ def iter_predictions(
     ``features_checked``: every feature column was checked as a whole (:func:`_checked`);
     ``prebuilt``: the events, every column checked as a whole (:func:`_prebuilt`).
     """
+    if prebuilt is not None and not _any_future(prebuilt, received_ts):
+        models = prebuilt.column("model_id", 0, len(prebuilt))
+        i = 0
+        while i < len(prebuilt):
+            end = i + 1
+            while end < len(prebuilt) and models[end] == models[i]:
+                end += 1
+            yield from _run(monitors, prebuilt[i:end], events[i:end], source, i, received_ts)
+            i = end
+        return
     kind, cls, fields = _BATCHED[PREDICTIONS]
     if features_checked:
         fields = _CHECKED_FEATURES_SPEC
@@ -497,7 +513,8 @@ def iter_predictions(
             if isinstance(nxt, Outcome) or nxt.model_id != first.model_id:
                 break
             end += 1
-        yield from _run(monitors, built[i:end], events[i:end], source, i, received_ts)
+        run = [ev for ev in built[i:end] if not isinstance(ev, Outcome)]
+        yield from _run(monitors, run, events[i:end], source, i, received_ts)
         i = end
 
 
@@ -531,11 +548,11 @@ def _texts(v: Any) -> bool:
     return isinstance(v, list) and set(map(type, v)) == {str} and all(v)
 
 
-def _prebuilt(obj: dict[str, Any]) -> list[PredictionEvent] | None:
+def _prebuilt(obj: dict[str, Any]) -> PredictionColumns | None:
     """The prediction events of a decoded batch (its shape checked: arrays of one length)
     whose columns all pass the per-event checks (:func:`streamproc.core.events.build`: the
-    same events it would build), made from the columns; or None: then each event is
-    checked alone, and a bad one is its dead letter.
+    same events it would build), as columns; or None: then each event is checked alone, and
+    a bad one is its dead letter.
 
     orjson never decodes NaN or infinities: a number column only needs its types and ranges.
     """
@@ -548,32 +565,15 @@ def _prebuilt(obj: dict[str, Any]) -> list[PredictionEvent] | None:
         present = [x for x in score if x is not None]
         if not (set(map(type, present)) <= _NUMBER and all(0.0 <= x <= 1.0 for x in present)):
             return None
-    ids = obj["event_id"]
-    n = len(ids)
-    feats = obj["features"]
-    names = list(feats)
-    rows = zip(*feats.values(), strict=True) if names else repeat((), n)
-    return [
-        PredictionEvent(
-            e,
-            m,
-            v,
-            float(t),
-            p,
-            dict(zip(names, r, strict=True)),
-            None if sc is None else float(sc),
-        )
-        for e, m, v, t, p, r, sc in zip(
-            ids,
-            _each(obj["model_id"], n),
-            _each(obj["model_version"], n),
-            ts,
-            obj["prediction"],
-            rows,
-            repeat(None, n) if score is None else score,
-            strict=True,
-        )
-    ]
+    fields = {
+        "event_id": obj["event_id"],
+        "model_id": obj["model_id"],
+        "model_version": obj["model_version"],
+        "ts": [float(t) for t in ts],
+        "prediction": obj["prediction"],
+        "score": None if score is None else [None if x is None else float(x) for x in score],
+    }
+    return PredictionColumns(fields, obj["features"])
 
 
 _LABEL_FIELDS: Final = frozenset(name for name, _, _ in LABEL_SPEC) - {"extra"}
@@ -611,7 +611,7 @@ def _each(v: Any, n: int) -> Iterable[Any]:
 
 def _run(
     monitors: Monitors,
-    run: list[Any],
+    run: Sequence[PredictionEvent],
     raws: Sequence[dict[str, Any]],
     source: SourceRef,
     start: int,

@@ -41,6 +41,7 @@ True
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -133,7 +134,8 @@ def _inc_table(det: RankCusum) -> FloatArray:
 
 
 def _ranks(det: RankCusum, v: FloatArray, counters: IntArray) -> IntArray:
-    ref = np.asarray(det._ref, dtype=np.float64)
+    assert isinstance(det._ref, array)  # frozen: an array of doubles, read without a copy
+    ref = np.frombuffer(det._ref, dtype=np.float64)
     lo = np.searchsorted(ref, v, side="left").astype(np.int64)
     hi = np.searchsorted(ref, v, side="right").astype(np.int64)
     ties = hi - lo

@@ -337,9 +337,10 @@ def test_the_closed_loop_exercises_what_it_claims(monkeypatch: pytest.MonkeyPatc
     seen = {"bulk_candidate": 0, "early_joins": 0, "early_emitted": 0}
     bookkeeping, join_early = batchmonitor._bookkeeping, batchmonitor._join_early
 
-    def bulk(mon: ModelMonitor, evs: Any) -> None:
-        seen["bulk_candidate"] += sum(ev.model_version.startswith("v-") for ev in evs)
-        bookkeeping(mon, evs)
+    def bulk(mon: ModelMonitor, evs: Any, start: int, stop: int) -> None:
+        versions = evs.column("model_version", start, stop)
+        seen["bulk_candidate"] += sum(v.startswith("v-") for v in versions)
+        bookkeeping(mon, evs, start, stop)
 
     def early(mon: ModelMonitor, ev: PredictionEvent, src: Any) -> Any:
         out = join_early(mon, ev, src)

@@ -85,6 +85,10 @@ class Outcome:
     dead_letter: DeadLetter | None = None
     redelivered: bool = False  # already applied (its offset was seen): nothing happened
 
+    def is_plain(self) -> bool:
+        """Nothing to send: no request, no rollback, no dead letter."""
+        return not (self.requests or self.deployments or self.dead_letter)
+
 
 class Monitors:
     """The monitors of many models, created on first sight and loaded lazily from a snapshot store.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -163,6 +164,7 @@ class DriftAgent:
 
     async def apply_batch(self, events: Sequence[Any]) -> None:
         touched: dict[str, int] = {}
+        applied: Counter[tuple[str, str]] = Counter()  # plain outcomes per topic and model
         generation = self.w.app.consumer_generation_id
         flowing = self.w.app.flow_control.is_active()
         for event in events:
@@ -175,9 +177,19 @@ class DriftAgent:
             self.ckpt.hold(event)
             logical = self.logical_of.get(msg.topic, msg.topic.removeprefix(self.prefix))
             src = SourceRef(logical, msg.partition, msg.offset)
-            # A batched record is many events: one outcome each, applied in order.
+            # A batched record is many events: one outcome each, applied in order. Most only
+            # changed their model: counted here, their metric increased once per batch.
+            plain = logical not in (DEPLOYMENTS, RETRAIN_RESULTS)
             for out in route_record(self.monitors, logical, event.value, src, msg.timestamp):
+                model_id = out.model_id
+                if plain and model_id is not None and out.is_plain():
+                    touched[model_id] = self.ckpt.partition_of[model_id] = msg.partition
+                    applied[logical, model_id] += 0 if out.redelivered else 1
+                    continue
                 await self.apply(out, logical, event, touched)
+        for (logical, model_id), n in applied.items():
+            if n:
+                self.metrics.events.labels(logical, self.metrics.model(model_id)).inc(n)
         for req in self.monitors.take_resends():
             log.warning(
                 "model %s: request %s was made before a worker stopped and never confirmed "

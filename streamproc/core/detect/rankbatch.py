@@ -137,10 +137,15 @@ def _ranks(det: RankCusum, v: FloatArray, counters: IntArray) -> IntArray:
     assert isinstance(det._ref, array)  # frozen: an array of doubles, read without a copy
     ref = np.frombuffer(det._ref, dtype=np.float64)
     lo = np.searchsorted(ref, v, side="left").astype(np.int64)
-    hi = np.searchsorted(ref, v, side="right").astype(np.int64)
-    ties = hi - lo
-    if not np.any(ties):
+    if not len(ref):
         return lo
+    # Only a value equal to the reference value at its left rank can have ties: the right
+    # search is made for those alone (a continuous feature has almost none).
+    tied = ref[np.minimum(lo, len(ref) - 1)] == v
+    if not tied.any():
+        return lo
+    ties = np.zeros(len(v), dtype=np.int64)
+    ties[tied] = np.searchsorted(ref, v[tied], side="right") - lo[tied]
     base = np.uint64((det.seed * _SEED_MIX + _GOLDEN) & _MASK)
     with np.errstate(over="ignore"):
         z = counters.astype(np.uint64) + base

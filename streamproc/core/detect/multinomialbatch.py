@@ -45,17 +45,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from streamproc.core.detect.multinomial import OTHER, MultinomialCusum, _key
+from streamproc.core.detect.rankbatch import BoolArray, FloatArray, IntArray
 
 __all__ = ["MultinomialScan", "commit", "feed_reference", "reference_end", "scan"]
 
 _RENORMALIZE = 1e100  # the per-event update's bound on the EWMA's scale
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,28 +167,11 @@ class DriftAgent:
         applied: Counter[tuple[str, str]] = Counter()  # plain outcomes per topic and model
         generation = self.w.app.consumer_generation_id
         flowing = self.w.app.flow_control.is_active()
-        for event in events:
-            msg = event.message
-            if msg.generation_id != generation or not flowing:
-                # Fetched before (or during) a rebalance: faust sends it again from the last
-                # commit. Keep a reference so this copy is never marked committable.
-                msg.incref()
-                continue
-            self.ckpt.hold(event)
-            logical = self.logical_of.get(msg.topic, msg.topic.removeprefix(self.prefix))
-            src = SourceRef(logical, msg.partition, msg.offset)
-            # A batched record is many events: one outcome each, applied in order. Most only
-            # changed their model: counted here, their metric increased once per batch.
-            plain = logical not in (DEPLOYMENTS, RETRAIN_RESULTS)
-            for out in route_record(self.monitors, logical, event.value, src, msg.timestamp):
-                model_id = out.model_id
-                if plain and model_id is not None and out.is_plain():
-                    touched[model_id] = self.ckpt.partition_of[model_id] = msg.partition
-                    applied[logical, model_id] += 0 if out.redelivered else 1
-                    continue
-                await self.apply(out, logical, event, touched)
-        for (logical, model_id), n in applied.items():
-            if n:
+        try:
+            for event in events:
+                await self._apply_record(event, generation, flowing, touched, applied)
+        finally:  # what was applied is counted, even if a send failed midway
+            for (logical, model_id), n in applied.items():
                 self.metrics.events.labels(logical, self.metrics.model(model_id)).inc(n)
         for req in self.monitors.take_resends():
             log.warning(
@@ -205,6 +188,38 @@ class DriftAgent:
             )
         for model_id, partition in touched.items():
             self.board.applied(self.monitors.live[model_id], partition)
+
+    async def _apply_record(
+        self,
+        event: Any,
+        generation: int,
+        flowing: bool,
+        touched: dict[str, int],
+        applied: Counter[tuple[str, str]],
+    ) -> None:
+        """One record's outcomes. Most only changed their model: counted in ``applied`` (the
+        metric is increased once per batch), not sent through :meth:`apply`."""
+        msg = event.message
+        if msg.generation_id != generation or not flowing:
+            # Fetched before (or during) a rebalance: faust sends it again from the last
+            # commit. Keep a reference so this copy is never marked committable.
+            msg.incref()
+            return
+        self.ckpt.hold(event)
+        logical = self.logical_of.get(msg.topic, msg.topic.removeprefix(self.prefix))
+        src = SourceRef(logical, msg.partition, msg.offset)
+        plain = logical not in (DEPLOYMENTS, RETRAIN_RESULTS)
+        # A batched record is many events: one outcome each, applied in order.
+        for out in route_record(self.monitors, logical, event.value, src, msg.timestamp):
+            model_id = out.model_id
+            if plain and model_id is not None and out.is_plain():
+                touched[model_id] = self.ckpt.partition_of[model_id] = msg.partition
+                if not out.redelivered:
+                    if (logical, model_id) not in applied:
+                        self.metrics.model(model_id)  # its label, in order of first sight
+                    applied[logical, model_id] += 1
+                continue
+            await self.apply(out, logical, event, touched)
 
     async def request(self, req: RetrainRequest) -> None:
         """Save the model (the retrainer reads its examples from the table; the snapshot keeps

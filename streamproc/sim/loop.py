@@ -14,7 +14,6 @@ labels for the trainer and the gate's minimum holdout: the ceiling).
 from __future__ import annotations
 
 import functools
-import math
 import pickle
 import statistics
 import tempfile
@@ -84,9 +83,11 @@ QUIET_POLICY = load_policy_text(
 ORACLE_POLICY = load_policy_text("[default]\nerror = false\ndrift = false\nmetrics = []\n").default
 SETTLE = 2000  # events after an onset that still belong to it (not a stationary stretch)
 # A later request still answers the onset while the model served at it is this many standard
-# errors worse than before it (one-sided Welch z on the served errors; 2.58 is p = 0.005).
+# errors worse than before it (one-sided two-sample z on the served errors, the variance pooled
+# as under no change; 2.58 is p = 0.005).
 DEGRADED_Z = 2.58
 DEGRADED_BEFORE = 10_000  # at most this many served events before the onset are its baseline
+DEGRADED_MIN = 500  # served events needed on each side (a short baseline decides nothing)
 
 
 def closed_loop(
@@ -140,8 +141,8 @@ class _Loop:
         self.oracle_due: list[int] = list(schedule.drifts)
         self.last_onset: int | None = None
         self.served_errors: list[float] = []  # the served prediction's error, per event
-        self.deployed_at = 0  # the event the served model started at
-        self.last_request_kind = "stationary"  # what a refit request inherits
+        self.deployed_at = 0  # the first event the served model answered
+        self.kind_of_version: dict[str, str] = {}  # a deployed version's request's kind
         self.trainer: Callable[[TrainingJob], Candidate] = builtin_trainer
 
     def step(self, i: int, feats: dict[str, Any], y: Any) -> None:
@@ -215,29 +216,35 @@ class _Loop:
         r = self.result
         r.requests_at.append(i)
         self._record_change_point(emitted)
-        self._count_stationary(emitted, i)
+        kind = self._count_stationary(emitted, i)
         outcome = retrain(emitted, self.mon.training_examples(), self.mon.version, self.registry,
                           now=float(i), trainer=self.trainer)  # fmt: skip
         r.retrains += 1
         if outcome.deployment is None:
             self.mon.on_result(outcome.result)
             return
+        self.kind_of_version[outcome.deployment.version] = kind  # what its refit counts as
         self._deploy(outcome.deployment, i)
 
-    def _count_stationary(self, req: RetrainRequest, i: int) -> None:
-        """Count a request in a stationary stretch as false, or as a late detection.
+    def _count_stationary(self, req: RetrainRequest, i: int) -> str:
+        """Count a request in a stationary stretch as false, or as a late detection, and
+        return its kind (``onset``, ``late`` or ``stationary``).
 
         A request more than :data:`SETTLE` events after the last onset is a late detection of
         it when the model served at the onset is still serving and its errors since the onset
         are significantly above its errors before (:data:`DEGRADED_Z`); a refit request is
-        counted as the request it refits. Any other request there is a stationary retrain.
+        counted as the request whose deployment it refits. Any other request there is a
+        stationary retrain.
         """
-        if not all(reason.signal == "refit" for reason in req.reasons):
-            self.last_request_kind = self._request_kind(i)
-        if self.last_request_kind == "late":
+        if all(reason.signal == "refit" for reason in req.reasons):
+            kind = self.kind_of_version.get(req.model_version, "stationary")
+        else:
+            kind = self._request_kind(i)
+        if kind == "late":
             self.result.late_retrains += 1
-        elif self.last_request_kind == "stationary":
+        elif kind == "stationary":
             self.result.false_retrains += 1
+        return kind
 
     def _request_kind(self, i: int) -> str:
         """``onset`` (within SETTLE of one), ``late`` or ``stationary``."""
@@ -251,9 +258,9 @@ class _Loop:
             return False  # the served model was fitted after the onset
         before = self.served_errors[max(self.deployed_at, onset - DEGRADED_BEFORE) : onset]
         after = self.served_errors[onset:i]
-        if len(before) < 2 or len(after) < 2:
+        if len(before) < DEGRADED_MIN or len(after) < DEGRADED_MIN:
             return False
-        return welch_z(after, before) > DEGRADED_Z
+        return pooled_z(after, before) > DEGRADED_Z
 
     def _record_change_point(self, req: RetrainRequest) -> None:
         """Error and label alarms' change-point estimates against the true change (label time)."""
@@ -273,7 +280,7 @@ class _Loop:
         if model is None:
             return  # a rollback to a version this simulation did not register: keep serving
         self.model, self.version = model, dep.version
-        self.deployed_at = i
+        self.deployed_at = i + 1  # event i was answered before this deployment
         self.mon.on_deployment(dep)
         self.reference.clear()
         self.recent.clear()
@@ -285,14 +292,18 @@ class _Loop:
             r.onset_delays.append(i - onsets[-1])
 
 
-def welch_z(a: list[float], b: list[float]) -> float:
-    """Welch's z statistic of mean(a) - mean(b): the difference over its standard error.
+def pooled_z(a: list[float], b: list[float]) -> float:
+    """The two-sample z statistic of mean(a) - mean(b), its variance pooled over both samples
+    (as under no difference: for 0/1 errors, the two-proportion z-test).
 
-    >>> round(welch_z([1.0, 0.0] * 50, [0.0] * 99 + [1.0]), 2)
-    9.56
+    >>> round(pooled_z([1.0, 0.0] * 50, [0.0] * 99 + [1.0]), 2)
+    7.93
+    >>> pooled_z([0.0] * 10, [0.0] * 10)
+    0.0
     """
     ma, mb = statistics.fmean(a), statistics.fmean(b)
-    se = (statistics.variance(a, ma) / len(a) + statistics.variance(b, mb) / len(b)) ** 0.5
+    var = statistics.variance([*a, *b])
+    se = (var / len(a) + var / len(b)) ** 0.5
     if se == 0.0:
-        return 0.0 if ma == mb else math.copysign(math.inf, ma - mb)
+        return 0.0
     return (ma - mb) / se

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import pytest
@@ -97,23 +98,28 @@ def _loop_after_onset(before: float, after: float, deployed_at: int = 0) -> Any:
     return sim
 
 
-def _request(signal: str) -> RetrainRequest:
-    return RetrainRequest("r", "sim", "v0", 0.0, (Reason(signal, "x", 1.0, 1.0, 1, {}),))
+def _request(signal: str, version: str = "v0") -> RetrainRequest:
+    return RetrainRequest("r", "sim", version, 0.0, (Reason(signal, "x", 1.0, 1.0, 1, {}),))
+
+
+def _deployed_for(sim: Any, signal: str, i: int, version: str) -> None:
+    """A request at ``i`` whose candidate ``version`` was deployed (what ``_act`` records)."""
+    sim.kind_of_version[version] = sim._count_stationary(_request(signal), i)
 
 
 def test_a_late_request_while_the_served_model_is_degraded_is_a_late_detection() -> None:
     """sea_shift, seed 8: an error alarm 4,239 events after the shift (served error 0.077 before,
-    0.095 since; Welch z 3.3) and its refit. Neither is a stationary retrain."""
+    0.095 since; z 3.4) and its refit. Neither is a stationary retrain."""
     sim = _loop_after_onset(0.077, 0.095)
-    sim._count_stationary(_request("error"), 24_239)
-    sim._count_stationary(_request("refit"), 24_789)
+    _deployed_for(sim, "error", 24_239, "v1")
+    sim._count_stationary(_request("refit", "v1"), 24_789)
     assert (sim.result.late_retrains, sim.result.false_retrains) == (2, 0)
 
 
 def test_a_late_request_without_degradation_is_a_stationary_retrain() -> None:
     sim = _loop_after_onset(0.077, 0.078)
-    sim._count_stationary(_request("error"), 24_239)
-    sim._count_stationary(_request("refit"), 24_789)
+    _deployed_for(sim, "error", 24_239, "v1")
+    sim._count_stationary(_request("refit", "v1"), 24_789)
     assert (sim.result.late_retrains, sim.result.false_retrains) == (0, 2)
 
 
@@ -125,9 +131,30 @@ def test_a_model_fitted_after_the_onset_makes_later_requests_stationary() -> Non
 
 def test_requests_within_settle_of_the_onset_are_neither() -> None:
     sim = _loop_after_onset(0.077, 0.2)
-    sim._count_stationary(_request("error"), 21_000)
-    sim._count_stationary(_request("refit"), 23_000)  # the refit of an onset's request
+    _deployed_for(sim, "error", 21_000, "v1")
+    sim._count_stationary(_request("refit", "v1"), 23_000)  # the refit of the onset's request
     assert (sim.result.late_retrains, sim.result.false_retrains) == (0, 0)
+
+
+def test_a_refit_counts_as_the_request_of_its_version_not_the_last_one() -> None:
+    """v1 was deployed for the onset; a later request (rejected: no version) does not change
+    what v1's refit counts as (found in review)."""
+    sim = _loop_after_onset(0.077, 0.077)
+    _deployed_for(sim, "error", 21_000, "v1")
+    sim._count_stationary(_request("error", "v1"), 23_500)  # stationary, its candidate rejected
+    sim._count_stationary(_request("refit", "v1"), 24_000)
+    assert (sim.result.late_retrains, sim.result.false_retrains) == (0, 1)
+
+
+def test_a_short_baseline_decides_nothing() -> None:
+    """A model deployed 10 events before an onset, all 10 answers right by chance (found in
+    review: a zero-variance baseline made any later request a late detection)."""
+    rng = random.Random(0)
+    sim = _loop_after_onset(0.05, 0.05, deployed_at=19_990)
+    sim.served_errors = [float(rng.random() < 0.05) for _ in range(23_000)]
+    sim.served_errors[19_990:20_000] = [0.0] * 10
+    sim._count_stationary(_request("error"), 23_000)
+    assert (sim.result.late_retrains, sim.result.false_retrains) == (0, 1)
 
 
 def test_the_whole_sea_shift_run_of_seed_8_counts_its_two_requests_late() -> None:

@@ -22,8 +22,9 @@ The JSON is a list of rows with the keys ``strategy``, ``stream``, ``kind`` (``a
 stationary stretches: more than 2000 events after the last drift onset, the whole of a
 stationary world; gradual worlds have none), ``late_retrains`` (requests more than 2000 events
 after an onset while the model served at the onset still serves and its errors since the onset
-are significantly above its errors before, one-sided Welch z > 2.58: late detections of the
-onset, not stationary retrains; a refit request counts as the request it refits),
+are significantly above its errors before: a one-sided two-sample z > 2.58, the variance
+pooled, at least 500 served events each side; late detections of the onset, not stationary
+retrains; a refit request counts as the request whose deployment it refits),
 ``mean_delay_events`` (null where no drift was
 followed by a deployment) and ``change_point_in_range`` (share of error and label alarms after a
 known change whose estimated change point lies in [true change, alarm], label time; null

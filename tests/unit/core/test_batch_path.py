@@ -171,22 +171,30 @@ def _records(
     return out
 
 
-def _run(records: list[tuple[str, bytes]], book: PolicyBook, vectorized: bool) -> tuple:
-    """Every Outcome, deploying at once after each request (as the replay does)."""
+def _run(
+    records: list[tuple[str, bytes]],
+    book: PolicyBook,
+    vectorized: bool,
+    received: float = 0.0,
+    again: int = 2,
+) -> tuple:
+    """Every Outcome, deploying at once after each request (as the replay does); the records
+    received at ``received`` (0: unknown), and the last ``again`` of them redelivered."""
     monitors = Monitors(book)
     outs: list[Outcome] = []
     deployed = 0
     for offset, (topic, raw) in enumerate(records):
         src = SourceRef(topic, 0, offset)
-        for out in iter_record(monitors, topic, raw, src, 0.0, vectorized):
+        for out in iter_record(monitors, topic, raw, src, received, vectorized):
             outs.append(out)
             for req in out.requests:
                 deployed += 1
                 dep = encode(instant_deployment(req))
-                route(monitors, DEPLOYMENTS, dep, SourceRef(DEPLOYMENTS, 0, deployed), 0.0)
+                route(monitors, DEPLOYMENTS, dep, SourceRef(DEPLOYMENTS, 0, deployed), received)
     # Redelivery: the last records again change nothing, and say so.
-    for offset, (topic, raw) in list(enumerate(records))[-2:]:
-        outs.extend(iter_record(monitors, topic, raw, SourceRef(topic, 0, offset), 0.0, vectorized))
+    for offset, (topic, raw) in list(enumerate(records))[-again:]:
+        src = SourceRef(topic, 0, offset)
+        outs.extend(iter_record(monitors, topic, raw, src, received, vectorized))
     snaps = {mid: mon.snapshot() for mid, mon in monitors.live.items()}
     return outs, snaps
 

@@ -8,13 +8,10 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_batch_path import _run  # one closed run: iter_record, instant deployments
 
-from streamproc.cli.replay import instant_deployment
 from streamproc.core import batches
-from streamproc.core.events import SourceRef, encode
 from streamproc.core.policy import DriftRule, ErrorRule, JoinLimits, Policy, PolicyBook
-from streamproc.core.router import Monitors, Outcome, iter_record, route
-from streamproc.core.topics import DEPLOYMENTS
 
 DRIFT = DriftRule(
     numeric=(("detector", "rank_cusum"), ("warmup", 20), ("arl", 50.0)),
@@ -116,28 +113,6 @@ def _records(
     return out
 
 
-def _run(
-    records: list[tuple[str, bytes]], book: PolicyBook, vectorized: bool, received: float
-) -> tuple:
-    monitors = Monitors(book)
-    outs: list[Outcome] = []
-    deployed = 0
-    for offset, (topic, raw) in enumerate(records):
-        src = SourceRef(topic, 0, offset)
-        for out in iter_record(monitors, topic, raw, src, received, vectorized):
-            outs.append(out)
-            for req in out.requests:
-                deployed += 1
-                dep = encode(instant_deployment(req))
-                route(monitors, DEPLOYMENTS, dep, SourceRef(DEPLOYMENTS, 0, deployed), received)
-    for offset, (topic, raw) in list(enumerate(records))[-3:]:
-        outs.extend(
-            iter_record(monitors, topic, raw, SourceRef(topic, 0, offset), received, vectorized)
-        )
-    snaps = {mid: mon.snapshot() for mid, mon in monitors.live.items()}
-    return outs, snaps
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**31),
@@ -163,7 +138,7 @@ def test_router_batch_is_per_event(
 ) -> None:
     records = _records(seed, n, size, models, versions, early, noscore)
     book = PolicyBook(POLICIES[policy])
-    one = _run(records, book, False, received)
-    many = _run(records, book, True, received)
+    one = _run(records, book, False, received, again=3)
+    many = _run(records, book, True, received, again=3)
     assert many[0] == one[0]
     assert many[1] == one[1]

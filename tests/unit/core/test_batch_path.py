@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -150,14 +151,30 @@ def _records(
         preds.append(p)
         if rng.random() < 0.5 and isinstance(p["ts"], float):
             labels.append(_label(rng, p, i >= change))
+    return _cut(preds, labels, size, rng, early_share)
+
+
+def _cut(
+    preds: list[dict[str, Any]],
+    labels: list[dict[str, Any]],
+    size: int,
+    rng: random.Random,
+    early_share: float,
+    edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+) -> list[tuple[str, bytes]]:
+    """Prediction records of ``size`` events in order (each passed through ``edit``), each
+    followed by the labels of the predictions sent so far, in records of at most ``size``;
+    before one, now and then (``early_share``), the labels of its predictions that reach the
+    worker first."""
     out: list[tuple[str, bytes]] = []
     li = 0
-    for start in range(0, n, size):
+    for start in range(0, len(preds), size):
         chunk = preds[start : start + size]
+        if edit is not None:
+            chunk = edit(chunk)
         if rng.random() < early_share:  # labels that reach the worker before their predictions
-            early = [
-                lab for lab in labels[li:] if lab["event_id"] in {p["event_id"] for p in chunk}
-            ]
+            ids = {p["event_id"] for p in chunk}
+            early = [lab for lab in labels[li:] if lab["event_id"] in ids]
             if early:
                 out.append(("labels", orjson.dumps(batches.columns("label", early[:size]))))
         out.append(("predictions", orjson.dumps(batches.columns("prediction", chunk))))

@@ -5,12 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_batch_path import _run  # one closed run: iter_record, instant deployments
+from test_batch_path import _cut, _run  # records cut as sent; one closed run
 
-from streamproc.core import batches
 from streamproc.core.policy import DriftRule, ErrorRule, JoinLimits, Policy, PolicyBook
 
 DRIFT = DriftRule(
@@ -90,27 +88,11 @@ def _records(
                     "label": int(bool(y)),
                 }
             )
-    out: list[tuple[str, bytes]] = []
-    li = 0
-    for start in range(0, n, size):
-        chunk = [dict(p) for p in preds[start : start + size]]
-        if rng.random() < noscore:
-            for p in chunk:
-                p["score"] = None
-        if rng.random() < early:
-            ids = {p["event_id"] for p in chunk}
-            e = [lab for lab in labels[li:] if lab["event_id"] in ids]
-            if e:
-                out.append(("labels", orjson.dumps(batches.columns("label", e))))
-        out.append(("predictions", orjson.dumps(batches.columns("prediction", chunk))))
-        done = {p["event_id"] for p in preds[: start + size]}
-        ready = []
-        while li < len(labels) and labels[li]["event_id"] in done:
-            ready.append(labels[li])
-            li += 1
-        if ready:
-            out.append(("labels", orjson.dumps(batches.columns("label", ready))))
-    return out
+
+    def edit(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [dict(p, score=None) for p in chunk] if rng.random() < noscore else chunk
+
+    return _cut(preds, labels, size, rng, early, edit)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

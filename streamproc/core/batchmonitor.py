@@ -291,6 +291,8 @@ def _screened(mon: ModelMonitor, signal: str, vals: list[Any]) -> tuple[int, str
     if verdict is not None and screen.mode == "length" and vals and isinstance(vals[0], str):
         n = next((i for i, v in enumerate(vals) if not isinstance(v, str)), len(vals))
         return n, signal + LENGTH_SUFFIX, [len(v) for v in vals[:n]]
+    if not any(issubclass(t, str) for t in set(map(type, vals))):
+        return len(vals), signal, vals  # a numeric column: no value to screen
     n = next((i for i, v in enumerate(vals) if isinstance(v, str)), len(vals))
     return n, signal, vals
 

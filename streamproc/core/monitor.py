@@ -65,6 +65,7 @@ from streamproc.core.events import (
 from streamproc.core.example import Example
 from streamproc.core.gate import holdout_size
 from streamproc.core.identifiers import LENGTH_SUFFIX, IdentifierScreen
+from streamproc.core.labelbatch import apply_labels
 from streamproc.core.labeljoin import Joined, LabelJoin
 from streamproc.core.labelwait import LabelWait
 from streamproc.core.policy import DEFAULT_POLICY, MIN_HOLDOUT, DriftRule, Policy
@@ -282,6 +283,13 @@ class ModelMonitor:
         """A batch of this model's predictions at once, lazily: ``(i, emitted)`` per event,
         identical to :meth:`on_prediction` one by one (:mod:`streamproc.core.batchmonitor`)."""
         return apply_predictions(self, events, sources)
+
+    def on_labels(
+        self, events: Sequence[LabelEvent], sources: Sequence[SourceRef | None] | None = None
+    ) -> Iterator[tuple[int, Emitted]]:
+        """A batch of this model's labels at once, lazily: ``(i, emitted)`` per event,
+        identical to :meth:`on_label` one by one (:mod:`streamproc.core.labelbatch`)."""
+        return apply_labels(self, events, sources)
 
     def on_label(self, ev: LabelEvent, source: SourceRef | None) -> Emitted:
         self._seen(ev.ts, "labels")

@@ -258,7 +258,16 @@ def iter_record(
         return
     labels = _prebuilt_labels(obj) if vectorized and topic == LABELS else None
     if labels is not None:
-        yield from _iter_labels(monitors, labels, events, source, received_ts)
+        if received_ts > 0 and max(ev.ts for ev in labels) > received_ts + MAX_FUTURE_S:
+            yield from _iter_labels(monitors, labels, events, source, received_ts)
+            return
+        i = 0
+        while i < len(labels):  # runs of one model, each through its batch path
+            end = i + 1
+            while end < len(labels) and labels[end].model_id == labels[i].model_id:
+                end += 1
+            yield from _run(monitors, labels[i:end], events[i:end], source, i, received_ts, LABELS)
+            i = end
         return
     for i, ev in enumerate(events):
         src = SourceRef(source.topic, source.partition, source.offset, i)
@@ -615,13 +624,15 @@ def _each(v: Any, n: int) -> Iterable[Any]:
 
 def _run(
     monitors: Monitors,
-    run: Sequence[PredictionEvent],
+    run: Sequence[PredictionEvent] | Sequence[LabelEvent],
     raws: Sequence[dict[str, Any]],
     source: SourceRef,
     start: int,
     received_ts: float,
+    topic: str = PREDICTIONS,
 ) -> Iterator[Outcome]:
-    """One model's consecutive valid predictions of a batch, through its batch path."""
+    """One model's consecutive valid events of a batch (of ``topic``: predictions or labels),
+    through its batch path."""
     mon = monitors.get(run[0].model_id)
     srcs = _Sources(source, start, len(run))
     # A redelivered record's events already applied come first (they share its offset).
@@ -633,10 +644,16 @@ def _run(
         # The later indices of the same offset are accepted in turn; the last one is what
         # accepting each of them leaves.
         mon.accept(srcs[len(run) - 1])
+    one = _HANDLERS[topic]
+    applied = (
+        mon.on_labels(run[fresh:], srcs[fresh:])  # type: ignore[arg-type]
+        if topic == LABELS
+        else mon.on_predictions(run[fresh:], srcs[fresh:])  # type: ignore[arg-type]
+    )
     k = fresh
     nothing = Outcome(model_id=mon.model_id)  # what most events cause (frozen: shared)
     try:
-        for k, emitted in mon.on_predictions(run[fresh:], srcs[fresh:]):
+        for k, emitted in applied:
             k += fresh
             if emitted is None and not mon.mismatches:
                 yield nothing
@@ -645,14 +662,14 @@ def _run(
             k += 1
     except Exception as exc:  # a bug must cost one event, not the worker
         where = f"event {start + k} of the batch: "
-        yield _internal(PREDICTIONS, where, raws[k], srcs[k], received_ts, exc)
+        yield _internal(topic, where, raws[k], srcs[k], received_ts, exc)
         for j in range(k + 1, len(run)):  # the rest one by one (accepted already)
             try:
-                emitted = mon.on_prediction(run[j], srcs[j])
+                emitted = one(mon, run[j], srcs[j])
                 yield _outcome(mon, emitted, srcs[j], raws[j], received_ts)
             except Exception as again:
                 where = f"event {start + j} of the batch: "
-                yield _internal(PREDICTIONS, where, raws[j], srcs[j], received_ts, again)
+                yield _internal(topic, where, raws[j], srcs[j], received_ts, again)
 
 
 class _Sources(Sequence[SourceRef]):

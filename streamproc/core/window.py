@@ -75,7 +75,24 @@ class TrainingWindow(deque[Example]):
         self._name = name
 
     def append(self, example: Example) -> None:
-        size = example_bytes(example)
+        self._append_sized(example, example_bytes(example))
+
+    def extend_sized(self, examples: Sequence[Example], sizes: Sequence[int]) -> None:
+        """:meth:`append` of each of ``examples``, whose :func:`example_bytes` are ``sizes``:
+        the same examples, sizes and counters (at once when no byte limit is reached)."""
+        total = sum(sizes)
+        if self.nbytes + total > self.max_bytes:
+            for example, size in zip(examples, sizes, strict=True):
+                self._append_sized(example, size)
+            return
+        # No step would drop for bytes: each append past max_count drops the oldest one.
+        super().extend(examples)
+        self._sizes.extend(sizes)
+        self.nbytes += total
+        for _ in range(len(self) - self.max_count):
+            self._drop_oldest()
+
+    def _append_sized(self, example: Example, size: int) -> None:
         super().append(example)
         self._sizes.append(size)
         self.nbytes += size

@@ -139,6 +139,12 @@ def commit(det: MultinomialCusum, s: MultinomialScan, k: int) -> None:
 def _cells(det: MultinomialCusum, values: Sequence[Any]) -> IntArray:
     cells = det._cells
     other = cells[OTHER]
+    types = set(map(type, values))
+    if types == {str} or types == {int}:
+        # Each distinct value's cell once: of one of these types, equal values have one key
+        # (a mix would not: 1 == True == 1.0, yet their keys are "1", "true" and "1.0").
+        memo = {x: cells.get(_key(x), other) for x in set(values)}
+        return np.fromiter(map(memo.__getitem__, values), dtype=np.int64, count=len(values))
     return np.fromiter(
         (cells.get(_key(x), other) for x in values), dtype=np.int64, count=len(values)
     )

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamproc.cli.replay import instant_deployment
-from streamproc.core import batches, batchmonitor
+from streamproc.core import batches, batchmonitor, labelbatch
 from streamproc.core.batchmonitor import apply_predictions
 from streamproc.core.events import PredictionEvent, SourceRef, encode
 from streamproc.core.monitor import ModelMonitor
@@ -247,15 +247,22 @@ def test_batch_path_is_the_per_event_path(
 
 def test_the_streams_exercise_what_they_claim(monkeypatch: pytest.MonkeyPatch) -> None:
     """The comparison is not vacuous: alarms, requests, dead letters, mismatches, redeliveries,
-    and most predictions applied in bulk."""
+    and most predictions and many labels applied in bulk."""
     bulk = []
     plain = batchmonitor._bookkeeping
+    labels_in_bulk = []
+    commit = labelbatch._commit
 
     def counted(mon: Any, evs: Any, start: int, stop: int) -> None:
         bulk.extend(range(start, stop))
         plain(mon, evs, start, stop)
 
+    def labels_counted(mon: Any, seg: Any, k: int) -> None:
+        labels_in_bulk.append(k)
+        commit(mon, seg, k)
+
     monkeypatch.setattr(batchmonitor, "_bookkeeping", counted)
+    monkeypatch.setattr(labelbatch, "_commit", labels_counted)
     outs, snaps = _run(_records(5, 3000, 100, 0.05, True), PolicyBook(FAST), vectorized=True)
     requests = [r for o in outs for r in o.requests]
     letters = [o.dead_letter.reason for o in outs if o.dead_letter is not None]
@@ -266,6 +273,7 @@ def test_the_streams_exercise_what_they_claim(monkeypatch: pytest.MonkeyPatch) -
     assert len(fired) >= 3 and counts["waiting_for_post_change_labels"] >= 1
     assert counts["not_significant_after_correction"] >= 1
     assert len(bulk) > 1000  # of 3,000 predictions
+    assert sum(labels_in_bulk) > 300  # of about 1,500 labels
 
 
 @settings(max_examples=20, deadline=None)

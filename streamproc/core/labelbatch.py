@@ -1,0 +1,331 @@
+"""A batch of one model's labels through its monitor at once, identical to one by one.
+
+:meth:`ModelMonitor.on_label` applies one label: the join with its prediction, the error's
+score, the training window, the error detector, the label-frequency detector, and the watches
+a deployment or a retrain request starts (rollback, refit, re-request). A batched record
+carries hundreds of labels of one model, and in the common case nothing happens for most of
+them but those updates: this module applies such stretches at once, and every other label
+through the per-event path.
+
+Method
+------
+From the current position, a *segment* is the longest run of *plain* labels: each answers a
+prediction of the monitored version that waits in the join (not a duplicate, not early), with
+a prediction and label of simple types (two numbers, or values :func:`comparable` pairs), while
+the monitor is in its plain state: the task known as classification (no pair held for it), the
+error watched by a Bernoulli :class:`~streamproc.core.detect.cusum.Cusum`, and the label
+frequencies (when watched) by a :class:`~streamproc.core.detect.multinomial.MultinomialCusum`.
+In a segment:
+
+1. the *alarm point* is the first label that can emit: the label CUSUM is scanned without
+   change (:mod:`streamproc.core.detect.multinomialbatch`; in its warm-up, the segment ends at
+   the label that completes its reference); the labels that bring a refit or a re-request
+   due, or end a held label-free alarm's wait (:mod:`streamproc.core.labelwait`), are
+   counted ahead; the rollback watch and the error CUSUM, each a few numbers, are run
+   on a copy of themselves, in that order, to their first alarm;
+2. the labels before the alarm point are applied in bulk: the join's buffers and counters,
+   the latencies, the training window (each example's size derived from its prediction's
+   size in the join, without encoding it again), the detectors, watches and their counts (a
+   copy that took exactly these labels replaces its original);
+3. the alarm label itself goes through :meth:`ModelMonitor.on_label`, which decides exactly as
+   it would have.
+
+The result is the per-event path's: the same requests, evidence, ids, counters and snapshot
+(``tests/unit/core/test_labelbatch.py`` and the batch-path property tests check it).
+
+Examples
+--------
+>>> from streamproc.core.events import LabelEvent, PredictionEvent
+>>> from streamproc.core.monitor import ModelMonitor
+>>> one, many = ModelMonitor("m"), ModelMonitor("m")
+>>> for mon in (one, many):
+...     for i in range(3000):
+...         _ = mon.on_prediction(PredictionEvent(f"e{i}", "m", "v1", float(i), i % 2, {}), None)
+>>> labels = [LabelEvent(f"e{i}", "m", i + 0.5, int(i % 7 == 0)) for i in range(3000)]
+>>> by_one = [one.on_label(ev, None) for ev in labels]
+>>> by_batch = [emitted for _, emitted in apply_labels(many, labels)]
+>>> by_batch == by_one and one.snapshot() == many.snapshot()
+True
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from streamproc.core.detect import multinomialbatch
+from streamproc.core.detect.cusum import Cusum
+from streamproc.core.detect.multinomial import MultinomialCusum
+from streamproc.core.errors import Pair, comparable
+from streamproc.core.events import LabelEvent, SourceRef
+from streamproc.core.example import Example
+from streamproc.core.labeljoin import WaitingPrediction
+from streamproc.core.labelwait import LabelWait
+
+if TYPE_CHECKING:
+    from streamproc.core.monitor import Emitted, ModelMonitor
+
+__all__ = ["apply_labels"]
+
+_NUMBERS: Final = (int, float)
+
+
+@dataclass(slots=True)
+class _Trial:
+    """A copy of a small stateful watcher (the error CUSUM, the rollback watch) run ahead on
+    the segment's errors: how many it took (``n``) tells whether it can replace the original
+    (it took exactly the labels applied) or the original is replayed."""
+
+    copy: Any
+    n: int
+
+
+@dataclass(slots=True)
+class _Segment:
+    """A run of plain labels from one position: what they join and what they score."""
+
+    labels: Sequence[LabelEvent]
+    preds: list[WaitingPrediction]
+    errors: list[float]
+    error_det: Cusum | None
+    label_det: MultinomialCusum | None
+    # Found by _first_alarm: the label CUSUM's scan, and the trials of the error CUSUM and of
+    # the rollback watch.
+    label_scan: multinomialbatch.MultinomialScan | None = None
+    error_trial: _Trial | None = None
+    watch_trial: _Trial | None = None
+
+
+def apply_labels(
+    mon: ModelMonitor,
+    events: Sequence[LabelEvent],
+    sources: Sequence[SourceRef | None] | None = None,
+) -> Iterator[tuple[int, Emitted]]:
+    """Apply ``events`` (one model's, in order) and yield ``(i, emitted)`` for each.
+
+    The same as ``mon.on_label(events[i], sources[i])`` for each ``i`` in turn, lazily up to
+    a stretch (as :func:`streamproc.core.batchmonitor.apply_predictions`): a plain stretch is
+    applied before its first label is yielded and ends at the first label that can emit. The
+    caller checks redelivery and takes the type mismatches after each yielded label.
+    """
+    srcs: Sequence[SourceRef | None] = sources if sources is not None else [None] * len(events)
+    p = 0
+    while p < len(events):
+        seg = _segment(mon, events, p)
+        if seg is None:
+            yield p, mon.on_label(events[p], srcs[p])
+            p += 1
+            continue
+        at = _first_alarm(mon, seg)
+        _commit(mon, seg, at)
+        for i in range(p, p + at):
+            yield i, None
+        p += at
+        if at < len(seg.labels):  # the alarm label, one by one: the trigger decides
+            yield p, mon.on_label(events[p], srcs[p])
+            p += 1
+
+
+def _plain_state(mon: ModelMonitor) -> tuple[Cusum | None, MultinomialCusum | None] | None:
+    """The error and label detectors when the monitor is in its plain state, else None."""
+    from streamproc.core.monitor import ERROR_SIGNAL, LABEL_SIGNAL
+
+    scorer = mon.scorer
+    if scorer.task != "classification" or scorer.held:
+        return None
+    err = mon.detectors.get(ERROR_SIGNAL)
+    error_det = err if isinstance(err, Cusum) and type(err) is Cusum else None
+    if mon.policy.error is not None and error_det is None:
+        return None  # not made yet, or not the Bernoulli CUSUM: per event
+    label_det = None
+    if mon.policy.drift is not None and mon.policy.label_shift:
+        lab = mon.detectors.get(LABEL_SIGNAL)
+        if not (isinstance(lab, MultinomialCusum) and type(lab) is MultinomialCusum):
+            return None  # made by the first label, per event
+        label_det = lab
+    return error_det, label_det
+
+
+def _segment(mon: ModelMonitor, events: Sequence[LabelEvent], p: int) -> _Segment | None:
+    """The plain labels from ``p`` on (see the module docstring), or None when ``events[p]``
+    is not plain."""
+    dets = _plain_state(mon)
+    if dets is None:
+        return None
+    error_det, label_det = dets
+    pending, version = mon.join._pending, mon.version
+    end = len(events)
+    if label_det is not None and not label_det.ready:
+        # The value that completes its reference ends the segment: the scan starts after it.
+        end = p + multinomialbatch.reference_end(label_det, end - p) + 1
+    seen: set[str] = set()
+    preds: list[WaitingPrediction] = []
+    errors: list[float] = []
+    for ev in events[p:end]:
+        eid = ev.event_id
+        pred = pending.get(eid)
+        if pred is None or pred.version != version or eid in seen:
+            break  # early, duplicate, orphan or another version's: per event
+        e = _error(pred.prediction, ev.label)
+        if e is None:
+            break
+        seen.add(eid)
+        preds.append(pred)
+        errors.append(e)
+    if not preds:
+        return None
+    return _Segment(events[p : p + len(preds)], preds, errors, error_det, label_det)
+
+
+def _error(prediction: Any, label: Any) -> float | None:
+    """A classification error as :class:`~streamproc.core.errors.ErrorScorer` scores it, or
+    None for a pair it would not score (a type mismatch)."""
+    if type(prediction) in _NUMBERS and type(label) in _NUMBERS:
+        if not (math.isfinite(prediction) and math.isfinite(label)):
+            return None
+        return 0.0 if prediction == label else 1.0
+    pair = comparable(prediction, label)
+    if not isinstance(pair, Pair):
+        return None
+    return 0.0 if pair.prediction == pair.label else 1.0
+
+
+def _first_alarm(mon: ModelMonitor, seg: _Segment) -> int:
+    """The first label that can emit (``len``: none): its rollback watch, refit or re-request
+    comes due, a held alarm's wait ends, or its error or label-frequency update fires."""
+    at = len(seg.labels)
+    det = seg.label_det
+    if det is not None and det.ready:
+        seg.label_scan = s = multinomialbatch.scan(det, [ev.label for ev in seg.labels])
+        assert s is not None
+        hits = s.fired.nonzero()[0]
+        if len(hits):
+            at = int(hits[0])
+    if mon.refit_due:  # the label that brings own_examples to refit_due
+        at = min(at, max(0, mon.refit_due - mon.own_examples - 1))
+    degraded = mon.degraded
+    if degraded is not None and degraded.armed:  # the label whose count makes it due
+        at = min(at, max(0, degraded.next_at - degraded.labels - 1))
+    wait = mon.label_wait
+    if wait is not None:  # the label that ends a held alarm's wait: looked at per event
+        at = _wait_over(wait, seg, at)
+    if mon.watch is not None:  # updated first: its alarm is a rollback
+        seg.watch_trial, at = _trial(mon.watch, seg.errors, at)
+    if seg.error_det is not None:
+        seg.error_trial, at = _trial(seg.error_det, seg.errors, at)
+    return at
+
+
+def _wait_over(wait: LabelWait, seg: _Segment, at: int) -> int:
+    """The first label of ``seg`` before ``at`` that ends ``wait`` (``at``: none), found on
+    a copy of it."""
+    trial = copy.copy(wait)
+    for i in range(at):
+        if trial.labelled(seg.preds[i].ts, seg.labels[i].ts):
+            return i
+    return at
+
+
+def _trial(watcher: Any, errors: list[float], at: int) -> tuple[_Trial, int]:
+    """``watcher``'s copy updated on ``errors`` before ``at``, up to its first alarm; the
+    trial, and the alarm point (``at`` if none)."""
+    trial = _Trial(copy.copy(watcher), 0)  # a few numbers and immutable tuples
+    update = trial.copy.update
+    for i in range(at):
+        trial.n += 1
+        if update(errors[i]):
+            return trial, i
+    return trial, at
+
+
+def _commit(mon: ModelMonitor, seg: _Segment, k: int) -> None:
+    """The first ``k`` labels of ``seg``, as ``k`` calls of :meth:`ModelMonitor.on_label`
+    that emit nothing."""
+    from streamproc.core.monitor import ERROR_SIGNAL, LABEL_SIGNAL, MAX_LATENCIES
+
+    if k == 0:
+        return
+    labels, preds = seg.labels[:k], seg.preds[:k]
+    last = max(ev.ts for ev in labels)
+    if last > mon.last_ts:
+        mon.last_ts = last
+    mon.counts["labels"] = mon.counts.get("labels", 0) + k
+    sizes = _join(mon, labels, preds)
+    room = MAX_LATENCIES - len(mon.join_latencies)
+    if room > 0:
+        pairs = zip(labels[:room], preds[:room], strict=True)
+        mon.join_latencies.extend(ev.ts - pred.ts for ev, pred in pairs)
+    examples = [
+        Example(pred.features, ev.label, pred.prediction, pred.version, ev.ts)
+        for ev, pred in zip(labels, preds, strict=True)
+    ]
+    mon.examples.extend_sized(examples, [_example_bytes(s, ev, pred) for s, ev, pred in sizes])
+    mon.own_examples += k
+    if mon.degraded is not None:
+        mon.degraded.labels += k  # counted by due(), none of them due
+    if mon.label_wait is not None:  # none of these ends its wait
+        for ev, pred in zip(labels, preds, strict=True):
+            mon.label_wait.labelled(pred.ts, ev.ts)
+    if mon.watch is not None:
+        mon.watch = _settled(mon.watch, seg.watch_trial, seg.errors, k)
+    if seg.error_det is not None:
+        mon.detectors[ERROR_SIGNAL] = _settled(seg.error_det, seg.error_trial, seg.errors, k)
+        mon.samples[ERROR_SIGNAL] = mon.samples.get(ERROR_SIGNAL, 0) + k
+    det = seg.label_det
+    if det is not None:
+        if seg.label_scan is not None:
+            multinomialbatch.commit(det, seg.label_scan, k)
+        else:  # in its warm-up: the segment ends where the reference completes
+            multinomialbatch.feed_reference(det, [ev.label for ev in labels])
+        mon.samples[LABEL_SIGNAL] = mon.samples.get(LABEL_SIGNAL, 0) + k
+
+
+def _settled(watcher: Any, trial: _Trial | None, errors: list[float], k: int) -> Any:
+    """``watcher`` after the first ``k`` errors: its trial if that took exactly them (it then
+    replaces it), else the original updated on them."""
+    if trial is not None and trial.n == k:
+        return trial.copy
+    for e in errors[:k]:
+        watcher.update(e)
+    return watcher
+
+
+def _join(
+    mon: ModelMonitor, labels: Sequence[LabelEvent], preds: Sequence[WaitingPrediction]
+) -> list[tuple[int, LabelEvent, WaitingPrediction]]:
+    """The join's side of ``labels`` (each answering its waiting prediction in ``preds``), as
+    :meth:`LabelJoin.add_label` one by one; each prediction's entry size in the join."""
+    join = mon.join
+    pending, held, recent = join._pending, join._sizes, join._recent
+    sizes = []
+    latency_sum = join.latency_sum
+    for ev, pred in zip(labels, preds, strict=True):
+        eid = ev.event_id
+        del pending[eid]
+        sizes.append((held.pop(eid), ev, pred))
+        recent[eid] = None
+        latency_sum += ev.ts - pred.ts  # in order: the same float sum
+    join.latency_sum = latency_sum
+    join.nbytes -= sum(s for s, _, _ in sizes)
+    join._now = max(join._now, max(ev.ts for ev in labels))
+    join.counts["joined"] += len(labels)
+    over = len(recent) - join.max_pending
+    if over > 0:  # one by one, each join past the limit forgets the oldest id
+        for eid in list(recent)[:over]:
+            del recent[eid]
+    return sizes
+
+
+def _example_bytes(entry: int, ev: LabelEvent, pred: WaitingPrediction) -> int:
+    """:func:`streamproc.core.window.example_bytes` of ``ev``'s example, from its prediction's
+    entry size in the join (``entry_bytes``: JSON ``[ts, version, prediction, features]``, the
+    id and 4): the example's JSON ``[features, label, prediction, version, ts]`` swaps the
+    prediction's time for the label and its time (orjson writes arrays without spaces)."""
+    row = entry - len(ev.event_id) - 4
+    swap = len(orjson.dumps([ev.label, ev.ts])) - 3 - len(orjson.dumps(pred.ts))
+    return row + swap + 1 + 1

@@ -1,0 +1,240 @@
+"""The label batch path (:mod:`streamproc.core.labelbatch`) against one label at a time.
+
+Each case drives two monitors with the same predictions, then the same labels: one monitor
+by :meth:`ModelMonitor.on_label` per label, the other by :meth:`ModelMonitor.on_labels` in
+batches. Every emitted request, every snapshot, and what a snapshot does not hold (the join's
+and the window's byte counts, each entry's size) must be equal; and the bulk path must have
+carried most labels, or the comparison says nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamproc.cli.replay import instant_deployment
+from streamproc.core import labelbatch
+from streamproc.core.events import DeploymentEvent, LabelEvent, PredictionEvent
+from streamproc.core.example import Example
+from streamproc.core.labeljoin import WaitingPrediction, entry_bytes
+from streamproc.core.monitor import ModelMonitor
+from streamproc.core.policy import DriftRule, ErrorRule, JoinLimits, Policy
+from streamproc.core.window import TrainingWindow, example_bytes
+
+FAST = Policy(
+    drift=DriftRule(
+        numeric=(("detector", "rank_cusum"), ("warmup", 30), ("arl", 300.0)),
+        categorical=(("detector", "multinomial_cusum"), ("warmup", 30), ("arl", 300.0)),
+    ),
+    error=ErrorRule(params=(("warmup", 30), ("shift", 0.5), ("arl", 300.0))),
+    min_train_examples=10,
+    refit_examples=40,
+)
+SMALL = Policy(  # the window and the join bounded by count and by bytes
+    drift=FAST.drift,
+    error=FAST.error,
+    training_window=150,
+    training_window_bytes=8_000,
+    join=JoinLimits(max_pending=400, max_bytes=60_000),
+)
+NO_LABEL_SHIFT = Policy(drift=FAST.drift, error=FAST.error, label_shift=False)
+NO_ERROR = Policy(drift=FAST.drift, error=None)
+POLICIES = {"fast": FAST, "small": SMALL, "no_label_shift": NO_LABEL_SHIFT, "no_error": NO_ERROR}
+
+
+def _stream(seed: int, n: int, burst: int = 0) -> list[PredictionEvent | LabelEvent]:
+    """Predictions and, a random delay later, labels for about 80% of them: a change of the
+    error rate and of the class frequencies a third of the way, duplicates, orphans, string
+    and boolean labels (some mismatched), another version's predictions, and some labels
+    before their predictions. ``burst``: labels arrive together every ``burst`` predictions
+    (as a labelling job's output does). A feature's change two thirds of the way: its alarm
+    waits for labels."""
+    rng = random.Random(seed)
+    change = n // 3
+    timeline: list[tuple[float, int, PredictionEvent | LabelEvent]] = []
+    for i in range(n):
+        changed = i >= change
+        pred: Any = rng.randint(0, 1) if not changed else int(rng.random() < 0.7)
+        version = "v2" if rng.random() < 0.02 else "v1"
+        x = rng.gauss(2.0 if i >= 2 * change else 0.0, 1)  # an input change later: held
+        feats = {"x": round(x, 3), "c": rng.choice(["a", "é", "ü\n"])}
+        ev = PredictionEvent(f"e{i}", "m", version, 100.0 + i, pred, feats)
+        timeline.append((float(i), 0, ev))
+        if rng.random() < 0.2:
+            continue
+        truth = pred if rng.random() < (0.6 if changed else 0.92) else 1 - pred
+        label: Any = truth
+        r = rng.random()
+        if r < 0.004:
+            label = "yes"  # a type mismatch
+        elif r < 0.01:
+            label = str(truth)  # a numeric string: compared as a number
+        elif r < 0.015:
+            label = bool(truth)
+        delay = -1.5 if rng.random() < 0.02 else rng.expovariate(1 / 60)
+        lab = LabelEvent(f"e{i}", "m", 100.0 + i + abs(delay), label)
+        at = i + delay
+        if burst and delay > 0:
+            at = math.ceil(at / burst) * burst - 0.5
+        timeline.append((at, 1, lab))
+        if rng.random() < 0.01:
+            timeline.append((i + delay + 3, 1, LabelEvent(f"e{i}", "m", lab.ts, truth)))
+        if rng.random() < 0.005:
+            timeline.append((i + delay, 1, LabelEvent(f"x{i}", "m", lab.ts, truth)))  # orphan
+    return [ev for _, _, ev in sorted(timeline, key=lambda t: (t[0], t[1]))]
+
+
+def _unrecorded(mon: ModelMonitor) -> tuple:
+    """What decides evictions but is not in a snapshot."""
+    return (
+        mon.join.nbytes,
+        dict(mon.join._sizes),
+        mon.examples.nbytes,
+        list(mon.examples._sizes),
+    )
+
+
+def _compare(policy: Policy, stream: list, size: int) -> tuple[int, int, list, int]:
+    """Both paths on the same stream, each run of labels in batches of ``size``, every request
+    answered at once by a deployment (as the replay does); (labels carried in bulk, labels,
+    requests, labels carried in bulk while a label-free alarm waited for labels)."""
+    one, many = ModelMonitor("m", policy), ModelMonitor("m", policy)
+    bulk = waiting = 0
+    commit = labelbatch._commit
+
+    def counted(mon: ModelMonitor, seg: Any, k: int) -> None:
+        nonlocal bulk, waiting
+        bulk += k
+        waiting += k if mon.label_wait is not None else 0
+        commit(mon, seg, k)
+
+    def deploy(emitted: Any) -> None:
+        if emitted is not None and not isinstance(emitted, DeploymentEvent):
+            dep = instant_deployment(emitted)
+            one.on_deployment(dep), many.on_deployment(dep)
+            requests.append(emitted)
+
+    requests: list[Any] = []
+    labels = 0
+    i = 0
+    labelbatch._commit = counted  # type: ignore[assignment]
+    try:
+        while i < len(stream):
+            ev = stream[i]
+            if isinstance(ev, PredictionEvent):
+                if ev.model_version == "v1" and one.version_deployed:  # the deployed one serves
+                    ev = dataclasses.replace(ev, model_version=one.version)
+                emitted = one.on_prediction(ev, None)
+                assert many.on_prediction(ev, None) == emitted
+                deploy(emitted)
+                i += 1
+                continue
+            end = i
+            while end < len(stream) and end - i < size and isinstance(stream[end], LabelEvent):
+                end += 1
+            batch = stream[i:end]
+            labels += len(batch)
+            applied = many.on_labels(batch)
+            for k, ev in enumerate(batch):
+                emitted = one.on_label(ev, None)
+                assert next(applied) == (k, emitted)
+                # Mismatches are taken per event by the router.
+                assert one.take_mismatches() == many.take_mismatches()
+                deploy(emitted)
+            assert next(applied, None) is None
+            i = end
+    finally:
+        labelbatch._commit = commit  # type: ignore[assignment]
+    assert many.snapshot() == one.snapshot()
+    assert _unrecorded(many) == _unrecorded(one)
+    return bulk, labels, requests, waiting
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(20, 2000),
+    size=st.sampled_from([1, 3, 64, 1000]),
+    policy=st.sampled_from(sorted(POLICIES)),
+    burst=st.sampled_from([0, 50, 400]),
+)
+def test_batches_of_labels_are_labels_one_by_one(
+    seed: int, n: int, size: int, policy: str, burst: int
+) -> None:
+    _compare(POLICIES[policy], _stream(seed, n, burst), size)
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_the_bulk_path_carries_most_labels_and_alarms_happen(policy: str) -> None:
+    """Not vacuous: most labels go in bulk, and the error's change is found, answered by a
+    deployment, followed by the refit and rollback watches (per event) and bulk again; and
+    labels go in bulk while a prediction alarm waits for them."""
+    bulk, labels, requests, waiting = _compare(POLICIES[policy], _stream(11, 4000, 250), 500)
+    # SMALL deploys more often, and the label and error detectors are remade one label at a
+    # time after each deployment, so fewer of its labels can go in bulk.
+    assert bulk > labels * (0.6 if policy == "small" else 0.75), (bulk, labels)
+    assert waiting > 100, waiting
+    if policy != "no_error":
+        assert any(r.reasons[0].signal == "error" for r in requests)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    eid=st.text(min_size=1, max_size=12),
+    pts=st.floats(0, 1e12) | st.integers(0, 2**40),
+    lts=st.floats(0, 1e12),
+    version=st.text(max_size=6),
+    prediction=_JSON,
+    label=_JSON,
+    features=st.dictionaries(st.text(max_size=5), _JSON, max_size=5),
+)
+def test_an_example_size_from_its_join_entry_is_its_own(
+    eid: str, pts: float, lts: float, version: str, prediction: Any, label: Any, features: dict
+) -> None:
+    pred = WaitingPrediction(pts, version, prediction, features)
+    ev = LabelEvent(eid, "m", lts, label)
+    derived = labelbatch._example_bytes(entry_bytes(eid, pred), ev, pred)
+    assert derived == example_bytes(Example(features, label, prediction, version, lts))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 400), max_size=40),
+    first=st.lists(st.integers(0, 400), max_size=10),
+    max_count=st.integers(1, 30),
+    max_bytes=st.integers(1, 3000),
+)
+def test_extend_sized_is_append_one_by_one(
+    lengths: list[int], first: list[int], max_count: int, max_bytes: int
+) -> None:
+    """Count and byte limits, counted evictions and their warnings alike."""
+    counted_a: list[str] = []
+    counted_b: list[str] = []
+    a = TrainingWindow(max_count, max_bytes, counted_a.append)
+    b = TrainingWindow(max_count, max_bytes, counted_b.append)
+    held = [Example({"x": "y" * n}, 1, 1, "v", 1.0) for n in first]
+    new = [Example({"x": "y" * n}, 1, 1, "v", 1.0) for n in lengths]
+    for ex in held:
+        a.append(ex), b.append(ex)
+    for ex in new:
+        a.append(ex)
+    b.extend_sized(new, [example_bytes(ex) for ex in new])
+    assert list(a) == list(b) and list(a._sizes) == list(b._sizes)
+    assert (a.nbytes, a.evicted_for_bytes, counted_a) == (b.nbytes, b.evicted_for_bytes, counted_b)

@@ -30,6 +30,11 @@ In a segment:
 3. the alarm label itself goes through :meth:`ModelMonitor.on_label`, which decides exactly as
    it would have.
 
+After an alarm, the next segment looks at most twice as far as the last one committed (at
+least 64 labels), and twice as far again after each segment that ends without one: an alarm
+that fires on every label (one waiting for enough training examples) costs a bounded scan per
+label, not one over the rest of the batch.
+
 The result is the per-event path's: the same requests, evidence, ids, counters and snapshot
 (``tests/unit/core/test_labelbatch.py`` and the batch-path property tests check it).
 
@@ -73,6 +78,8 @@ if TYPE_CHECKING:
 __all__ = ["apply_labels"]
 
 _NUMBERS: Final = (int, float)
+# Labels scanned ahead after an alarm, at least: bounds the work per alarm label.
+_MIN_LOOKAHEAD: Final = 64
 
 
 @dataclass(slots=True)
@@ -115,8 +122,9 @@ def apply_labels(
     """
     srcs: Sequence[SourceRef | None] = sources if sources is not None else [None] * len(events)
     p = 0
+    lookahead = len(events)
     while p < len(events):
-        seg = _segment(mon, events, p)
+        seg = _segment(mon, events, p, lookahead)
         if seg is None:
             yield p, mon.on_label(events[p], srcs[p])
             p += 1
@@ -129,6 +137,11 @@ def apply_labels(
         if at < len(seg.labels):  # the alarm label, one by one: the trigger decides
             yield p, mon.on_label(events[p], srcs[p])
             p += 1
+            # Alarms may be dense (an alarm that waits for examples fires on every label):
+            # scanning the whole rest of the batch each time would be quadratic.
+            lookahead = max(_MIN_LOOKAHEAD, 2 * at)
+        else:
+            lookahead *= 2
 
 
 def _plain_state(mon: ModelMonitor) -> tuple[Cusum | None, MultinomialCusum | None] | None:
@@ -140,8 +153,10 @@ def _plain_state(mon: ModelMonitor) -> tuple[Cusum | None, MultinomialCusum | No
         return None
     err = mon.detectors.get(ERROR_SIGNAL)
     error_det = err if isinstance(err, Cusum) and type(err) is Cusum else None
-    if mon.policy.error is not None and error_det is None:
-        return None  # not made yet, or not the Bernoulli CUSUM: per event
+    if error_det is None and (err is not None or mon.policy.error is not None):
+        # Not made yet, or not the Bernoulli CUSUM (also one a version kept from an earlier
+        # policy, which on_label still updates): per event.
+        return None
     label_det = None
     if mon.policy.drift is not None and mon.policy.label_shift:
         lab = mon.detectors.get(LABEL_SIGNAL)
@@ -151,15 +166,17 @@ def _plain_state(mon: ModelMonitor) -> tuple[Cusum | None, MultinomialCusum | No
     return error_det, label_det
 
 
-def _segment(mon: ModelMonitor, events: Sequence[LabelEvent], p: int) -> _Segment | None:
-    """The plain labels from ``p`` on (see the module docstring), or None when ``events[p]``
-    is not plain."""
+def _segment(
+    mon: ModelMonitor, events: Sequence[LabelEvent], p: int, lookahead: int
+) -> _Segment | None:
+    """The plain labels from ``p`` on, at most ``lookahead`` of them (see the module
+    docstring), or None when ``events[p]`` is not plain."""
     dets = _plain_state(mon)
     if dets is None:
         return None
     error_det, label_det = dets
     pending, version = mon.join._pending, mon.version
-    end = len(events)
+    end = min(len(events), p + lookahead)
     if label_det is not None and not label_det.ready:
         # The value that completes its reference ends the segment: the scan starts after it.
         end = p + multinomialbatch.reference_end(label_det, end - p) + 1
@@ -171,6 +188,8 @@ def _segment(mon: ModelMonitor, events: Sequence[LabelEvent], p: int) -> _Segmen
         pred = pending.get(eid)
         if pred is None or pred.version != version or eid in seen:
             break  # early, duplicate, orphan or another version's: per event
+        if ev.ts != ev.ts:
+            break  # NaN (only from Python; the router refuses it): max() would differ from >
         e = _error(pred.prediction, ev.label)
         if e is None:
             break

@@ -238,3 +238,82 @@ def test_extend_sized_is_append_one_by_one(
     b.extend_sized(new, [example_bytes(ex) for ex in new])
     assert list(a) == list(b) and list(a._sizes) == list(b._sizes)
     assert (a.nbytes, a.evicted_for_bytes, counted_a) == (b.nbytes, b.evicted_for_bytes, counted_b)
+
+
+def _both(mon_one: ModelMonitor, mon_many: ModelMonitor, labels: list[LabelEvent]) -> None:
+    """``labels`` one by one into ``mon_one``, as one batch into ``mon_many``: equal."""
+    by_one = [mon_one.on_label(ev, None) for ev in labels]
+    by_batch = [emitted for _, emitted in mon_many.on_labels(labels)]
+    assert by_batch == by_one
+    assert mon_many.snapshot() == mon_one.snapshot()
+    assert _unrecorded(mon_many) == _unrecorded(mon_one)
+
+
+def test_an_error_detector_kept_from_an_earlier_policy_goes_per_event() -> None:
+    """A canary's error detector, made under a policy with an error rule, is restored with the
+    version under a policy without one; once the canary takes the traffic, ``on_label`` still
+    updates it, so its labels are not plain."""
+    drift = DriftRule(categorical=(("detector", "multinomial_cusum"), ("warmup", 20)))
+    before = Policy(
+        task="classification", drift=drift, error=ErrorRule(detector="page_hinkley", params=())
+    )
+    after = dataclasses.replace(before, error=None)
+    mon = ModelMonitor("m", before)
+    for i in range(180):  # every third prediction (and label) is the canary's
+        mon.on_prediction(
+            PredictionEvent(f"e{i}", "m", "v2" if i % 3 == 2 else "v1", i, 1, {}), None
+        )
+        if i % 3 == 2:
+            mon.on_label(LabelEvent(f"e{i}", "m", i + 0.5, 0), None)
+    one, many = (ModelMonitor.restore(mon.snapshot(), after) for _ in range(2))
+    preds = [PredictionEvent(f"f{k}", "m", "v2", 1000.0 + k, k % 2, {}) for k in range(1500)]
+    labels = [
+        LabelEvent(f"f{k}", "m", 3000.0 + k, k % 2 if k < 600 else 1 - k % 2) for k in range(1500)
+    ]
+    for m in (one, many):
+        for ev in preds:
+            m.on_prediction(ev, None)
+        m.on_label(labels[0], None)
+    assert one.version == "v2" and one.detectors.get("error") is not None
+    _both(one, many, labels[1:])
+    assert one.samples["error"] > 1000
+
+
+def test_a_label_with_a_nan_time_goes_per_event() -> None:
+    """Only from Python (the router refuses it): a NaN time ahead of a later one in a batch."""
+    one, many = ModelMonitor("m", Policy(task="classification")), None
+    for i in range(3):
+        one.on_prediction(PredictionEvent(f"e{i}", "m", "v1", float(i), 1, {}), None)
+    one.on_label(LabelEvent("e0", "m", 1.0, 1), None)
+    many = ModelMonitor.restore(one.snapshot(), one.policy)
+    _both(one, many, [LabelEvent("e1", "m", math.nan, 1), LabelEvent("e2", "m", 50.0, 1)])
+    assert many.last_ts == 50.0
+
+
+def test_dense_alarms_scan_a_bounded_stretch_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error alarm that waits for training examples fires on every label: each alarm label
+    must not rescan the rest of the batch (that made a batch quadratic in its labels)."""
+    policy = Policy(
+        error=ErrorRule(params=(("warmup", 100), ("shift", 0.5), ("arl", 20.0))),
+        drift=DriftRule(categorical=(("detector", "multinomial_cusum"), ("warmup", 100))),
+        join=JoinLimits(max_pending=5_000),
+        min_train_examples=5_000,  # more than the window holds: the alarm waits on
+    )
+    n = 900
+    one = ModelMonitor("m", policy)
+    for i in range(n + 300):
+        one.on_prediction(PredictionEvent(f"e{i}", "m", "v1", float(i), 1, {}), None)
+    labels = [LabelEvent(f"e{i}", "m", i + 0.5, int(i < 300 or i % 3 == 0)) for i in range(n + 300)]
+    for ev in labels[:300]:
+        one.on_label(ev, None)
+    many = ModelMonitor.restore(one.snapshot(), policy)
+    scanned = []
+    segment = labelbatch._segment
+    monkeypatch.setattr(
+        labelbatch,
+        "_segment",
+        lambda *a: scanned.append(s := segment(*a)) or s,
+    )
+    _both(one, many, labels[300:])
+    assert one.counts["waiting_for_examples"] > n // 2
+    assert sum(len(s.labels) for s in scanned if s is not None) < 100 * n

@@ -9,7 +9,8 @@ start from the same warmed-up monitors (every detector's reference frozen), so t
 the steady state; ``--cold`` times the warm-up too. The outcomes and snapshots of both runs
 are compared, and the table says whether they are identical.
 
-Run: ``.venv/bin/python bench/core_batch.py [--models 100] [--batches 4] [--batch 1000]``.
+Run: ``.venv/bin/python bench/core_batch.py [--models 100] [--batches 4] [--batch 1000]
+[--regression] [--labels-first] [--cold]``.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def records(
     seed: int,
     t0: float,
     labels_first: bool = False,
+    regression: bool = False,
 ) -> list[tuple[str, bytes, int]]:
     """(topic, record, events) in arrival order: each model's predictions, then its labels
     (``labels_first``: the labels first, as a worker catching up on both topics may read
-    them: each waits for its prediction)."""
+    them: each waits for its prediction). ``regression``: predictions and labels are
+    quantities (a lognormal amount and its prediction), not classes."""
     rng = random.Random(seed)
     out = []
     for b in range(per_model // batch):
@@ -62,9 +65,13 @@ def records(
                         "features": feats,
                     }
                 )
+                truth: Any = None
+                if regression:
+                    truth = round(rng.lognormvariate(3, 1), 2)
+                    preds[-1]["prediction"] = round(truth + rng.gauss(0, 1), 3)
                 if j % 2 == 0:
                     lab = {"event_id": f"s{seed}e{i}", "model_id": f"m{m:03d}", "ts": ts + 1.0}
-                    labels.append({**lab, "label": rng.randint(0, 1)})
+                    labels.append({**lab, "label": truth if regression else rng.randint(0, 1)})
             pair = [
                 ("predictions", orjson.dumps(batches.columns("prediction", preds)), batch),
                 ("labels", orjson.dumps(batches.columns("label", labels)), len(labels)),
@@ -104,10 +111,18 @@ def main() -> None:
     ap.add_argument(
         "--labels-first", action="store_true", help="each label record before its predictions"
     )
+    ap.add_argument("--regression", action="store_true", help="quantities, not classes")
     a = ap.parse_args()
-    warm = records(a.models, 1000, min(a.batch, 1000), a.features, 1, 1.7e9)
+    warm = records(a.models, 1000, min(a.batch, 1000), a.features, 1, 1.7e9, False, a.regression)
     timed = records(
-        a.models, a.batches * a.batch, a.batch, a.features, 2, 1.7e9 + 2000.0, a.labels_first
+        a.models,
+        a.batches * a.batch,
+        a.batch,
+        a.features,
+        2,
+        1.7e9 + 2000.0,
+        a.labels_first,
+        a.regression,
     )
     events = sum(n for _, _, n in timed)
     base = Monitors()
@@ -123,8 +138,9 @@ def main() -> None:
     same = o1 == o2 and all(one.live[m].snapshot() == many.live[m].snapshot() for m in one.live)
     requests = sum(len(o.requests) for o in o1)
     print(
-        f"{a.models} models x {a.features} numeric features + 1 category, score, labels for "
-        f"half; {a.batch} events per prediction record; {events} events timed "
+        f"{a.models} models x {a.features} numeric features + 1 category, score, "
+        f"{'regression' if a.regression else 'class'} labels for half; {a.batch} events per "
+        f"prediction record; {events} events timed "
         f"({'with' if a.cold else 'after'} the warm-up); {requests} retrain requests"
     )
     print(f"{'path':<12}{'cpu s':>10}{'events/s':>14}{'predictions/s':>16}{'labels/s':>12}")

@@ -35,6 +35,7 @@ import numpy as np
 __all__ = ["estimate_change"]
 
 MIN_SEGMENT = 10  # samples each side of a split: fewer cannot tell a level
+_HUGE = 1e150  # errors beyond this are scaled down first (their squares would overflow)
 
 
 def _profile(x: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +92,10 @@ def estimate_change(
     if len(x) < 2 * MIN_SEGMENT or not np.all(np.isfinite(x)):
         return None
     binary = bool(np.all((x == 0.0) | (x == 1.0)))
+    top = float(np.abs(x).max())
+    if top > _HUGE:
+        # Squares would overflow; the split and the rise's sign do not depend on the scale.
+        x = x / top
     prof, rise = _profile(x, binary)
     up = rise > 0
     if two_sided and np.any(rise != 0):

@@ -135,7 +135,7 @@ class DegradedWatch:
             p = min(max(self.good_level, 0.01), 0.99)
             sd = math.sqrt(p * (1.0 - p))
         else:
-            sd = math.sqrt(sum((e - mean) ** 2 for e in errors) / (n - 1))
+            sd = _spread(errors, mean)
         return mean - self.good_level > z * max(sd, 1e-12) / math.sqrt(n)
 
     def evidence(self, recent_mean: float) -> dict[str, Any]:
@@ -170,3 +170,16 @@ class DegradedWatch:
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> DegradedWatch:
         return cls(**s)
+
+
+def _spread(errors: Sequence[float], mean: float) -> float:
+    """The sample standard deviation of ``errors`` (at least two), also of errors whose
+    squares overflow a float (a regression model's errors can be that large): scaled first."""
+    n = len(errors)
+    try:
+        return math.sqrt(sum((e - mean) ** 2 for e in errors) / (n - 1))
+    except OverflowError:
+        top = max(abs(e) for e in errors)
+        scaled = [e / top for e in errors]
+        m = sum(scaled) / n
+        return math.sqrt(sum((e - m) ** 2 for e in scaled) / (n - 1)) * top

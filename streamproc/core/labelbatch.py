@@ -11,22 +11,35 @@ Method
 ------
 From the current position, a *segment* is the longest run of *plain* labels: each answers a
 prediction of the monitored version that waits in the join (not a duplicate, not early), with
-a prediction and label of simple types (two numbers, or values :func:`comparable` pairs), while
-the monitor is in its plain state: the task known as classification (no pair held for it), the
-error watched by a Bernoulli :class:`~streamproc.core.detect.cusum.Cusum`, and the label
-frequencies (when watched) by a :class:`~streamproc.core.detect.multinomial.MultinomialCusum`.
+a prediction and label the task scores (two numbers, or values :func:`comparable` pairs), while
+the monitor is in one of its plain states:
+
+- classification (no pair held): the error watched by a Bernoulli
+  :class:`~streamproc.core.detect.cusum.Cusum`, the label frequencies (when watched) by a
+  :class:`~streamproc.core.detect.multinomial.MultinomialCusum`;
+- regression (no pair held): the absolute or squared error watched by the policy's default
+  numeric detector, a :class:`~streamproc.core.detect.ranks.RankCusum` reporting rises
+  (:class:`~streamproc.core.detect.rising.RisingOnly`); in its warm-up the segment ends at the
+  error that completes its reference (:mod:`streamproc.core.detect.rankbatch`);
+- task undecided: the pairs are held for the task's inference, nothing is scored; the segment
+  ends before the label that could decide it (the :data:`~streamproc.core.errors.MIN_EVIDENCE`
+  th pair, or the :data:`~streamproc.core.errors.MAX_EVIDENCE` th held).
+
 In a segment:
 
 1. the *alarm point* is the first label that can emit: the label CUSUM is scanned without
    change (:mod:`streamproc.core.detect.multinomialbatch`; in its warm-up, the segment ends at
    the label that completes its reference); the labels that bring a refit or a re-request
    due, or end a held label-free alarm's wait (:mod:`streamproc.core.labelwait`), are
-   counted ahead; the rollback watch and the error CUSUM, each a few numbers, are run
-   on a copy of themselves, in that order, to their first alarm;
+   counted ahead; the rollback watch and the Bernoulli error CUSUM, each a few numbers, are
+   run on a copy of themselves, in that order, to their first alarm; a rank error CUSUM is
+   scanned (its first alarm, a rise or a fall, goes one by one: a fall restarts it quietly;
+   a scan too close to a boundary to be exact sends its first label one by one);
 2. the labels before the alarm point are applied in bulk: the join's buffers and counters,
    the latencies, the training window (each example's size derived from its prediction's
    size in the join, without encoding it again), the detectors, watches and their counts (a
-   copy that took exactly these labels replaces its original);
+   copy that took exactly these labels replaces its original), or the held pairs and the
+   task's evidence;
 3. the alarm label itself goes through :meth:`ModelMonitor.on_label`, which decides exactly as
    it would have.
 
@@ -61,12 +74,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
 import orjson
 
-from streamproc.core.detect import multinomialbatch
+from streamproc.core.detect import multinomialbatch, rankbatch
 from streamproc.core.detect.cusum import Cusum
 from streamproc.core.detect.multinomial import MultinomialCusum
-from streamproc.core.errors import Pair, comparable
+from streamproc.core.detect.ranks import RankCusum
+from streamproc.core.detect.rising import RisingOnly
+from streamproc.core.errors import MAX_EVIDENCE, MIN_EVIDENCE, HeldPair, Pair, comparable
 from streamproc.core.events import LabelEvent, SourceRef
 from streamproc.core.example import Example
 from streamproc.core.labeljoin import WaitingPrediction
@@ -92,20 +108,31 @@ class _Trial:
     n: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    """A monitor's plain state (see the module docstring): what its labels update."""
+
+    task: str | None  # None: undecided, the pairs are held for the inference
+    error_det: Cusum | RisingOnly | None  # a RisingOnly wraps a RankCusum
+    label_det: MultinomialCusum | None
+    room: int  # labels a segment may hold (undecided: those that cannot decide the task)
+
+
 @dataclass(slots=True)
 class _Segment:
     """A run of plain labels from one position: what they join and what they score."""
 
     labels: Sequence[LabelEvent]
     preds: list[WaitingPrediction]
-    errors: list[float]
-    error_det: Cusum | None
-    label_det: MultinomialCusum | None
-    # Found by _first_alarm: the label CUSUM's scan, and the trials of the error CUSUM and of
-    # the rollback watch.
+    errors: list[float]  # empty while the task is undecided
+    pairs: list[Pair]  # while the task is undecided: the pairs to hold, else empty
+    plain: _Plain
+    # Found by _first_alarm: the label CUSUM's scan, the trials of the Bernoulli error CUSUM
+    # and of the rollback watch, the rank error CUSUM's scan.
     label_scan: multinomialbatch.MultinomialScan | None = None
     error_trial: _Trial | None = None
     watch_trial: _Trial | None = None
+    error_scan: rankbatch.RankScan | None = None
 
 
 def apply_labels(
@@ -144,26 +171,48 @@ def apply_labels(
             lookahead *= 2
 
 
-def _plain_state(mon: ModelMonitor) -> tuple[Cusum | None, MultinomialCusum | None] | None:
-    """The error and label detectors when the monitor is in its plain state, else None."""
+def _plain_state(mon: ModelMonitor) -> _Plain | None:
+    """The monitor's plain state, or None when its next label goes one by one."""
     from streamproc.core.monitor import ERROR_SIGNAL, LABEL_SIGNAL
 
     scorer = mon.scorer
-    if scorer.task != "classification" or scorer.held:
+    task = scorer.task
+    if task is None:
+        # The pair that makes the MIN_EVIDENCE th (or the MAX_EVIDENCE th held) may decide it.
+        room = min(MIN_EVIDENCE - scorer.inference.n, MAX_EVIDENCE - len(scorer.held)) - 1
+        return _Plain(None, None, None, room) if room > 0 else None
+    if scorer.held:
         return None
     err = mon.detectors.get(ERROR_SIGNAL)
-    error_det = err if isinstance(err, Cusum) and type(err) is Cusum else None
+    error_det = _bulk_error_detector(task, err)
     if error_det is None and (err is not None or mon.policy.error is not None):
-        # Not made yet, or not the Bernoulli CUSUM (also one a version kept from an earlier
-        # policy, which on_label still updates): per event.
+        # Not made yet, or another kind (also one a version kept from an earlier policy,
+        # which on_label still updates): per event.
         return None
     label_det = None
-    if mon.policy.drift is not None and mon.policy.label_shift:
+    if task == "classification" and mon.policy.drift is not None and mon.policy.label_shift:
         lab = mon.detectors.get(LABEL_SIGNAL)
         if not (isinstance(lab, MultinomialCusum) and type(lab) is MultinomialCusum):
             return None  # made by the first label, per event
         label_det = lab
-    return error_det, label_det
+    return _Plain(task, error_det, label_det, 1 << 62)
+
+
+def _bulk_error_detector(task: str, det: Any) -> Cusum | RisingOnly | None:
+    """``det`` if the bulk path knows it: the Bernoulli CUSUM for classes, a rises-only rank
+    CUSUM for quantities."""
+    if task == "classification":
+        return det if type(det) is Cusum else None
+    if task == "regression" and type(det) is RisingOnly and type(det.inner) is RankCusum:
+        return det
+    return None
+
+
+def _rank(det: RisingOnly) -> RankCusum:
+    """The rank CUSUM a regression error detector of the bulk path wraps."""
+    inner = det.inner
+    assert isinstance(inner, RankCusum)
+    return inner
 
 
 def _segment(
@@ -171,18 +220,20 @@ def _segment(
 ) -> _Segment | None:
     """The plain labels from ``p`` on, at most ``lookahead`` of them (see the module
     docstring), or None when ``events[p]`` is not plain."""
-    dets = _plain_state(mon)
-    if dets is None:
+    plain = _plain_state(mon)
+    if plain is None:
         return None
-    error_det, label_det = dets
+    label_det, task = plain.label_det, plain.task
     pending, version = mon.join._pending, mon.version
-    end = min(len(events), p + lookahead)
+    end = min(len(events), p + lookahead, p + plain.room)
     if label_det is not None and not label_det.ready:
         # The value that completes its reference ends the segment: the scan starts after it.
         end = p + multinomialbatch.reference_end(label_det, end - p) + 1
+    squared = mon.scorer.loss == "squared"
     seen: set[str] = set()
     preds: list[WaitingPrediction] = []
     errors: list[float] = []
+    pairs: list[Pair] = []
     for ev in events[p:end]:
         eid = ev.event_id
         pred = pending.get(eid)
@@ -190,53 +241,80 @@ def _segment(
             break  # early, duplicate, orphan or another version's: per event
         if ev.ts != ev.ts:
             break  # NaN (only from Python; the router refuses it): max() would differ from >
-        e = _error(pred.prediction, ev.label)
-        if e is None:
-            break
+        if task is None:
+            pair = comparable(pred.prediction, ev.label)
+            if not isinstance(pair, Pair):
+                break  # a type mismatch: reported per event
+            pairs.append(pair)
+        else:
+            e = _error(task, squared, pred.prediction, ev.label)
+            if e is None:
+                break
+            errors.append(e)
         seen.add(eid)
         preds.append(pred)
-        errors.append(e)
     if not preds:
         return None
-    return _Segment(events[p : p + len(preds)], preds, errors, error_det, label_det)
+    det = plain.error_det
+    if isinstance(det, RisingOnly) and not _rank(det).ready:
+        # Its reference completes within: the segment ends there, the scan starts after it.
+        done = rankbatch.reference_end(_rank(det), np.array(errors, dtype=np.float64)) + 1
+        del preds[done:], errors[done:]
+    return _Segment(events[p : p + len(preds)], preds, errors, pairs, plain)
 
 
-def _error(prediction: Any, label: Any) -> float | None:
-    """A classification error as :class:`~streamproc.core.errors.ErrorScorer` scores it, or
-    None for a pair it would not score (a type mismatch)."""
+def _error(task: str, squared: bool, prediction: Any, label: Any) -> float | None:
+    """The error as :class:`~streamproc.core.errors.ErrorScorer` scores it under ``task``
+    (:func:`~streamproc.core.errors.error_value`), or None for a pair it would not score (a
+    type mismatch, class names for a regression model)."""
     if type(prediction) in _NUMBERS and type(label) in _NUMBERS:
         if not (math.isfinite(prediction) and math.isfinite(label)):
             return None
-        return 0.0 if prediction == label else 1.0
-    pair = comparable(prediction, label)
-    if not isinstance(pair, Pair):
-        return None
-    return 0.0 if pair.prediction == pair.label else 1.0
+        p, y = prediction, label
+    else:
+        pair = comparable(prediction, label)
+        if not isinstance(pair, Pair) or (task == "regression" and not pair.numbers):
+            return None
+        p, y = pair.prediction, pair.label
+    if task != "regression":
+        return 0.0 if p == y else 1.0
+    d = float(p) - float(y)
+    return d * d if squared else abs(d)
 
 
 def _first_alarm(mon: ModelMonitor, seg: _Segment) -> int:
     """The first label that can emit (``len``: none): its rollback watch, refit or re-request
     comes due, a held alarm's wait ends, or its error or label-frequency update fires."""
     at = len(seg.labels)
-    det = seg.label_det
+    det = seg.plain.label_det
     if det is not None and det.ready:
         seg.label_scan = s = multinomialbatch.scan(det, [ev.label for ev in seg.labels])
         assert s is not None
         hits = s.fired.nonzero()[0]
         if len(hits):
             at = int(hits[0])
+    wait = mon.label_wait
+    if wait is not None:  # the label that ends a held alarm's wait: looked at per event
+        at = _wait_over(wait, seg, at)
+    if seg.plain.task is None:
+        return at  # nothing is scored: no watch, refit, re-request or error detector moves
     if mon.refit_due:  # the label that brings own_examples to refit_due
         at = min(at, max(0, mon.refit_due - mon.own_examples - 1))
     degraded = mon.degraded
     if degraded is not None and degraded.armed:  # the label whose count makes it due
         at = min(at, max(0, degraded.next_at - degraded.labels - 1))
-    wait = mon.label_wait
-    if wait is not None:  # the label that ends a held alarm's wait: looked at per event
-        at = _wait_over(wait, seg, at)
     if mon.watch is not None:  # updated first: its alarm is a rollback
         seg.watch_trial, at = _trial(mon.watch, seg.errors, at)
-    if seg.error_det is not None:
-        seg.error_trial, at = _trial(seg.error_det, seg.errors, at)
+    error_det = seg.plain.error_det
+    if isinstance(error_det, Cusum):
+        seg.error_trial, at = _trial(error_det, seg.errors, at)
+    elif error_det is not None and _rank(error_det).ready:
+        scan = rankbatch.scan(_rank(error_det), np.array(seg.errors[:at], dtype=np.float64))
+        if scan is not None and not scan.exact:
+            return 0  # a decision too close to call in bulk: this label one by one
+        seg.error_scan = scan
+        if scan is not None and scan.fired.any():
+            at = int(scan.fired.argmax())
     return at
 
 
@@ -265,7 +343,7 @@ def _trial(watcher: Any, errors: list[float], at: int) -> tuple[_Trial, int]:
 def _commit(mon: ModelMonitor, seg: _Segment, k: int) -> None:
     """The first ``k`` labels of ``seg``, as ``k`` calls of :meth:`ModelMonitor.on_label`
     that emit nothing."""
-    from streamproc.core.monitor import ERROR_SIGNAL, LABEL_SIGNAL, MAX_LATENCIES
+    from streamproc.core.monitor import MAX_LATENCIES
 
     if k == 0:
         return
@@ -284,23 +362,49 @@ def _commit(mon: ModelMonitor, seg: _Segment, k: int) -> None:
         for ev, pred in zip(labels, preds, strict=True)
     ]
     mon.examples.extend_sized(examples, [_example_bytes(s, ev, pred) for s, ev, pred in sizes])
-    mon.own_examples += k
-    if mon.degraded is not None:
-        mon.degraded.labels += k  # counted by due(), none of them due
     if mon.label_wait is not None:  # none of these ends its wait
         for ev, pred in zip(labels, preds, strict=True):
             mon.label_wait.labelled(pred.ts, ev.ts)
+    if seg.plain.task is None:
+        _hold(mon, seg, k)
+    else:
+        _scored(mon, seg, k)
+
+
+def _hold(mon: ModelMonitor, seg: _Segment, k: int) -> None:
+    """The first ``k`` pairs of ``seg`` held for the task's inference (none decides it)."""
+    scorer, version = mon.scorer, mon.version
+    for ev, pair in zip(seg.labels[:k], seg.pairs[:k], strict=True):
+        scorer.inference.observe(pair)
+        scorer.held.append(HeldPair(ev.event_id, version, *pair, ev.ts))
+
+
+def _scored(mon: ModelMonitor, seg: _Segment, k: int) -> None:
+    """The first ``k`` errors of ``seg`` through the watches and detectors they update."""
+    from streamproc.core.monitor import ERROR_SIGNAL, LABEL_SIGNAL
+
+    mon.own_examples += k
+    if mon.degraded is not None:
+        mon.degraded.labels += k  # counted by due(), none of them due
     if mon.watch is not None:
         mon.watch = _settled(mon.watch, seg.watch_trial, seg.errors, k)
-    if seg.error_det is not None:
-        mon.detectors[ERROR_SIGNAL] = _settled(seg.error_det, seg.error_trial, seg.errors, k)
+    error_det = seg.plain.error_det
+    if isinstance(error_det, Cusum):
+        mon.detectors[ERROR_SIGNAL] = _settled(error_det, seg.error_trial, seg.errors, k)
+    elif error_det is not None:
+        inner = _rank(error_det)
+        if seg.error_scan is not None:
+            rankbatch.commit(inner, seg.error_scan, k)
+        else:  # in its warm-up: the segment ends where the reference completes
+            rankbatch.feed_reference(inner, np.array(seg.errors[:k], dtype=np.float64))
+    if error_det is not None:
         mon.samples[ERROR_SIGNAL] = mon.samples.get(ERROR_SIGNAL, 0) + k
-    det = seg.label_det
+    det = seg.plain.label_det
     if det is not None:
         if seg.label_scan is not None:
             multinomialbatch.commit(det, seg.label_scan, k)
         else:  # in its warm-up: the segment ends where the reference completes
-            multinomialbatch.feed_reference(det, [ev.label for ev in labels])
+            multinomialbatch.feed_reference(det, [ev.label for ev in seg.labels[:k]])
         mon.samples[LABEL_SIGNAL] = mon.samples.get(LABEL_SIGNAL, 0) + k
 
 

@@ -46,6 +46,15 @@ SMALL = Policy(  # the window and the join bounded by count and by bytes
 NO_LABEL_SHIFT = Policy(drift=FAST.drift, error=FAST.error, label_shift=False)
 NO_ERROR = Policy(drift=FAST.drift, error=None)
 POLICIES = {"fast": FAST, "small": SMALL, "no_label_shift": NO_LABEL_SHIFT, "no_error": NO_ERROR}
+# Regression: the task inferred (its first labels held for the inference), or declared with the
+# squared loss; the error watched by a rises-only rank CUSUM.
+REGRESSION = dataclasses.replace(FAST, refit_examples=60)
+SQUARED = dataclasses.replace(
+    FAST,
+    task="regression",
+    error=dataclasses.replace(FAST.error, loss="squared"),  # type: ignore[arg-type]
+)
+REGRESSIONS = {"regression": REGRESSION, "squared": SQUARED}
 
 
 def _stream(seed: int, n: int, burst: int = 0) -> list[PredictionEvent | LabelEvent]:
@@ -87,6 +96,45 @@ def _stream(seed: int, n: int, burst: int = 0) -> list[PredictionEvent | LabelEv
             timeline.append((i + delay + 3, 1, LabelEvent(f"e{i}", "m", lab.ts, truth)))
         if rng.random() < 0.005:
             timeline.append((i + delay, 1, LabelEvent(f"x{i}", "m", lab.ts, truth)))  # orphan
+    return [ev for _, _, ev in sorted(timeline, key=lambda t: (t[0], t[1]))]
+
+
+def _regression_stream(seed: int, n: int, burst: int = 0) -> list[PredictionEvent | LabelEvent]:
+    """:func:`_stream` for a quantity: the error grows a third of the way (an alarm), falls
+    back two thirds of the way (a fall: restarted quietly); integer and numeric-string labels,
+    class names and booleans (not scored), huge magnitudes (a squared error that overflows)."""
+    rng = random.Random(seed)
+    timeline: list[tuple[float, int, PredictionEvent | LabelEvent]] = []
+    for i in range(n):
+        noise = 4.0 if n // 3 <= i < 2 * n // 3 else 1.0
+        truth: Any = round(rng.lognormvariate(3, 1), 2)
+        pred: Any = round(truth + rng.gauss(0, noise), 3)
+        if rng.random() < 0.003:
+            pred = 1e200  # squared: the error is inf, a missing value for the rank CUSUM
+        version = "v2" if rng.random() < 0.02 else "v1"
+        feats = {"x": round(rng.gauss(0, 1), 3)}
+        timeline.append(
+            (float(i), 0, PredictionEvent(f"e{i}", "m", version, 100.0 + i, pred, feats))
+        )
+        if rng.random() < 0.2:
+            continue
+        r = rng.random()
+        if r < 0.003:
+            truth = "yes"  # class names: not scored for a regression model
+        elif r < 0.006:
+            truth = True
+        elif r < 0.02:
+            truth = str(truth)  # a numeric string: compared as a number
+        elif r < 0.05:
+            truth = int(truth)
+        delay = -1.5 if rng.random() < 0.02 else rng.expovariate(1 / 60)
+        lab = LabelEvent(f"e{i}", "m", 100.0 + i + abs(delay), truth)
+        at = i + delay
+        if burst and delay > 0:
+            at = math.ceil(at / burst) * burst - 0.5
+        timeline.append((at, 1, lab))
+        if rng.random() < 0.01:
+            timeline.append((at + 3, 1, lab))  # a duplicate
     return [ev for _, _, ev in sorted(timeline, key=lambda t: (t[0], t[1]))]
 
 
@@ -168,6 +216,69 @@ def test_batches_of_labels_are_labels_one_by_one(
     seed: int, n: int, size: int, policy: str, burst: int
 ) -> None:
     _compare(POLICIES[policy], _stream(seed, n, burst), size)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(20, 2000),
+    size=st.sampled_from([1, 3, 64, 1000]),
+    policy=st.sampled_from(sorted(REGRESSIONS)),
+    burst=st.sampled_from([0, 50, 400]),
+)
+def test_batches_of_regression_labels_are_labels_one_by_one(
+    seed: int, n: int, size: int, policy: str, burst: int
+) -> None:
+    _compare(REGRESSIONS[policy], _regression_stream(seed, n, burst), size)
+
+
+@pytest.mark.parametrize("policy", sorted(REGRESSIONS))
+def test_regression_labels_go_in_bulk_and_the_error_rise_is_found(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not vacuous: most labels go in bulk (the task's evidence included, when inferred), the
+    error's rise is found, and its fall restarts the detector quietly (in both paths)."""
+    from streamproc.core.detect.rising import RisingOnly
+
+    falls = []
+    update = RisingOnly.update
+
+    def counted(det: RisingOnly, x: float) -> bool:
+        before = det.falls
+        fired = update(det, x)
+        falls.extend([det] * (det.falls - before))
+        return fired
+
+    monkeypatch.setattr(RisingOnly, "update", counted)
+    bulk, labels, requests, _ = _compare(REGRESSIONS[policy], _regression_stream(5, 6000, 250), 500)
+    assert bulk > labels * 0.75, (bulk, labels)
+    assert any(r.reasons[0].signal == "error" for r in requests)
+    assert len(falls) >= 2 and len(falls) % 2 == 0, falls  # once per path
+
+
+def test_the_task_evidence_goes_in_bulk_up_to_the_deciding_label() -> None:
+    """A model with few labels (a fleet's): its pairs are held for the task in bulk, and the
+    label that decides the task (the MIN_EVIDENCE th) scores them all, one by one."""
+    from streamproc.core.errors import MIN_EVIDENCE
+
+    one, many = ModelMonitor("m", FAST), ModelMonitor("m", FAST)
+    for mon in (one, many):
+        for i in range(MIN_EVIDENCE + 50):
+            mon.on_prediction(PredictionEvent(f"e{i}", "m", "v1", float(i), i % 2, {}), None)
+    labels = [LabelEvent(f"e{i}", "m", i + 0.5, i % 2) for i in range(MIN_EVIDENCE + 50)]
+    committed: list[int] = []
+    commit = labelbatch._commit
+    labelbatch._commit = lambda mon, seg, k: committed.append(k) or commit(mon, seg, k)  # type: ignore[assignment]
+    try:
+        _both(one, many, labels[: MIN_EVIDENCE - 1])
+        assert many.scorer.task is None and len(many.scorer.held) == MIN_EVIDENCE - 1
+        assert sum(committed) == MIN_EVIDENCE - 1, committed
+        committed.clear()
+        _both(one, many, labels[MIN_EVIDENCE - 1 :])
+    finally:
+        labelbatch._commit = commit  # type: ignore[assignment]
+    assert many.scorer.task == "classification" and not many.scorer.held
+    assert sum(committed) == 50, committed  # all but the deciding label
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))

@@ -320,3 +320,19 @@ def test_the_retry_floor_follows_a_byte_capped_window() -> None:
     room = mon.examples.capacity()
     assert 300 < room < 600  # about 27 bytes an example: the bytes, not the count, bound it
     assert mon._refit_labels() == room
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e200])
+def test_errors_near_the_float_limit_are_judged_as_smaller_ones(scale: float) -> None:
+    """A regression model's errors can be huge (a prediction of 1e200): their squares overflow
+    a float. The change estimate and the still-degraded test scale them instead of raising
+    (an OverflowError dead-lettered every label of such a model while a retrain was out)."""
+    from streamproc.core.degraded import DegradedWatch
+
+    rng = random.Random(2)
+    before = [scale * (1.0 + rng.random()) for _ in range(60)]
+    after = [scale * (3.0 + rng.random()) for _ in range(40)]
+    assert estimate_change(before + after) in range(58, 63)
+    watch = DegradedWatch("r1", good_level=1.5 * scale, change_ts=0.0, labels=40, next_at=80)
+    assert watch.still_degraded(after)
+    assert not watch.still_degraded(before)

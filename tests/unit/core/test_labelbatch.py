@@ -57,6 +57,20 @@ SQUARED = dataclasses.replace(
 REGRESSIONS = {"regression": REGRESSION, "squared": SQUARED}
 
 
+def _deliver(
+    rng: random.Random, timeline: list, i: int, label: Any, burst: int
+) -> tuple[float, LabelEvent]:
+    """Event ``i``'s label into ``timeline``, a random delay after its prediction (a few
+    before it), together with others every ``burst`` predictions; (its place, the label)."""
+    delay = -1.5 if rng.random() < 0.02 else rng.expovariate(1 / 60)
+    lab = LabelEvent(f"e{i}", "m", 100.0 + i + abs(delay), label)
+    at = i + delay
+    if burst and delay > 0:
+        at = math.ceil(at / burst) * burst - 0.5
+    timeline.append((at, 1, lab))
+    return at, lab
+
+
 def _stream(seed: int, n: int, burst: int = 0) -> list[PredictionEvent | LabelEvent]:
     """Predictions and, a random delay later, labels for about 80% of them: a change of the
     error rate and of the class frequencies a third of the way, duplicates, orphans, string
@@ -86,16 +100,11 @@ def _stream(seed: int, n: int, burst: int = 0) -> list[PredictionEvent | LabelEv
             label = str(truth)  # a numeric string: compared as a number
         elif r < 0.015:
             label = bool(truth)
-        delay = -1.5 if rng.random() < 0.02 else rng.expovariate(1 / 60)
-        lab = LabelEvent(f"e{i}", "m", 100.0 + i + abs(delay), label)
-        at = i + delay
-        if burst and delay > 0:
-            at = math.ceil(at / burst) * burst - 0.5
-        timeline.append((at, 1, lab))
+        at, lab = _deliver(rng, timeline, i, label, burst)
         if rng.random() < 0.01:
-            timeline.append((i + delay + 3, 1, LabelEvent(f"e{i}", "m", lab.ts, truth)))
+            timeline.append((at + 3, 1, LabelEvent(f"e{i}", "m", lab.ts, truth)))
         if rng.random() < 0.005:
-            timeline.append((i + delay, 1, LabelEvent(f"x{i}", "m", lab.ts, truth)))  # orphan
+            timeline.append((at, 1, LabelEvent(f"x{i}", "m", lab.ts, truth)))  # orphan
     return [ev for _, _, ev in sorted(timeline, key=lambda t: (t[0], t[1]))]
 
 
@@ -127,12 +136,7 @@ def _regression_stream(seed: int, n: int, burst: int = 0) -> list[PredictionEven
             truth = str(truth)  # a numeric string: compared as a number
         elif r < 0.05:
             truth = int(truth)
-        delay = -1.5 if rng.random() < 0.02 else rng.expovariate(1 / 60)
-        lab = LabelEvent(f"e{i}", "m", 100.0 + i + abs(delay), truth)
-        at = i + delay
-        if burst and delay > 0:
-            at = math.ceil(at / burst) * burst - 0.5
-        timeline.append((at, 1, lab))
+        at, lab = _deliver(rng, timeline, i, truth, burst)
         if rng.random() < 0.01:
             timeline.append((at + 3, 1, lab))  # a duplicate
     return [ev for _, _, ev in sorted(timeline, key=lambda t: (t[0], t[1]))]
@@ -204,32 +208,22 @@ def _compare(policy: Policy, stream: list, size: int) -> tuple[int, int, list, i
     return bulk, labels, requests, waiting
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(
     seed=st.integers(0, 2**31),
     n=st.integers(20, 2000),
     size=st.sampled_from([1, 3, 64, 1000]),
-    policy=st.sampled_from(sorted(POLICIES)),
+    policy=st.sampled_from(sorted(POLICIES) + sorted(REGRESSIONS)),
     burst=st.sampled_from([0, 50, 400]),
 )
 def test_batches_of_labels_are_labels_one_by_one(
     seed: int, n: int, size: int, policy: str, burst: int
 ) -> None:
-    _compare(POLICIES[policy], _stream(seed, n, burst), size)
-
-
-@settings(max_examples=25, deadline=None)
-@given(
-    seed=st.integers(0, 2**31),
-    n=st.integers(20, 2000),
-    size=st.sampled_from([1, 3, 64, 1000]),
-    policy=st.sampled_from(sorted(REGRESSIONS)),
-    burst=st.sampled_from([0, 50, 400]),
-)
-def test_batches_of_regression_labels_are_labels_one_by_one(
-    seed: int, n: int, size: int, policy: str, burst: int
-) -> None:
-    _compare(REGRESSIONS[policy], _regression_stream(seed, n, burst), size)
+    """Classes (four policies) and quantities (two)."""
+    if policy in REGRESSIONS:
+        _compare(REGRESSIONS[policy], _regression_stream(seed, n, burst), size)
+    else:
+        _compare(POLICIES[policy], _stream(seed, n, burst), size)
 
 
 @pytest.mark.parametrize("policy", sorted(REGRESSIONS))

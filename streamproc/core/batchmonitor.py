@@ -23,10 +23,13 @@ identifiers watched by their length). In a segment:
    scan that came too close to a boundary) are updated one event at a time up to that point,
    and may end it earlier with their own alarm;
 3. the events before the first alarm point are applied in bulk (scans committed, counters,
-   traffic share and label join added at once); a prediction whose label came first joins it
-   in order, between the others (its detectors updated, the scanned CUSUMs excepted: no join
-   reads them, so they are committed after; if the join emits, they are committed up to it
-   and the rest is scanned again);
+   traffic share and label join added at once); predictions whose labels came first join
+   them: at once, up to the first such join that can emit (found ahead as for a batch of
+   labels, :mod:`streamproc.core.labelbatch`), when the join evicts nothing on the way
+   (:meth:`~streamproc.core.labeljoin.LabelJoin.quiet`); that one, and every one when the
+   join might evict, in order between the others (its detectors updated, the scanned CUSUMs
+   excepted: no join reads them, so they are committed after; if the join emits, they are
+   committed up to it and the rest is scanned again);
 4. the alarm event itself goes through :meth:`ModelMonitor.on_prediction` with the updates
    already made (``done``): the trigger decides exactly as it would have.
 
@@ -57,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from streamproc.core import labelbatch
 from streamproc.core.batches import PredictionColumns
 from streamproc.core.detect import Detector, multinomialbatch
 from streamproc.core.detect.multinomial import MultinomialCusum
@@ -70,8 +74,9 @@ from streamproc.core.detect.rankbatch import (
     values_of,
 )
 from streamproc.core.detect.ranks import RankCusum
-from streamproc.core.events import PredictionEvent, SourceRef
+from streamproc.core.events import LabelEvent, PredictionEvent, SourceRef
 from streamproc.core.identifiers import LENGTH_SUFFIX
+from streamproc.core.labeljoin import PredictionRow, WaitingPrediction
 
 if TYPE_CHECKING:
     from streamproc.core.monitor import Emitted, ModelMonitor
@@ -147,7 +152,14 @@ def _apply_columns(
         done: dict[str, bool] = {}
         k = 0  # events of the segment yielded
         rescan = False
-        for e in (*early, at):
+        if early:  # the joins that emit nothing at once, with the events up to the last
+            k, hit = _joins_in_bulk(mon, events, p, early, slow)
+            for i in range(p, p + k):
+                yield i, None
+            early = [e for e in early if e >= k]
+            if hit is not None:  # a slow column's alarm: the loop below has nothing to do
+                (at, done), early = hit, []
+        for e in (*early, at) if not done else ():
             hit = slow.advance(min(e + 1, at))
             if hit is not None:
                 at, done = hit
@@ -437,8 +449,14 @@ def _bookkeeping(mon: ModelMonitor, evs: PredictionColumns, start: int, stop: in
     event by event."""
     if stop <= start:
         return
-    ts = evs.column("ts", start, stop)
-    last = max(ts)
+    _counted(mon, evs, start, stop)
+    # No early label waits for a plain event: none of them joins.
+    mon.join.add_predictions(_rows(evs, start, stop))
+
+
+def _counted(mon: ModelMonitor, evs: PredictionColumns, start: int, stop: int) -> None:
+    """The counters and traffic weights of the plain events ``start`` to ``stop``."""
+    last = max(evs.column("ts", start, stop))
     if last > mon.last_ts:
         mon.last_ts = last
     n = stop - start
@@ -446,16 +464,52 @@ def _bookkeeping(mon: ModelMonitor, evs: PredictionColumns, start: int, stop: in
     # Plain events are of the current version: observing them never switches it.
     mon.traffic.observe_many(mon.version, n)
     mon.trigger.events += n
-    # No early label waits for a plain event: none of them joins.
-    mon.join.add_predictions(
-        list(
-            zip(
-                evs.column("event_id", start, stop),
-                ts,
-                evs.column("model_version", start, stop),
-                evs.column("prediction", start, stop),
-                evs.feature_rows(start, stop),
-                strict=True,
-            )
+
+
+def _rows(evs: PredictionColumns, start: int, stop: int) -> list[PredictionRow]:
+    """The label join's rows of the events ``start`` to ``stop``."""
+    return list(
+        zip(
+            evs.column("event_id", start, stop),
+            evs.column("ts", start, stop),
+            evs.column("model_version", start, stop),
+            evs.column("prediction", start, stop),
+            evs.feature_rows(start, stop),
+            strict=True,
         )
     )
+
+
+def _joins_in_bulk(
+    mon: ModelMonitor, evs: PredictionColumns, p: int, early: list[int], slow: _SlowColumns
+) -> tuple[int, tuple[int, dict[str, bool]] | None]:
+    """The plain events from ``p`` on up to the last of the leading ``early`` ones (events
+    answering early labels, relative to ``p``) whose joins emit nothing, applied at once
+    when the join evicts nothing on the way; the events applied, and a slow column's alarm
+    among them (then only the events before it are applied).
+
+    Found ahead as for a batch of labels (:func:`streamproc.core.labelbatch.first_alarm`);
+    the joins come after their predictions' detector updates, which none of them reads.
+    """
+    stop = early[-1] + 1
+    rows = _rows(evs, p, p + stop)
+    labels, preds = [], []
+    for e in early:
+        event_id, ts, version, prediction, features = rows[e]
+        first = mon.join._early[event_id]
+        labels.append(LabelEvent(event_id, mon.model_id, first.ts, first.label))
+        preds.append(WaitingPrediction(ts, version, prediction, features))
+    seg = labelbatch.pairs_segment(mon, labels, preds)
+    j = 0 if seg is None else labelbatch.first_alarm(mon, seg)
+    if j == 0 or not mon.join.quiet(rows[: early[j - 1] + 1], early[:j]):
+        return 0, None
+    hit = slow.advance(early[j - 1] + 1)
+    if hit is not None:
+        j = sum(1 for e in early[:j] if e < hit[0])
+    stop = early[j - 1] + 1 if j else 0
+    if stop:
+        assert seg is not None
+        _counted(mon, evs, p, p + stop)
+        mon.join.add_and_join(rows[:stop], early[:j])
+        labelbatch.apply_joined(mon, seg, j)
+    return stop, hit

@@ -40,6 +40,8 @@ from typing import Any
 
 __all__ = ["DegradedWatch"]
 
+_HUGE = 1e150  # errors beyond this (from before they were bounded) are scaled down first
+
 
 @dataclass
 class DegradedWatch:
@@ -130,13 +132,18 @@ class DegradedWatch:
         n = len(errors)
         if n < 10:
             return False
+        good, top = self.good_level, max(abs(e) for e in errors)
+        if not math.isfinite(top):
+            return True  # an infinite error (a snapshot from before errors were bounded)
+        if top > _HUGE:  # sums would overflow: the same test on errors scaled down
+            errors, good = [e / top for e in errors], good / top
         mean = sum(errors) / n
         if all(e in (0.0, 1.0) for e in errors):
-            p = min(max(self.good_level, 0.01), 0.99)
+            p = min(max(good, 0.01), 0.99)
             sd = math.sqrt(p * (1.0 - p))
         else:
-            sd = _spread(errors, mean)
-        return mean - self.good_level > z * max(sd, 1e-12) / math.sqrt(n)
+            sd = math.sqrt(sum((e - mean) ** 2 for e in errors) / (n - 1))
+        return mean - good > z * max(sd, 1e-12) / math.sqrt(n)
 
     def evidence(self, recent_mean: float) -> dict[str, Any]:
         """What a re-request says about why it is made."""
@@ -170,16 +177,3 @@ class DegradedWatch:
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> DegradedWatch:
         return cls(**s)
-
-
-def _spread(errors: Sequence[float], mean: float) -> float:
-    """The sample standard deviation of ``errors`` (at least two), also of errors whose
-    squares overflow a float (a regression model's errors can be that large): scaled first."""
-    n = len(errors)
-    try:
-        return math.sqrt(sum((e - mean) ** 2 for e in errors) / (n - 1))
-    except OverflowError:
-        top = max(abs(e) for e in errors)
-        scaled = [e / top for e in errors]
-        m = sum(scaled) / n
-        return math.sqrt(sum((e - m) ** 2 for e in scaled) / (n - 1)) * top

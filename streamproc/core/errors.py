@@ -184,17 +184,33 @@ def comparable(prediction: Any, label: Any) -> Pair | str:
     )
 
 
+# A regression error is at most this: the detectors and watches sum errors and their squares,
+# and a sum that overflows to infinity is written to a snapshot as null (JSON has no infinity),
+# which the restored state cannot add to. Any error this large is a change, whatever its size.
+MAX_ERROR: Final = 1e150
+
+
 def error_value(pair: Pair, task: str, loss: str = "absolute") -> float | None:
-    """The error of one comparable pair: 0/1 for classes, absolute/squared for quantities.
+    """The error of one comparable pair: 0/1 for classes, absolute/squared for quantities
+    (at most :data:`MAX_ERROR`).
 
     None when the pair does not fit the task (class names for a regression model).
+
+    >>> error_value(Pair(3, 5, True), "regression"), error_value(Pair(1e200, 0, True), "regression")
+    (2.0, 1e+150)
     """
     if task == "regression":
         if not pair.numbers:
             return None
-        d = float(pair.prediction) - float(pair.label)
-        return d * d if loss == "squared" else abs(d)
+        return quantity_error(float(pair.prediction) - float(pair.label), loss == "squared")
     return 0.0 if pair.prediction == pair.label else 1.0
+
+
+def quantity_error(d: float, squared: bool) -> float:
+    """A regression error from the difference ``d`` (prediction - label), at most
+    :data:`MAX_ERROR`."""
+    e = d * d if squared else abs(d)
+    return e if e <= MAX_ERROR else MAX_ERROR
 
 
 _NOT_A_QUANTITY = (

@@ -43,6 +43,12 @@ In a segment:
 3. the alarm label itself goes through :meth:`ModelMonitor.on_label`, which decides exactly as
    it would have.
 
+A run of labels that come before their predictions (none seen before) is held by the join at
+once when that evicts nothing (:meth:`~streamproc.core.labeljoin.LabelJoin.hold_early`); the
+predictions join them in their own batch path (:mod:`streamproc.core.batchmonitor`), which
+scores such pairs with this module's :func:`pairs_segment`, :func:`first_alarm` and
+:func:`apply_joined`.
+
 After an alarm, the next segment looks at most twice as far as the last one committed (at
 least 64 labels), and twice as far again after each segment that ends without one: an alarm
 that fires on every label (one waiting for enough training examples) costs a bounded scan per
@@ -82,16 +88,24 @@ from streamproc.core.detect.cusum import Cusum
 from streamproc.core.detect.multinomial import MultinomialCusum
 from streamproc.core.detect.ranks import RankCusum
 from streamproc.core.detect.rising import RisingOnly
-from streamproc.core.errors import MAX_EVIDENCE, MIN_EVIDENCE, HeldPair, Pair, comparable
+from streamproc.core.errors import (
+    MAX_EVIDENCE,
+    MIN_EVIDENCE,
+    HeldPair,
+    Pair,
+    comparable,
+    quantity_error,
+)
 from streamproc.core.events import LabelEvent, SourceRef
 from streamproc.core.example import Example
 from streamproc.core.labeljoin import WaitingPrediction
 from streamproc.core.labelwait import LabelWait
+from streamproc.core.window import example_bytes
 
 if TYPE_CHECKING:
     from streamproc.core.monitor import Emitted, ModelMonitor
 
-__all__ = ["apply_labels"]
+__all__ = ["apply_joined", "apply_labels", "first_alarm", "pairs_segment"]
 
 _NUMBERS: Final = (int, float)
 # Labels scanned ahead after an alarm, at least: bounds the work per alarm label.
@@ -150,13 +164,19 @@ def apply_labels(
     srcs: Sequence[SourceRef | None] = sources if sources is not None else [None] * len(events)
     p = 0
     lookahead = len(events)
+    one_by_one = 0  # labels before this go one by one when not plain (a hold that failed)
     while p < len(events):
         seg = _segment(mon, events, p, lookahead)
         if seg is None:
-            yield p, mon.on_label(events[p], srcs[p])
-            p += 1
+            held, looked = _held_early(mon, events, srcs, p) if p >= one_by_one else (0, 0)
+            for i in range(p, p + held):
+                yield i, None
+            if held == 0:
+                one_by_one = max(one_by_one, p + looked)
+                yield p, mon.on_label(events[p], srcs[p])
+            p += held or 1
             continue
-        at = _first_alarm(mon, seg)
+        at = first_alarm(mon, seg)
         _commit(mon, seg, at)
         for i in range(p, p + at):
             yield i, None
@@ -169,6 +189,37 @@ def apply_labels(
             lookahead = max(_MIN_LOOKAHEAD, 2 * at)
         else:
             lookahead *= 2
+
+
+def _held_early(
+    mon: ModelMonitor, events: Sequence[LabelEvent], srcs: Sequence[SourceRef | None], p: int
+) -> tuple[int, int]:
+    """The labels from ``p`` on that come before their predictions (none seen before), held
+    by the join at once when that evicts nothing (:meth:`LabelJoin.hold_early`); (how many,
+    how many were looked at). ``(0, n)``: ``events[p]`` goes one by one, and so should the
+    ``n`` looked at (trying them again one later would make a batch quadratic)."""
+    from streamproc.core.monitor import origin_of
+
+    join = mon.join
+    pending, recent, early = join._pending, join._recent, join._early
+    seen: set[str] = set()
+    n = p
+    while n < len(events):
+        eid = events[n].event_id
+        if eid in pending or eid in recent or eid in early or eid in seen:
+            break
+        seen.add(eid)
+        n += 1
+    rows = [
+        (ev.event_id, ev.ts, ev.label, origin_of(srcs[i])) for i, ev in enumerate(events[p:n], p)
+    ]
+    if not rows or not join.hold_early(rows):
+        return 0, n - p
+    last = max(ev.ts for ev in events[p:n])
+    if last > mon.last_ts:
+        mon.last_ts = last
+    mon.counts["labels"] = mon.counts.get("labels", 0) + n - p
+    return n - p, n - p
 
 
 def _plain_state(mon: ModelMonitor) -> _Plain | None:
@@ -223,22 +274,44 @@ def _segment(
     plain = _plain_state(mon)
     if plain is None:
         return None
-    label_det, task = plain.label_det, plain.task
     pending, version = mon.join._pending, mon.version
-    end = min(len(events), p + lookahead, p + plain.room)
-    if label_det is not None and not label_det.ready:
-        # The value that completes its reference ends the segment: the scan starts after it.
-        end = p + multinomialbatch.reference_end(label_det, end - p) + 1
-    squared = mon.scorer.loss == "squared"
     seen: set[str] = set()
     preds: list[WaitingPrediction] = []
-    errors: list[float] = []
-    pairs: list[Pair] = []
-    for ev in events[p:end]:
+    for ev in events[p : min(len(events), p + lookahead, p + plain.room)]:
         eid = ev.event_id
         pred = pending.get(eid)
         if pred is None or pred.version != version or eid in seen:
             break  # early, duplicate, orphan or another version's: per event
+        seen.add(eid)
+        preds.append(pred)
+    return pairs_segment(mon, events[p : p + len(preds)], preds, plain)
+
+
+def pairs_segment(
+    mon: ModelMonitor,
+    labels: Sequence[LabelEvent],
+    preds: Sequence[WaitingPrediction],
+    plain: _Plain | None = None,
+) -> _Segment | None:
+    """The leading pairs of ``labels`` and the predictions they answer (of the current
+    version, distinct) that form a plain segment, scored; None if not even the first.
+
+    Also for predictions that answer early labels
+    (:mod:`streamproc.core.batchmonitor`): the same pairs, joined from the other side.
+    """
+    plain = plain or _plain_state(mon)
+    if plain is None or not preds:
+        return None
+    label_det, task = plain.label_det, plain.task
+    end = min(len(preds), plain.room)
+    if label_det is not None and not label_det.ready:
+        # The value that completes its reference ends the segment: the scan starts after it.
+        end = multinomialbatch.reference_end(label_det, end) + 1
+    squared = mon.scorer.loss == "squared"
+    errors: list[float] = []
+    pairs: list[Pair] = []
+    n = 0
+    for ev, pred in zip(labels[:end], preds[:end], strict=True):
         if ev.ts != ev.ts:
             break  # NaN (only from Python; the router refuses it): max() would differ from >
         if task is None:
@@ -251,16 +324,15 @@ def _segment(
             if e is None:
                 break
             errors.append(e)
-        seen.add(eid)
-        preds.append(pred)
-    if not preds:
-        return None
+        n += 1
     det = plain.error_det
-    if isinstance(det, RisingOnly) and not _rank(det).ready:
+    if isinstance(det, RisingOnly) and not _rank(det).ready and n:
         # Its reference completes within: the segment ends there, the scan starts after it.
-        done = rankbatch.reference_end(_rank(det), np.array(errors, dtype=np.float64)) + 1
-        del preds[done:], errors[done:]
-    return _Segment(events[p : p + len(preds)], preds, errors, pairs, plain)
+        n = min(n, rankbatch.reference_end(_rank(det), np.array(errors, dtype=np.float64)) + 1)
+        del errors[n:]
+    if n == 0:
+        return None
+    return _Segment(labels[:n], list(preds[:n]), errors, pairs, plain)
 
 
 def _error(task: str, squared: bool, prediction: Any, label: Any) -> float | None:
@@ -268,8 +340,8 @@ def _error(task: str, squared: bool, prediction: Any, label: Any) -> float | Non
     (:func:`~streamproc.core.errors.error_value`), or None for a pair it would not score (a
     type mismatch, class names for a regression model)."""
     if type(prediction) in _NUMBERS and type(label) in _NUMBERS:
-        if not (math.isfinite(prediction) and math.isfinite(label)):
-            return None
+        if not (_plain_number(prediction) and _plain_number(label)):
+            return None  # one by one: what fails for it fails for it alone
         p, y = prediction, label
     else:
         pair = comparable(prediction, label)
@@ -278,11 +350,18 @@ def _error(task: str, squared: bool, prediction: Any, label: Any) -> float | Non
         p, y = pair.prediction, pair.label
     if task != "regression":
         return 0.0 if p == y else 1.0
-    d = float(p) - float(y)
-    return d * d if squared else abs(d)
+    return quantity_error(float(p) - float(y), squared)
 
 
-def _first_alarm(mon: ModelMonitor, seg: _Segment) -> int:
+def _plain_number(v: int | float) -> bool:
+    """A finite float, or an int JSON can carry (only Python hands over others: an int past
+    a float's range, or one orjson cannot write, goes one by one)."""
+    if type(v) is int:
+        return -(2**63) <= v < 2**64
+    return math.isfinite(v)
+
+
+def first_alarm(mon: ModelMonitor, seg: _Segment) -> int:
     """The first label that can emit (``len``: none): its rollback watch, refit or re-request
     comes due, a held alarm's wait ends, or its error or label-frequency update fires."""
     at = len(seg.labels)
@@ -343,8 +422,6 @@ def _trial(watcher: Any, errors: list[float], at: int) -> tuple[_Trial, int]:
 def _commit(mon: ModelMonitor, seg: _Segment, k: int) -> None:
     """The first ``k`` labels of ``seg``, as ``k`` calls of :meth:`ModelMonitor.on_label`
     that emit nothing."""
-    from streamproc.core.monitor import MAX_LATENCIES
-
     if k == 0:
         return
     labels, preds = seg.labels[:k], seg.preds[:k]
@@ -352,7 +429,23 @@ def _commit(mon: ModelMonitor, seg: _Segment, k: int) -> None:
     if last > mon.last_ts:
         mon.last_ts = last
     mon.counts["labels"] = mon.counts.get("labels", 0) + k
-    sizes = _join(mon, labels, preds)
+    held = mon.join._sizes  # each example's size first: what raises must change nothing
+    sizes = [
+        _example_bytes(held[ev.event_id], ev, pred) for ev, pred in zip(labels, preds, strict=True)
+    ]
+    _join(mon, labels, preds)
+    apply_joined(mon, seg, k, sizes)
+
+
+def apply_joined(
+    mon: ModelMonitor, seg: _Segment, k: int, sizes: Sequence[int] | None = None
+) -> None:
+    """The first ``k`` pairs of ``seg``, already joined (the join's side done), as
+    :meth:`ModelMonitor._on_joined` on each (none emits); ``sizes``: their examples' bytes
+    (None: measured)."""
+    from streamproc.core.monitor import MAX_LATENCIES
+
+    labels, preds = seg.labels[:k], seg.preds[:k]
     room = MAX_LATENCIES - len(mon.join_latencies)
     if room > 0:
         pairs = zip(labels[:room], preds[:room], strict=True)
@@ -361,7 +454,9 @@ def _commit(mon: ModelMonitor, seg: _Segment, k: int) -> None:
         Example(pred.features, ev.label, pred.prediction, pred.version, ev.ts)
         for ev, pred in zip(labels, preds, strict=True)
     ]
-    mon.examples.extend_sized(examples, [_example_bytes(s, ev, pred) for s, ev, pred in sizes])
+    mon.examples.extend_sized(
+        examples, [example_bytes(x) for x in examples] if sizes is None else sizes
+    )
     if mon.label_wait is not None:  # none of these ends its wait
         for ev, pred in zip(labels, preds, strict=True):
             mon.label_wait.labelled(pred.ts, ev.ts)
@@ -420,28 +515,27 @@ def _settled(watcher: Any, trial: _Trial | None, errors: list[float], k: int) ->
 
 def _join(
     mon: ModelMonitor, labels: Sequence[LabelEvent], preds: Sequence[WaitingPrediction]
-) -> list[tuple[int, LabelEvent, WaitingPrediction]]:
+) -> None:
     """The join's side of ``labels`` (each answering its waiting prediction in ``preds``), as
-    :meth:`LabelJoin.add_label` one by one; each prediction's entry size in the join."""
+    :meth:`LabelJoin.add_label` one by one."""
     join = mon.join
     pending, held, recent = join._pending, join._sizes, join._recent
-    sizes = []
+    freed = 0
     latency_sum = join.latency_sum
     for ev, pred in zip(labels, preds, strict=True):
         eid = ev.event_id
         del pending[eid]
-        sizes.append((held.pop(eid), ev, pred))
+        freed += held.pop(eid)
         recent[eid] = None
         latency_sum += ev.ts - pred.ts  # in order: the same float sum
     join.latency_sum = latency_sum
-    join.nbytes -= sum(s for s, _, _ in sizes)
+    join.nbytes -= freed
     join._now = max(join._now, max(ev.ts for ev in labels))
     join.counts["joined"] += len(labels)
     over = len(recent) - join.max_pending
     if over > 0:  # one by one, each join past the limit forgets the oldest id
         for eid in list(recent)[:over]:
             del recent[eid]
-    return sizes
 
 
 def _example_bytes(entry: int, ev: LabelEvent, pred: WaitingPrediction) -> int:

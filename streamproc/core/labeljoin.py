@@ -227,6 +227,91 @@ class LabelJoin:
             if self.add_prediction(event_id, ts, version, prediction, features) is not None:
                 raise ValueError(f"add_predictions: a label for {event_id!r} came first.")
 
+    def quiet(self, rows: Sequence[PredictionRow], answered: Sequence[int]) -> bool:
+        """Whether :meth:`add_prediction` on each row in turn evicts nothing, where the rows
+        at the indices ``answered`` answer early labels (they join) and the others answer none
+        (they wait): then :meth:`add_and_join` may apply them at once.
+
+        Checked against bounds: the TTL horizon only rises (the oldest entry of each buffer,
+        the only one an eviction looks at, must pass the last horizon: every early label may
+        become the oldest as the joins take the others), the counts and bytes only grow by the
+        waiting rows.
+        """
+        if not rows:
+            return True
+        early, pending = self._early, self._pending
+        ids = [r[0] for r in rows]
+        joins = {ids[i] for i in answered}
+        waiting = [r for r in rows if r[0] not in joins]
+        horizon = max(self._now, max(r[1] for r in rows)) - self.ttl_s
+        front = next(iter(pending.values())).ts if pending else waiting[0][1] if waiting else 0
+        return (
+            len(set(ids)) == len(ids)
+            and len(joins) == len(answered)
+            and all(i in early for i in joins)
+            and not any(r[0] in pending or r[0] in self._recent or r[0] in early for r in waiting)
+            and len(pending) + len(waiting) <= self.max_pending
+            and len(early) <= self.max_early
+            and (not (pending or waiting) or front >= horizon)
+            and all(e.ts >= horizon for e in early.values())
+            and self.nbytes + sum(entry_bytes(r[0], WaitingPrediction(*r[1:])) for r in waiting)
+            <= self.max_bytes
+        )
+
+    def add_and_join(self, rows: Sequence[PredictionRow], answered: Sequence[int]) -> list[Joined]:
+        """:meth:`add_prediction` on each row in turn, where :meth:`quiet` holds for ``rows``
+        and ``answered``: the joined examples of the answered rows, in order."""
+        out = []
+        waiting = []
+        at = set(answered)
+        for i, (event_id, ts, version, prediction, features) in enumerate(rows):
+            if i in at:
+                early = self._early.pop(event_id)
+                self._forget_size(event_id)
+                pred = WaitingPrediction(ts, version, prediction, features)
+                out.append(self._joined(event_id, pred, early.ts, early.label, early.origin))
+            else:
+                waiting.append((event_id, ts, version, prediction, features))
+        self.add_predictions(waiting)  # at once: nothing is evicted
+        self._now = max(self._now, max((r[1] for r in rows), default=self._now))
+        return out
+
+    def hold_early(self, rows: Sequence[tuple[str, float, Any, Any]]) -> bool:
+        """:meth:`add_label` on each ``(event_id, ts, label, origin)`` in turn, none of them
+        answering a waiting prediction nor seen before, when that evicts nothing: at once, and
+        True; else False and nothing changed (apply them one by one).
+
+        Checked against bounds as :meth:`quiet`: the TTL horizon only rises, the oldest entry
+        of each buffer is the only one an eviction looks at, the counts and bytes only grow.
+        """
+        if not rows:
+            return True
+        early, pending = self._early, self._pending
+        ids = [r[0] for r in rows]
+        entries = [EarlyLabel(ts, label, origin) for _, ts, label, origin in rows]
+        try:
+            sizes = [entry_bytes(i, e) for i, e in zip(ids, entries, strict=True)]
+        except (TypeError, ValueError):  # not JSON (only from Python): fails on its own label
+            return False
+        now = max(self._now, max(e.ts for e in entries))
+        horizon = now - self.ttl_s
+        first = next(iter(early.values())) if early else entries[0]
+        if not (
+            len(set(ids)) == len(ids)
+            and not any(i in pending or i in self._recent or i in early for i in ids)
+            and all(e.ts == e.ts for e in entries)  # NaN: max() would differ from one by one
+            and (not pending or next(iter(pending.values())).ts >= horizon)
+            and first.ts >= horizon
+            and len(early) + len(ids) <= self.max_early
+            and self.nbytes + sum(sizes) <= self.max_bytes
+        ):
+            return False
+        self._now = now
+        early.update(zip(ids, entries, strict=True))
+        self._sizes.update(zip(ids, sizes, strict=True))
+        self.nbytes += sum(sizes)
+        return True
+
     def add_label(self, event_id: str, ts: float, label: Any, origin: Any = None) -> Joined | None:
         """Match a label to its prediction, or hold it (with ``origin``, returned in the
         :class:`Joined` as ``early_origin``) until the prediction arrives."""

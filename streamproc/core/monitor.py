@@ -167,6 +167,12 @@ def _where(s: SourceRef) -> tuple[str, int, int, int | None]:
     return s.topic, s.partition, s.offset, s.index
 
 
+def origin_of(source: SourceRef | None) -> list[Any] | None:
+    """Where a label came from, as an early label keeps it (for the dead letter of a type
+    mismatch found when its prediction arrives)."""
+    return None if source is None else [*_where(source)]
+
+
 class ModelMonitor:
     """Signals, detectors and trigger policy for one model.
 
@@ -293,8 +299,7 @@ class ModelMonitor:
 
     def on_label(self, ev: LabelEvent, source: SourceRef | None) -> Emitted:
         self._seen(ev.ts, "labels")
-        origin = None if source is None else [*_where(source)]
-        joined = self.join.add_label(ev.event_id, ev.ts, ev.label, origin)
+        joined = self.join.add_label(ev.event_id, ev.ts, ev.label, origin_of(source))
         return self._on_joined(joined, source) if joined else None
 
     def on_metric(self, ev: MetricEvent, source: SourceRef | None) -> RetrainRequest | None:

@@ -35,6 +35,7 @@ from streamproc.core.events import (
     SourceRef,
     encode,
 )
+from streamproc.core.labeljoin import LabelJoin
 from streamproc.core.monitor import ModelMonitor
 from streamproc.core.policy import (
     DriftRule,
@@ -332,10 +333,24 @@ def test_closed_loop_batch_path_is_the_per_event_path(
 
 
 def test_the_closed_loop_exercises_what_it_claims(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Deployed candidates applied in bulk, rollbacks, early labels joined inside runs (some
-    of them asking to retrain), type mismatches."""
-    seen = {"bulk_candidate": 0, "early_joins": 0, "early_emitted": 0}
+    """Deployed candidates applied in bulk, rollbacks, early labels held in bulk and joined
+    inside runs (in bulk, and one by one: some of them asking to retrain), type mismatches."""
+    seen = dict.fromkeys(
+        ("bulk_candidate", "early_joins", "early_emitted", "early_in_bulk", "early_held"), 0
+    )
     bookkeeping, join_early = batchmonitor._bookkeeping, batchmonitor._join_early
+    add_and_join = LabelJoin.add_and_join
+
+    def joins(join: LabelJoin, rows: Any, answered: Any) -> Any:
+        seen["early_in_bulk"] += len(answered)
+        return add_and_join(join, rows, answered)
+
+    hold_early = LabelJoin.hold_early
+
+    def held(join: LabelJoin, rows: Any) -> bool:
+        out = hold_early(join, rows)
+        seen["early_held"] += len(rows) if out else 0
+        return out
 
     def bulk(mon: ModelMonitor, evs: Any, start: int, stop: int) -> None:
         versions = evs.column("model_version", start, stop)
@@ -350,11 +365,15 @@ def test_the_closed_loop_exercises_what_it_claims(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(batchmonitor, "_bookkeeping", bulk)
     monkeypatch.setattr(batchmonitor, "_join_early", early)
+    monkeypatch.setattr(LabelJoin, "add_and_join", joins)
+    monkeypatch.setattr(LabelJoin, "hold_early", held)
     outs, snaps = closed_loop(LOOP_POLICIES["scheduled"], 3, 3000, 100, True, regression=True)
     counts = orjson.loads(snaps["m1"])["counts"]
     assert sum(len(o.requests) for o in outs) >= 5
     assert any(o.deployments for o in outs) and counts["rollbacks"] >= 1
-    assert seen["bulk_candidate"] > 500 and seen["early_joins"] > 500
+    assert seen["bulk_candidate"] > 500 and seen["early_joins"] + seen["early_in_bulk"] > 500
+    assert seen["early_in_bulk"] > 300 and seen["early_joins"] > 5, seen
+    assert seen["early_held"] > 300, seen
     assert seen["early_emitted"] >= 1
     outs, _ = closed_loop(LOOP_POLICIES["loop"], 3, 3000, 100, True)
     letters = [o.dead_letter.reason for o in outs if o.dead_letter is not None]

@@ -422,3 +422,26 @@ def test_dense_alarms_scan_a_bounded_stretch_each(monkeypatch: pytest.MonkeyPatc
     _both(one, many, labels[300:])
     assert one.counts["waiting_for_examples"] > n // 2
     assert sum(len(s.labels) for s in scanned if s is not None) < 100 * n
+
+
+@pytest.mark.parametrize("bad", [2**64, 10**400, -(2**63) - 1])
+def test_a_label_no_json_carries_fails_alone(bad: int) -> None:
+    """Only from Python (JSON ints fit 64 bits): an int label past what orjson writes or a
+    float holds raises on its own label, after the labels before it are applied as one by
+    one, not at the start of its stretch with the stretch half applied."""
+    policy = dataclasses.replace(SQUARED, error=ErrorRule(loss="squared"))
+    one = ModelMonitor("m", policy)
+    for i in range(300):
+        one.on_prediction(PredictionEvent(f"e{i}", "m", "v1", float(i), 10.0 + i % 3, {}), None)
+    for i in range(250):
+        one.on_label(LabelEvent(f"e{i}", "m", i + 0.5, 10.0), None)
+    many = ModelMonitor.restore(one.snapshot(), policy)
+    labels = [LabelEvent(f"e{i}", "m", i + 0.5, bad if i == 255 else 11) for i in range(250, 260)]
+    applied = many.on_labels(labels)
+    for k in range(5):
+        assert next(applied) == (k, one.on_label(labels[k], None))
+    with pytest.raises((TypeError, OverflowError)):
+        one.on_label(labels[5], None)
+    with pytest.raises((TypeError, OverflowError)):
+        next(applied)
+    assert many.snapshot() == one.snapshot()

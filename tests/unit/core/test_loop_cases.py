@@ -336,3 +336,32 @@ def test_errors_near_the_float_limit_are_judged_as_smaller_ones(scale: float) ->
     watch = DegradedWatch("r1", good_level=1.5 * scale, change_ts=0.0, labels=40, next_at=80)
     assert watch.still_degraded(after)
     assert not watch.still_degraded(before)
+    # Sums that overflow though no single square does; an infinite error (an old snapshot's).
+    low = DegradedWatch("r1", good_level=1.0, change_ts=0.0, labels=40, next_at=80)
+    assert low.still_degraded([0.0, 2e154] * 20)
+    assert watch.still_degraded([float("inf"), *before[1:]])
+
+
+def test_a_huge_regression_error_is_bounded_and_survives_a_restart() -> None:
+    """A squared error of a prediction 1e200 off overflowed to infinity: the rollback watch's
+    sums became infinite, the snapshot wrote them as null (JSON has no infinity), and the
+    restored monitor raised on its next label, dead-lettering every label after. Errors are
+    bounded by MAX_ERROR now: the restored monitor goes on as the one that never stopped."""
+    from streamproc.core.errors import MAX_ERROR
+    from streamproc.core.policy import ErrorRule
+
+    policy = Policy(task="regression", error=ErrorRule(loss="squared"))
+    mon = ModelMonitor("m", policy)
+    rng = random.Random(4)
+    for i in range(600):
+        feed(mon, i, "v1", 10.0 + rng.gauss(0, 1), 10.0)
+    mon.on_deployment(DeploymentEvent("d-1", "m", "v2", "promote", 600.0, previous_version="v1"))
+    assert mon.watch is not None
+    for i in range(600, 605):
+        feed(mon, i, "v2", 1e200, 10.0)
+    assert mon.scorer.loss == "squared" and max(mon._recent_errors("v2", 10)) == MAX_ERROR
+    again = ModelMonitor.restore(mon.snapshot(), policy)
+    for i in range(605, 700):
+        pred = 10.0 + rng.gauss(0, 1)
+        assert feed(again, i, "v2", pred, 10.0) == feed(mon, i, "v2", pred, 10.0)
+    assert again.snapshot() == mon.snapshot()

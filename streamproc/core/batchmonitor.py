@@ -493,6 +493,8 @@ def _joins_in_bulk(
     """
     stop = early[-1] + 1
     rows = _rows(evs, p, p + stop)
+    if not mon.join.quiet(rows, early):  # then neither is a part of it: one by one
+        return 0, None
     labels, preds = [], []
     for e in early:
         event_id, ts, version, prediction, features = rows[e]
@@ -501,7 +503,7 @@ def _joins_in_bulk(
         preds.append(WaitingPrediction(ts, version, prediction, features))
     seg = labelbatch.pairs_segment(mon, labels, preds)
     j = 0 if seg is None else labelbatch.first_alarm(mon, seg)
-    if j == 0 or not mon.join.quiet(rows[: early[j - 1] + 1], early[:j]):
+    if j == 0:
         return 0, None
     hit = slow.advance(early[j - 1] + 1)
     if hit is not None:

@@ -204,7 +204,10 @@ def _held_early(
     pending, recent, early = join._pending, join._recent, join._early
     seen: set[str] = set()
     n = p
-    while n < len(events):
+    # Past the count limit each label evicts the oldest: one by one (labels far ahead of their
+    # predictions, a worker catching up on both topics, fill it).
+    end = min(len(events), p + join.max_early - len(early))
+    while n < end:
         eid = events[n].event_id
         if eid in pending or eid in recent or eid in early or eid in seen:
             break

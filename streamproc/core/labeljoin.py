@@ -228,33 +228,42 @@ class LabelJoin:
                 raise ValueError(f"add_predictions: a label for {event_id!r} came first.")
 
     def quiet(self, rows: Sequence[PredictionRow], answered: Sequence[int]) -> bool:
-        """Whether :meth:`add_prediction` on each row in turn evicts nothing, where the rows
-        at the indices ``answered`` answer early labels (they join) and the others answer none
-        (they wait): then :meth:`add_and_join` may apply them at once.
+        """Whether :meth:`add_prediction` on each row in turn evicts nothing but by the count
+        of waiting predictions, where the rows at the indices ``answered`` answer early labels
+        (they join) and the others answer none (they wait): then :meth:`add_and_join` may
+        apply them at once (the joins leave the waiting predictions alone, so the same oldest
+        go by count, in the same order, as :meth:`add_predictions` does at once).
 
-        Checked against bounds: the TTL horizon only rises (the oldest entry of each buffer,
-        the only one an eviction looks at, must pass the last horizon: every early label may
-        become the oldest as the joins take the others), the counts and bytes only grow by the
-        waiting rows.
+        Checked against bounds: the TTL horizon only rises (every entry an eviction looks at,
+        the oldest of each buffer, must pass the last horizon: every early label may become
+        the oldest as the joins take the others), the bytes only grow by the waiting rows.
         """
         if not rows:
             return True
         early, pending = self._early, self._pending
         ids = [r[0] for r in rows]
         joins = {ids[i] for i in answered}
-        waiting = [r for r in rows if r[0] not in joins]
+        waiting = [WaitingPrediction(*r[1:]) for r in rows if r[0] not in joins]
         horizon = max(self._now, max(r[1] for r in rows)) - self.ttl_s
-        front = next(iter(pending.values())).ts if pending else waiting[0][1] if waiting else 0
+        over = len(pending) + len(waiting) - self.max_pending
+        looked_at = islice(chain(pending.values(), waiting), max(over, 0) + 1)
         return (
             len(set(ids)) == len(ids)
             and len(joins) == len(answered)
             and all(i in early for i in joins)
-            and not any(r[0] in pending or r[0] in self._recent or r[0] in early for r in waiting)
-            and len(pending) + len(waiting) <= self.max_pending
+            and not any(
+                r[0] in pending or r[0] in self._recent or r[0] in early
+                for r in rows
+                if r[0] not in joins
+            )
             and len(early) <= self.max_early
-            and (not (pending or waiting) or front >= horizon)
+            and all(e.ts >= horizon for e in looked_at)
             and all(e.ts >= horizon for e in early.values())
-            and self.nbytes + sum(entry_bytes(r[0], WaitingPrediction(*r[1:])) for r in waiting)
+            and self.nbytes
+            + sum(
+                entry_bytes(r[0], e)
+                for r, e in zip((r for r in rows if r[0] not in joins), waiting, strict=True)
+            )
             <= self.max_bytes
         )
 
@@ -289,22 +298,23 @@ class LabelJoin:
         early, pending = self._early, self._pending
         ids = [r[0] for r in rows]
         entries = [EarlyLabel(ts, label, origin) for _, ts, label, origin in rows]
-        try:
-            sizes = [entry_bytes(i, e) for i, e in zip(ids, entries, strict=True)]
-        except (TypeError, ValueError):  # not JSON (only from Python): fails on its own label
-            return False
         now = max(self._now, max(e.ts for e in entries))
         horizon = now - self.ttl_s
         first = next(iter(early.values())) if early else entries[0]
         if not (
-            len(set(ids)) == len(ids)
+            len(early) + len(ids) <= self.max_early
+            and len(set(ids)) == len(ids)
             and not any(i in pending or i in self._recent or i in early for i in ids)
             and all(e.ts == e.ts for e in entries)  # NaN: max() would differ from one by one
             and (not pending or next(iter(pending.values())).ts >= horizon)
             and first.ts >= horizon
-            and len(early) + len(ids) <= self.max_early
-            and self.nbytes + sum(sizes) <= self.max_bytes
         ):
+            return False
+        try:
+            sizes = [entry_bytes(i, e) for i, e in zip(ids, entries, strict=True)]
+        except (TypeError, ValueError):  # not JSON (only from Python): fails on its own label
+            return False
+        if self.nbytes + sum(sizes) > self.max_bytes:
             return False
         self._now = now
         early.update(zip(ids, entries, strict=True))

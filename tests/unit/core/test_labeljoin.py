@@ -405,3 +405,54 @@ def test_add_predictions_pushes_out_the_oldest_at_once(monkeypatch: pytest.Monke
     assert many.state() == one.state()
     assert list(many.state()["pending"]) == ["e3", "e4", "e5", "e6", "e7"]
     assert many.counts["evicted_predictions"] == 3 and many.nbytes == one.nbytes
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    max_pending=st.integers(1, 40),
+    max_early=st.integers(1, 40),
+    ttl_s=st.sampled_from([5.0, 50.0, 1e9]),
+    max_bytes=st.sampled_from([800, 4000, 10**9]),
+)
+def test_early_labels_held_and_joined_at_once_are_one_by_one(
+    seed: int, max_pending: int, max_early: int, ttl_s: float, max_bytes: int
+) -> None:
+    """``hold_early`` and ``quiet`` + ``add_and_join`` (what the batch paths do at once) give
+    the state, joins and byte counts of ``add_label`` and ``add_prediction`` one by one,
+    whenever they say they can; and they can often, count evictions included."""
+    rng = random.Random(seed)
+    one = LabelJoin(max_pending, ttl_s, max_early=max_early, max_bytes=max_bytes)
+    many = LabelJoin(max_pending, ttl_s, max_early=max_early, max_bytes=max_bytes)
+    t, n, held, joined, over = 0.0, 0, 0, 0, 0
+    for _ in range(15):
+        labels = []
+        for _ in range(rng.randint(1, 20)):  # labels ahead of their predictions
+            t += rng.random()
+            labels.append((f"e{n + rng.randint(0, 30)}", t - rng.random() * 3, n % 3, None))
+        labels = list(dict((r[0], r) for r in labels).values())
+        if many.hold_early(labels):
+            held += len(labels)
+        else:
+            for r in labels:
+                many.add_label(*r)
+        for r in labels:
+            one.add_label(*r)
+        rows = []
+        for _ in range(rng.randint(1, 40)):
+            t += rng.random()
+            rows.append((f"e{n}", t - rng.random() * 3, "v1", n % 2, {"x": n}))
+            n += 1
+        answered = [i for i, r in enumerate(rows) if one.has_early(r[0])]
+        by_one = [one.add_prediction(*r) for r in rows]
+        if many.quiet(rows, answered):
+            over += len(many._pending) + len(rows) - len(answered) > max_pending
+            by_many = many.add_and_join(rows, answered)
+            joined += len(answered)
+            assert by_many == [j for j in by_one if j is not None]
+        else:
+            assert [many.add_prediction(*r) for r in rows] == by_one
+        assert one.state() == many.state()
+        assert (one.nbytes, one._sizes) == (many.nbytes, many._sizes)
+    if max_pending == 40 and max_early == 40 and max_bytes > 4000 and ttl_s > 5:
+        assert held and joined, (held, joined)

@@ -449,17 +449,18 @@ def _bookkeeping(mon: ModelMonitor, evs: PredictionColumns, start: int, stop: in
     event by event."""
     if stop <= start:
         return
-    _counted(mon, evs, start, stop)
+    rows = _rows(evs, start, stop)
+    _counted(mon, rows)
     # No early label waits for a plain event: none of them joins.
-    mon.join.add_predictions(_rows(evs, start, stop))
+    mon.join.add_predictions(rows)
 
 
-def _counted(mon: ModelMonitor, evs: PredictionColumns, start: int, stop: int) -> None:
-    """The counters and traffic weights of the plain events ``start`` to ``stop``."""
-    last = max(evs.column("ts", start, stop))
+def _counted(mon: ModelMonitor, rows: Sequence[PredictionRow]) -> None:
+    """The counters and traffic weights of plain events (their join rows)."""
+    last = max(r[1] for r in rows)
     if last > mon.last_ts:
         mon.last_ts = last
-    n = stop - start
+    n = len(rows)
     mon.counts["predictions"] = mon.counts.get("predictions", 0) + n
     # Plain events are of the current version: observing them never switches it.
     mon.traffic.observe_many(mon.version, n)
@@ -511,7 +512,7 @@ def _joins_in_bulk(
     stop = early[j - 1] + 1 if j else 0
     if stop:
         assert seg is not None
-        _counted(mon, evs, p, p + stop)
+        _counted(mon, rows[:stop])
         mon.join.add_and_join(rows[:stop], early[:j])
         labelbatch.apply_joined(mon, seg, j)
     return stop, hit

@@ -57,6 +57,26 @@ SQUARED = dataclasses.replace(
 REGRESSIONS = {"regression": REGRESSION, "squared": SQUARED}
 
 
+# How a label is sent instead of as its plain value: (cumulative probability, the label sent).
+_CLASS_LABELS: list[tuple[float, Any]] = [
+    (0.004, lambda y: "yes"),  # a type mismatch
+    (0.01, str),  # a numeric string: compared as a number
+    (0.015, bool),
+]
+_QUANTITY_LABELS: list[tuple[float, Any]] = [
+    (0.003, lambda y: "yes"),  # class names: not scored for a regression model
+    (0.006, lambda y: True),
+    (0.02, str),  # a numeric string: compared as a number
+    (0.05, int),
+]
+
+
+def _disguised(rng: random.Random, truth: Any, variants: list[tuple[float, Any]]) -> Any:
+    """``truth`` as a producer may send it: one draw picks a variant, or the value itself."""
+    r = rng.random()
+    return next((make(truth) for p, make in variants if r < p), truth)
+
+
 def _deliver(
     rng: random.Random, timeline: list, i: int, label: Any, burst: int
 ) -> tuple[float, LabelEvent]:
@@ -92,14 +112,7 @@ def _stream(seed: int, n: int, burst: int = 0) -> list[PredictionEvent | LabelEv
         if rng.random() < 0.2:
             continue
         truth = pred if rng.random() < (0.6 if changed else 0.92) else 1 - pred
-        label: Any = truth
-        r = rng.random()
-        if r < 0.004:
-            label = "yes"  # a type mismatch
-        elif r < 0.01:
-            label = str(truth)  # a numeric string: compared as a number
-        elif r < 0.015:
-            label = bool(truth)
+        label = _disguised(rng, truth, _CLASS_LABELS)
         at, lab = _deliver(rng, timeline, i, label, burst)
         if rng.random() < 0.01:
             timeline.append((at + 3, 1, LabelEvent(f"e{i}", "m", lab.ts, truth)))
@@ -111,7 +124,7 @@ def _stream(seed: int, n: int, burst: int = 0) -> list[PredictionEvent | LabelEv
 def _regression_stream(seed: int, n: int, burst: int = 0) -> list[PredictionEvent | LabelEvent]:
     """:func:`_stream` for a quantity: the error grows a third of the way (an alarm), falls
     back two thirds of the way (a fall: restarted quietly); integer and numeric-string labels,
-    class names and booleans (not scored), huge magnitudes (a squared error that overflows)."""
+    class names and booleans (not scored), huge magnitudes (errors at their bound)."""
     rng = random.Random(seed)
     timeline: list[tuple[float, int, PredictionEvent | LabelEvent]] = []
     for i in range(n):
@@ -119,7 +132,7 @@ def _regression_stream(seed: int, n: int, burst: int = 0) -> list[PredictionEven
         truth: Any = round(rng.lognormvariate(3, 1), 2)
         pred: Any = round(truth + rng.gauss(0, noise), 3)
         if rng.random() < 0.003:
-            pred = 1e200  # squared: the error is inf, a missing value for the rank CUSUM
+            pred = 1e200  # the error at errors.MAX_ERROR (it overflowed before)
         version = "v2" if rng.random() < 0.02 else "v1"
         feats = {"x": round(rng.gauss(0, 1), 3)}
         timeline.append(
@@ -127,15 +140,7 @@ def _regression_stream(seed: int, n: int, burst: int = 0) -> list[PredictionEven
         )
         if rng.random() < 0.2:
             continue
-        r = rng.random()
-        if r < 0.003:
-            truth = "yes"  # class names: not scored for a regression model
-        elif r < 0.006:
-            truth = True
-        elif r < 0.02:
-            truth = str(truth)  # a numeric string: compared as a number
-        elif r < 0.05:
-            truth = int(truth)
+        truth = _disguised(rng, truth, _QUANTITY_LABELS)
         at, lab = _deliver(rng, timeline, i, truth, burst)
         if rng.random() < 0.01:
             timeline.append((at + 3, 1, lab))  # a duplicate

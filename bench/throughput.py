@@ -41,7 +41,9 @@ JSON keys: ``raw_events_per_s``, ``worker_events_per_s``, ``two_workers_events_p
 ``ratio``, ``state_bytes_per_model``, ``faust_floor_events_per_s``,
 ``core_events_per_s``, ``raw_batched_events_per_s``, ``batched_worker_events_per_s``,
 ``batched_worker_events_per_s_10k_models``, ``rss_bytes_10k_models`` (the (k) worker's peak),
-``core_rss_bytes_10k_models`` (the offline run), ``peer_events_per_s``.
+``core_rss_bytes_10k_models`` (the offline run), ``peer_events_per_s``; ``labels`` and
+``labels_joined`` (per worker phase: the sum of the workers' ``streamproc_label_joins_total``;
+half the models get labels, so all of them join when nothing is evicted).
 """
 
 from __future__ import annotations
@@ -230,9 +232,13 @@ def run_workers(
     timeout: float,
     prefix: str = PREFIX,
 ):
-    """Start ``count`` workers in group ``app_id``; (ready_s, caught_up_s, peak RSS bytes).
+    """Start ``count`` workers in group ``app_id``; (ready_s, caught_up_s, peak RSS bytes,
+    labels joined).
 
-    The peak RSS is the largest ``VmHWM`` of the worker processes, read before they stop.
+    The peak RSS is the largest ``VmHWM`` of the worker processes, and the labels joined the
+    sum of their ``streamproc_label_joins_total``, both read before they stop: every label
+    joins its prediction unless the join evicted one of the two (a worker catching up on both
+    topics once evicted labels that ran ahead of their predictions).
     """
     from streamproc.devkit.harness import WorkerProcess, free_port, group_lag
 
@@ -267,10 +273,21 @@ def run_workers(
                 raise TimeoutError(f"{app_id}: still {lag} of {total} records behind")
             time.sleep(0.5)
         done = time.perf_counter() - t0
-        return ready, done, max(peak_rss(w.proc.pid) for w in workers if w.proc is not None)
+        rss = max(peak_rss(w.proc.pid) for w in workers if w.proc is not None)
+        return ready, done, rss, sum(labels_joined(w.settings.web_port) for w in workers)
     finally:
         for w in workers:
             w.stop()
+
+
+def labels_joined(web_port: int) -> int:
+    """The labels a worker joined, from its ``/metrics``."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    return round(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                     if line.startswith("streamproc_label_joins_total")))  # fmt: skip
 
 
 def peak_rss(pid: int) -> int:
@@ -528,20 +545,20 @@ def main() -> None:
         print(f"(a') raw on batched records: {seen_b} events in {raw_bs:.2f}s")
 
         timeout = max(600.0, total / 100)  # a busy machine: only "hung" fails
-        ready1, done1, _ = run_workers(bootstrap, work, "bench-one", 1, total, timeout)
+        ready1, done1, _, joined1 = run_workers(bootstrap, work, "bench-one", 1, total, timeout)
         proc1 = done1 - ready1
         print(f"(b) one worker: ready after {ready1:.1f}s, caught up at {done1:.1f}s")
-        ready_b, done_b, _ = run_workers(
+        ready_b, done_b, _, joined_b = run_workers(
             bootstrap, work, "bench-batched", 1, total, timeout, prefix=BATCHED_PREFIX
         )
         proc_b = done_b - ready_b
         print(f"(b') one worker, batched: ready after {ready_b:.1f}s, caught up at {done_b:.1f}s")
-        ready2, done2, _ = run_workers(
+        ready2, done2, _, joined2 = run_workers(
             bootstrap, work, "bench-two", 2, total, timeout, prefix=BATCHED_PREFIX
         )
         proc2 = done2 - ready2
         print(f"(c) two workers, batched: ready after {ready2:.1f}s, caught up at {done2:.1f}s")
-        ready_k, done_k, rss_k = run_workers(
+        ready_k, done_k, rss_k, joined_k = run_workers(
             bootstrap, work, "bench-fleet", 1, total, timeout, prefix=FLEET_PREFIX
         )
         proc_k = done_k - ready_k
@@ -589,6 +606,8 @@ def main() -> None:
         "peer_events_per_s": round(peer, 1) if peer else None,
         "faust_floor_events_per_s": round(floor, 1),
         "core_events_per_s": round(st["core_events_per_s"], 1),
+        "labels": labels,
+        "labels_joined": {"b": joined1, "b'": joined_b, "c": joined2, "k": joined_k},
     }
 
     print()
@@ -597,13 +616,16 @@ def main() -> None:
         ("(a) raw aiokafka + orjson, events/s", f"{raw_rate:,.0f}"),
         ("(b) one worker, events/s", f"{w1:,.0f}"),
         ("    ready / processing time, s", f"{ready1:.1f} / {proc1:.1f}"),
+        (f"    labels joined (of {labels:,})", f"{joined1:,}"),
         ("(c) two workers on batched records, events/s", f"{w2:,.0f}"),
         ("    ready / processing time, s", f"{ready2:.1f} / {proc2:.1f}"),
+        (f"    labels joined (of {labels:,})", f"{joined2:,}"),
         ("(d) faust agent that only decodes, events/s", f"{floor:,.0f}"),
         ("(a') raw on batched records, events/s", f"{raw_b_rate:,.0f}"),
         (f"     records ({total / records_b:,.0f} events each)", f"{records_b:,}"),
         ("(b') one worker on batched records, events/s", f"{wb:,.0f}"),
         ("    ready / processing time, s", f"{ready_b:.1f} / {proc_b:.1f}"),
+        (f"    labels joined (of {labels:,})", f"{joined_b:,}"),
         ("ratio (b'/a)", f"{wb / raw_rate:.3f}"),
         ("ratio b'/a'", f"{wb / raw_b_rate:.3f}"),
         ("ratio b'/b (batched over single-event worker)", f"{wb / w1:.2f}"),
@@ -615,6 +637,7 @@ def main() -> None:
         ("two workers / one worker (batched)", f"{w2 / wb:.2f}"),
         (f"(k) one worker, {FLEET_MODELS:,} models, batched, events/s", f"{wk:,.0f}"),
         ("    peak RSS of that worker, B", f"{rss_k:,}"),
+        (f"    labels joined (of {labels:,})", f"{joined_k:,}"),
         ("(p) peer: quix-streams + river ADWIN, events/s", f"{peer:,.0f}" if peer else "skipped"),
         ("ratio b'/p (batched worker over the peer)", f"{wb / peer:.2f}" if peer else "-"),
         ("ratio b/p (single-event worker over the peer)", f"{w1 / peer:.2f}" if peer else "-"),

@@ -91,6 +91,7 @@ class Settings:
     replication: int = 1
     stall_s: float = 180.0
     commit_gap_s: float = 30.0
+    label_lead_s: float = 0.0  # labels ahead of their predictions (record time) held past this
     admin_token_file: str | None = None
     web_auth: str = "actions"  # what needs the admin token: actions, reads or all
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
@@ -116,6 +117,7 @@ class Settings:
             replication=_env_int(env, "STREAMPROC_REPLICATION", 1),
             stall_s=_env_float(env, "STREAMPROC_STALL_S", 180.0),
             commit_gap_s=_env_float(env, "STREAMPROC_COMMIT_GAP_S", 30.0),
+            label_lead_s=_env_float(env, "STREAMPROC_LABEL_LEAD_S", 0.0),
             admin_token_file=env.get("STREAMPROC_ADMIN_TOKEN_FILE") or None,
             web_auth=_web_auth(env.get("STREAMPROC_WEB_AUTH") or "actions"),
             security=KafkaSecurity.from_env(env),
@@ -170,6 +172,7 @@ _RANGES: dict[str, tuple[str, str, float, float, str]] = {
     "checkpoint_s": ("STREAMPROC_CHECKPOINT_S", "", 0.01, 3600.0, "seconds from 0.01 to 3600"),
     "stall_s": ("STREAMPROC_STALL_S", "", 1.0, 86_400.0, "seconds from 1 to 86400"),
     "commit_gap_s": ("STREAMPROC_COMMIT_GAP_S", "", 1.0, 86_400.0, "seconds from 1 to 86400"),
+    "label_lead_s": ("STREAMPROC_LABEL_LEAD_S", "", 0.0, 86_400.0, "seconds from 0 to 86400"),
 }
 
 

@@ -59,9 +59,13 @@ class Record:
         return orjson.loads(self.value) if self.value else None
 
 
+# (topic, key, value), or (topic, key, value, timestamp in ms since the epoch)
+Outgoing = tuple[str, str | bytes | None, bytes] | tuple[str, str | bytes | None, bytes, int]
+
+
 async def produce_async(
     bootstrap: str,
-    records: Iterable[tuple[str, str | bytes | None, bytes]],
+    records: Iterable[Outgoing],
     security: KafkaSecurity | None = None,
 ) -> None:
     producer = AIOKafkaProducer(
@@ -73,9 +77,11 @@ async def produce_async(
     await producer.start()
     try:
         futs = []
-        for topic, key, value in records:
+        for topic, key, value, *ts in records:
             k = key.encode() if isinstance(key, str) else key
-            futs.append(await producer.send(topic, value=value, key=k))
+            futs.append(
+                await producer.send(topic, value=value, key=k, timestamp_ms=ts[0] if ts else None)
+            )
         await asyncio.gather(*futs)
     finally:
         await producer.stop()
@@ -83,10 +89,11 @@ async def produce_async(
 
 def produce(
     bootstrap: str,
-    records: Iterable[tuple[str, str | bytes | None, bytes]],
+    records: Iterable[Outgoing],
     security: KafkaSecurity | None = None,
 ) -> None:
-    """Send ``(topic, key, value)`` records in order and wait for every ack.
+    """Send ``(topic, key, value)`` records in order and wait for every ack; a fourth element,
+    if given, is the record's timestamp (ms since the epoch; else the time of sending).
 
     ``security`` defaults to the environment's (``KafkaSecurity.from_env``), as everywhere here.
     """

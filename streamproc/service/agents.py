@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast
 import orjson
 from mode import CrashingSupervisor
 
+from streamproc.core.alignment import SIDES
 from streamproc.core.events import (
     InvalidEvent,
     RetrainRequest,
@@ -52,8 +53,14 @@ from streamproc.core.retrain import (
     unexpected,
 )
 from streamproc.core.router import Monitors, Outcome, route_record
-from streamproc.core.topics import DEPLOYMENTS, MONITORED_TOPICS, RETRAIN_REQUESTS, RETRAIN_RESULTS
+from streamproc.core.topics import (
+    DEPLOYMENTS,
+    MONITORED_TOPICS,
+    RETRAIN_REQUESTS,
+    RETRAIN_RESULTS,
+)
 from streamproc.service.aliases import AliasFollower
+from streamproc.service.alignment import TopicAlignment
 from streamproc.service.app import MAX_STATE_BYTES, Wiring, send_acked
 from streamproc.service.board import StatusBoard
 from streamproc.service.checkpoint import Checkpointer
@@ -133,6 +140,13 @@ class DriftAgent:
         self.commits = commits
         self.prefix = w.settings.topic_prefix
         self.logical_of = {w.settings.topic(n): n for n in MONITORED_TOPICS}
+        # Catching up, whichever topic ran ahead of the other overflowed its side of the join.
+        self.alignment = TopicAlignment(
+            w.app.consumer,
+            {side: w.settings.topic(side) for side in SIDES},
+            w.settings.label_lead_s,
+            board.metrics.held_partitions,
+        )
 
     async def on_revoked(self, app: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # faust awaits this before the group moves on: write what we applied (no acks: the
@@ -143,12 +157,15 @@ class DriftAgent:
         async with self.ckpt.lock:
             await self.ckpt.checkpoint(ack=False)
             self.monitors.forget()
+            self.alignment.forget()  # what waits comes again from the last commit
         self.board.forget_partitions({tp.partition for tp in revoked})
         if self.commits is not None:
             self.commits.forget(revoked)
 
     async def checkpoint_when_idle(self) -> None:
         async with self.ckpt.lock:
+            if self.alignment.waiting:  # records waiting for a topic that stalled go on
+                await self.apply_batch([])
             if self.ckpt.due():
                 await self.ckpt.checkpoint()
 
@@ -170,6 +187,9 @@ class DriftAgent:
         try:
             for event in events:
                 await self._apply_record(event, generation, flowing, touched, applied)
+            for side, event in self.alignment.due() if flowing else ():
+                await self._apply_admitted(event, side, touched, applied)
+                self.alignment.applied(event)
         finally:  # what was applied is counted, even if a send failed midway
             for (logical, model_id), n in applied.items():
                 self.metrics.events.labels(logical, self.metrics.model(model_id)).inc(n)
@@ -197,16 +217,29 @@ class DriftAgent:
         touched: dict[str, int],
         applied: Counter[tuple[str, str]],
     ) -> None:
-        """One record's outcomes. Most only changed their model: counted in ``applied`` (the
-        metric is increased once per batch), not sent through :meth:`apply`."""
+        """One record's outcomes, unless it was fetched before a rebalance; a record of the
+        predictions or labels topic may wait for the other's (:class:`TopicAlignment`)."""
         msg = event.message
         if msg.generation_id != generation or not flowing:
             # Fetched before (or during) a rebalance: faust sends it again from the last
             # commit. Keep a reference so this copy is never marked committable.
             msg.incref()
             return
-        self.ckpt.hold(event)
         logical = self.logical_of.get(msg.topic, msg.topic.removeprefix(self.prefix))
+        if logical not in SIDES:
+            await self._apply_admitted(event, logical, touched, applied)
+            return
+        for side, ready in self.alignment.offer(logical, event):
+            await self._apply_admitted(ready, side, touched, applied)
+            self.alignment.applied(ready)
+
+    async def _apply_admitted(
+        self, event: Any, logical: str, touched: dict[str, int], applied: Counter[tuple[str, str]]
+    ) -> None:
+        """Most outcomes only changed their model: counted in ``applied`` (the metric is
+        increased once per batch), not sent through :meth:`apply`."""
+        msg = event.message
+        self.ckpt.hold(event)
         src = SourceRef(logical, msg.partition, msg.offset)
         plain = logical not in (DEPLOYMENTS, RETRAIN_RESULTS)
         # A batched record is many events: one outcome each, applied in order.

@@ -21,7 +21,10 @@ when one is gone.
 ``Consumer._active_partitions``             the partitions faust fetches (read, and written
                                             back by the watchdog: :func:`active_partitions`)
 ``Consumer._paused_partitions``,            paused, and held back for a full buffer (read:
-``._buffered_partitions``                   :func:`paused_partitions`, :func:`buffered_partitions`)
+``._buffered_partitions``                   :func:`paused_partitions`, :func:`buffered_partitions`;
+                                            the label partitions :func:`hold` asks for are
+                                            paused and resumed by faust's public
+                                            ``pause_partitions``/``resume_partitions``)
 ``faust.streams._current_event``            the event being processed, which a table write
                                             takes its partition from (:func:`at_partition`,
                                             :func:`no_current_event`)
@@ -104,6 +107,7 @@ __all__ = [
     "buffered_partitions",
     "committed_offsets",
     "guard_commits",
+    "hold",
     "no_current_event",
     "pause_streams_while_seeking",
     "paused_partitions",
@@ -269,6 +273,32 @@ def guard_commits(consumer: Any, guard: CommitGuard) -> bool:
 # of its next fetch: a seek made while the loop waits on a record would be undone by the loop
 # setting that record's read offset after it.
 _REWINDS: weakref.WeakKeyDictionary[Any, dict[Any, int]] = weakref.WeakKeyDictionary()
+# Partitions to hold (pause) and those this module paused, applied by the same wrapper at the
+# start of a fetch: faust's fetch loop drops, unread, the rest of a batch's records of a
+# partition paused while it iterates the batch (its position already past them).
+_HOLDS: weakref.WeakKeyDictionary[Any, _Holds] = weakref.WeakKeyDictionary()
+
+
+class _Holds:
+    def __init__(self) -> None:
+        self.wanted: frozenset[Any] = frozenset()
+        self.paused: set[Any] = set()
+
+    def apply(self, consumer: Any) -> None:
+        """Pause what is wanted, resume what no longer is; never during a rebalance (faust
+        pauses and resumes every stream partition itself then, and forgets the rest)."""
+        if not (self.wanted or self.paused) or not consumer.app.flow_control.is_active():
+            return
+        assigned = set(consumer.assignment())
+        self.paused &= assigned & paused_partitions(consumer)  # a rebalance resumed the rest
+        pause = (self.wanted & assigned) - self.paused
+        resume = self.paused - self.wanted
+        if pause:
+            consumer.pause_partitions(pause)
+            self.paused |= pause
+        if resume:
+            consumer.resume_partitions(resume)
+            self.paused -= resume
 
 
 def refuse_gaps(consumer: Any) -> bool:
@@ -298,6 +328,7 @@ def refuse_gaps(consumer: Any) -> bool:
     read = consumer._read_offset
     acks_enabled_for = consumer.app.topics.acks_enabled_for
     pending = _REWINDS.setdefault(consumer, {})
+    holds = _HOLDS.setdefault(consumer, _Holds())
     tried: dict[Any, tuple[int, int]] = {}  # partition -> (read offset, offset jumped to)
 
     async def seek(tp: Any, offset: int) -> None:
@@ -312,6 +343,7 @@ def refuse_gaps(consumer: Any) -> bool:
     async def refetching(timeout: float) -> Any:
         for tp in list(pending):
             await seek(tp, pending.pop(tp))
+        holds.apply(consumer)
         dropped: set[Any] = set()
         async for tp, message in getmany(timeout=timeout):
             if tp in dropped:
@@ -355,6 +387,17 @@ def rewind(consumer: Any, offsets: dict[Any, int]) -> list[Any]:
     for tp in queued:
         pending[tp] = offsets[tp]
     return queued
+
+
+def hold(consumer: Any, partitions: Iterable[Any]) -> bool:
+    """Have faust fetch none of ``partitions`` (paused from its next fetch on, and resumed when
+    a later call leaves them out) until the next rebalance, which resumes them all. Returns
+    whether holds are applied here (:func:`refuse_gaps` installed)."""
+    holds = _HOLDS.get(consumer)
+    if holds is None:
+        return False
+    holds.wanted = frozenset(partitions)
+    return True
 
 
 # -- the partitions faust fetches (read by the watchdog; faust issue #629) ------------------------

@@ -88,6 +88,12 @@ class Metrics:
             "Wall time minus Kafka time of the last record processed, by topic.",
             ["topic"], registry=r,
         )  # fmt: skip
+        self.held_partitions = Gauge(
+            "streamproc_held_partitions",
+            "Predictions or labels partitions paused because their records ran ahead of the "
+            "other topic's in record time (a worker catching up).",
+            registry=r,
+        )  # fmt: skip
         self.retrain_duration = Histogram(
             "streamproc_retrain_duration_seconds",
             "Wall time from taking a retrain request to publishing its result.",

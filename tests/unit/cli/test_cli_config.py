@@ -22,6 +22,7 @@ _VARS = (
     "STREAMPROC_WEB_PORT",
     "STREAMPROC_CHECKPOINT_S",
     "STREAMPROC_STALL_S",
+    "STREAMPROC_LABEL_LEAD_S",
     "STREAMPROC_REPLICATION",
     "STREAMPROC_METRICS_MODELS",
     "STREAMPROC_POLICY",
@@ -60,6 +61,7 @@ def no_broker_started(tmp_path: Path) -> bool:
         ("STREAMPROC_WEB_PORT", "99999", "a TCP port 1-65535"),
         ("STREAMPROC_WEB_PORT", "http", "is not a whole number"),
         ("STREAMPROC_STALL_S", "-1", "seconds from 1 to 86400"),
+        ("STREAMPROC_LABEL_LEAD_S", "-0.5", "seconds from 0 to 86400"),
         ("STREAMPROC_REPLICATION", "0", "a whole number 1-100"),
         ("STREAMPROC_METRICS_MODELS", "-5", "a whole number 0-1000000"),
     ],
@@ -89,10 +91,12 @@ def test_good_settings_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
         ("STREAMPROC_WEB_PORT", "7077"),
         ("STREAMPROC_CHECKPOINT_S", "0.5"),
         ("STREAMPROC_STALL_S", "60"),
+        ("STREAMPROC_LABEL_LEAD_S", "2.5"),
     ]:
         monkeypatch.setenv(var, value)
     s = Settings.from_env()
     assert (s.partitions, s.web_port, s.checkpoint_s, s.stall_s) == (8, 7077, 0.5, 60.0)
+    assert s.label_lead_s == 2.5
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--partitions", "-3"), ("--web-port", "99999")])

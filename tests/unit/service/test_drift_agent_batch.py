@@ -8,9 +8,11 @@ from typing import Any
 
 import orjson
 
+from streamproc.core.alignment import SIDES
 from streamproc.core.policy import PolicyBook
 from streamproc.core.router import Monitors
 from streamproc.service.agents import DriftAgent
+from streamproc.service.alignment import TopicAlignment
 from streamproc.service.metrics import Metrics
 
 
@@ -36,15 +38,19 @@ def _agent(max_models: int) -> Any:
         board=SimpleNamespace(applied=lambda m, p: None),
         aliases=None,
         request=_sent,
+        alignment=TopicAlignment(
+            object.__new__(type("Consumer", (), {})), {s: s for s in SIDES}, lead_s=0.0
+        ),
     )
     fake.apply = lambda *a: DriftAgent.apply(fake, *a)
     fake._apply_record = lambda *a: DriftAgent._apply_record(fake, *a)
+    fake._apply_admitted = lambda *a: DriftAgent._apply_admitted(fake, *a)
     return fake
 
 
 def _event(topic: str, offset: int, value: dict[str, Any]) -> Any:
-    msg = SimpleNamespace(topic=topic, partition=0, offset=offset, generation_id=1,
-                          timestamp=0.0, key=b"k", incref=lambda: None)  # fmt: skip
+    msg = SimpleNamespace(topic=topic, partition=0, offset=offset, generation_id=1, timestamp=0.0,
+                          key=b"k", incref=lambda: None, decref=lambda: 0)  # fmt: skip
     return SimpleNamespace(message=msg, value=orjson.dumps(value))
 
 

@@ -1,0 +1,217 @@
+"""The predictions and labels topics applied in record-time order: records wait, in order and
+uncommitted, while ahead of the other topic's; their partition is paused meanwhile."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.types import TP
+
+from streamproc.core.topics import LABELS, PREDICTIONS
+from streamproc.service import alignment, faust_compat
+from streamproc.service.alignment import TopicAlignment
+
+TOPICS = {PREDICTIONS: "p-predictions", LABELS: "p-labels"}
+
+
+class _Consumer:
+    """What the alignment and the holds read of faust's consumer: highwaters, the assignment,
+    pause/resume, flow control."""
+
+    def __init__(self, highwater: dict[TP, int], committed: dict[TP, int] | None = None) -> None:
+        self.hw = highwater
+        self._committed_offset = committed or {}
+        self.active: set[TP] = set(highwater)
+        self._paused_partitions: set[TP] = set()
+        self.app = SimpleNamespace(flow_control=SimpleNamespace(is_active=lambda: True))
+
+    def highwater(self, tp: TP) -> int:
+        return self.hw[tp]
+
+    def assignment(self) -> set[TP]:
+        return set(self.hw)
+
+    def pause_partitions(self, tps: set[TP]) -> None:
+        self._paused_partitions |= tps
+        self.active -= tps
+
+    def resume_partitions(self, tps: set[TP]) -> None:
+        self._paused_partitions -= tps
+        self.active |= tps
+
+
+class _Msg:
+    def __init__(self, side: str, partition: int, offset: int, ts: float) -> None:
+        self.topic, self.partition, self.offset, self.timestamp = (
+            TOPICS[side],
+            partition,
+            offset,
+            ts,
+        )
+        self.tp = TP(self.topic, partition)
+        self.refcount = 0
+
+    def incref(self) -> None:
+        self.refcount += 1
+
+    def decref(self) -> int:
+        self.refcount -= 1
+        return self.refcount
+
+
+def _event(side: str, offset: int, ts: float, partition: int = 0) -> Any:
+    return SimpleNamespace(message=_Msg(side, partition, offset, ts), side=side)
+
+
+@pytest.fixture
+def holds(monkeypatch: pytest.MonkeyPatch) -> list[set[TP]]:
+    """What the alignment asked to hold, call by call (faust_compat.hold stood in for)."""
+    asked: list[set[TP]] = []
+
+    def hold(consumer: Any, partitions: Any) -> bool:
+        asked.append(set(partitions))
+        return True
+
+    monkeypatch.setattr(alignment, "hold", hold)
+    return asked
+
+
+def _aligned(consumer: _Consumer, clock: list[float] | None = None) -> TopicAlignment:
+    now = clock if clock is not None else [0.0]
+    return TopicAlignment(consumer, TOPICS, lead_s=0.0, clock=lambda: now[0])
+
+
+def _out(pairs: Any) -> list[Any]:
+    out = []
+    for side, event in pairs:
+        assert side == event.side
+        out.append(event)
+    return out
+
+
+def test_labels_ahead_wait_in_order_and_go_when_their_predictions_catch_up(
+    holds: list[set[TP]],
+) -> None:
+    consumer = _Consumer({TP("p-predictions", 0): 100, TP("p-labels", 0): 2})
+    a = _aligned(consumer)
+    pred = _event(PREDICTIONS, 9, ts=100.0)  # 90 more to read
+    assert _out(a.offer(PREDICTIONS, pred)) == []  # the labels' first record is awaited
+    early = [_event(LABELS, 0, ts=150.0), _event(LABELS, 1, ts=99.0)]
+    # The prediction goes before the first label, which then waits, and the 2nd behind it.
+    assert [_out(a.offer(LABELS, e)) for e in early] == [[pred], []]
+    assert [e.message.refcount for e in early] == [1, 1]  # uncommitted while they wait
+    assert _out(a.due()) == [] and holds[-1] == {TP("p-labels", 0)}
+
+    later = _event(PREDICTIONS, 10, ts=149.0)
+    assert _out(a.offer(PREDICTIONS, later)) == [later]  # still behind the first label
+    last = _event(PREDICTIONS, 11, ts=151.0)
+    # The labels first (150 < 151); then no label is left to read: the prediction goes.
+    assert _out(a.offer(PREDICTIONS, last)) == [*early, last]
+    assert _out(a.due()) == [] and holds[-1] == set()
+    for e in [pred, *early, later, last]:
+        a.applied(e)
+    assert {e.message.refcount for e in [pred, *early, later, last]} == {0}
+
+
+def test_predictions_ahead_wait_for_the_labels_too(holds: list[set[TP]]) -> None:
+    consumer = _Consumer({TP("p-predictions", 0): 100, TP("p-labels", 0): 10})
+    a = _aligned(consumer)
+    first = _event(LABELS, 0, ts=10.0)
+    assert _out(a.offer(LABELS, first)) == []  # the predictions' first record is awaited
+    waits = _event(PREDICTIONS, 0, ts=20.0)
+    assert _out(a.offer(PREDICTIONS, waits)) == [first]
+    list(a.due())
+    assert holds[-1] == {TP("p-predictions", 0)}
+    label = _event(LABELS, 1, ts=15.0)
+    assert _out(a.offer(LABELS, label)) == [label]
+    label2 = _event(LABELS, 2, ts=25.0)  # the prediction goes; this label waits for the next
+    assert _out(a.offer(LABELS, label2)) == [waits] and a.waiting[LABELS, 0][0] is label2
+
+
+def test_a_topic_at_its_end_holds_nothing_back(holds: list[set[TP]]) -> None:
+    consumer = _Consumer({TP("p-predictions", 0): 10, TP("p-labels", 0): 0})
+    a = _aligned(consumer)
+    assert len(_out(a.offer(PREDICTIONS, _event(PREDICTIONS, 9, ts=100.0)))) == 1  # no label
+    assert len(_out(a.offer(LABELS, _event(LABELS, 0, ts=1e9)))) == 1  # no prediction left
+
+
+def test_records_waiting_for_a_stalled_topic_go_after_a_while(holds: list[set[TP]]) -> None:
+    clock = [0.0]
+    labels0 = TP("p-labels", 0)
+    a = _aligned(_Consumer({TP("p-predictions", 0): 100, labels0: 10}, {labels0: 10}), clock)
+    assert len(_out(a.offer(PREDICTIONS, _event(PREDICTIONS, 0, ts=100.0)))) == 1
+    label = _event(LABELS, 0, ts=200.0)
+    assert _out(a.offer(LABELS, label)) == [] and _out(a.due()) == []
+    clock[0] = 10.0
+    assert _out(a.due()) == [label] and holds[-1] == set()
+
+
+def test_a_rebalance_drops_what_waits(holds: list[set[TP]]) -> None:
+    a = _aligned(_Consumer({TP("p-predictions", 0): 100}))
+    pred = _event(PREDICTIONS, 0, ts=100.0)
+    assert _out(a.offer(PREDICTIONS, pred)) == []  # the labels' highwater is not known yet
+    waiting = _event(LABELS, 0, ts=200.0)
+    assert _out(a.offer(LABELS, waiting)) == [pred]
+    list(a.due())
+    assert holds[-1] == {TP("p-labels", 0)}
+    a.forget()  # faust fetches it again from the last commit; this copy stays unacked
+    assert not a.waiting and holds[-1] == set() and waiting.message.refcount == 1
+    assert not a.rule.knows(PREDICTIONS, 0) and not a.rule.knows(LABELS, 0)
+
+
+def test_without_pauses_nothing_waits() -> None:
+    """faust_compat's fetch wrapper not installed (another faust): waiting would be unbounded."""
+    a = _aligned(_Consumer({TP("p-predictions", 0): 100}))
+    list(a.offer(PREDICTIONS, _event(PREDICTIONS, 0, ts=100.0)))
+    assert len(_out(a.offer(LABELS, _event(LABELS, 0, ts=1e9)))) == 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_any_fetch_order_is_applied_in_the_order_written(holds: list[set[TP]], seed: int) -> None:
+    """Two topics written in one record-time order, fetched in any order that keeps each
+    topic's own: every record comes out once, in the order written."""
+    rng = random.Random(seed)
+    written = []
+    count = {PREDICTIONS: 0, LABELS: 0}
+    for k in range(rng.randint(1, 200)):
+        side = rng.choice([PREDICTIONS, PREDICTIONS, LABELS])
+        written.append(_event(side, count[side], ts=float(k)))
+        count[side] += 1
+    consumer = _Consumer({TP(TOPICS[s], 0): n for s, n in count.items()})
+    a = _aligned(consumer)
+    fetched = {s: [e for e in written if e.side == s] for s in count}
+    out: list[Any] = []
+    while fetched[PREDICTIONS] or fetched[LABELS]:
+        side = rng.choice([s for s in fetched if fetched[s]])
+        for _ in range(rng.randint(1, 30)):  # a fetch: a run of one topic's records
+            if fetched[side]:
+                event = fetched[side].pop(0)
+                out += _out(a.offer(side, event))
+        out += _out(a.due())
+    assert out == written
+    assert not any(a.waiting.values()) and holds[-1] == set()
+
+
+def test_holds_pause_and_resume_at_a_fetch_and_never_during_a_rebalance() -> None:
+    labels0, labels1 = TP("labels", 0), TP("labels", 1)
+    consumer = _Consumer({labels0: 10, labels1: 10})
+    holds = faust_compat._Holds()
+    holds.wanted = frozenset({labels0, TP("labels", 7)})  # 7: not assigned here
+    holds.apply(consumer)
+    assert consumer._paused_partitions == {labels0} and consumer.active == {labels1}
+
+    holds.wanted = frozenset({labels1})
+    consumer.app.flow_control.is_active = lambda: False  # a rebalance: faust's own pauses
+    holds.apply(consumer)
+    assert consumer._paused_partitions == {labels0}
+    consumer.app.flow_control.is_active = lambda: True
+    holds.apply(consumer)
+    assert consumer._paused_partitions == {labels1} and consumer.active == {labels0}
+
+    consumer.resume_partitions({labels1})  # faust resumed it (after a rebalance's seek)
+    holds.wanted = frozenset()
+    holds.apply(consumer)
+    assert consumer._paused_partitions == set() and holds.paused == set()

@@ -55,6 +55,11 @@ from streamproc.core.topics import LABELS, PREDICTIONS
 __all__ = ["SIDES", "RecordTimeAlignment"]
 
 SIDES: Final = (PREDICTIONS, LABELS)  # the topics aligned, in the order ties are applied
+# A backlog of one record is none: a transaction's commit marker takes the offset after its
+# records, so a caught-up partition of a transactional producer shows one (found in review:
+# live records waited for the other topic's next record, up to the stall, on each marker).
+CAUGHT_UP: Final = 1
+_UNKNOWN: Final = 2**62  # a backlog not known yet counts as one
 _OTHER: Final = {PREDICTIONS: LABELS, LABELS: PREDICTIONS}
 
 
@@ -97,9 +102,9 @@ class RecordTimeAlignment:
     def applied(
         self, side: str, partition: int, record_ts: float, backlog: int, now: float
     ) -> None:
-        """A record of ``side`` (:data:`PREDICTIONS` or :data:`LABELS`) on ``partition`` is
+        """A record of ``side`` (``"predictions"`` or ``"labels"``) on ``partition`` is
         applied: its time (s), the records of that topic partition still to read after it (0
-        when unknown), the caller's clock (s)."""
+        when unknown; at most :data:`CAUGHT_UP` is none), the caller's clock (s)."""
         s = self._sides.setdefault((side, partition), _Side())
         if s.newest_ts is None or record_ts > s.newest_ts:
             s.newest_ts = record_ts
@@ -116,7 +121,7 @@ class RecordTimeAlignment:
         from ``now``, unless its backlog is 0."""
         if (side, partition) not in self._sides:
             self._sides[side, partition] = _Side(
-                float("-inf"), 1 if backlog is None else backlog, now
+                float("-inf"), _UNKNOWN if backlog is None else backlog, now
             )
 
     def may_apply(
@@ -128,7 +133,7 @@ class RecordTimeAlignment:
         if other_next_ts is not None:
             return record_ts <= other_next_ts + self.lead_s
         other = self._sides.get((_OTHER[side], partition))
-        if other is None or other.newest_ts is None or other.backlog <= 0:
+        if other is None or other.newest_ts is None or other.backlog <= CAUGHT_UP:
             return True  # nothing of the other topic to catch up with
         if now - other.moved_at >= self.stall_s:
             return True

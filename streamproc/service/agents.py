@@ -164,7 +164,7 @@ class DriftAgent:
 
     async def checkpoint_when_idle(self) -> None:
         async with self.ckpt.lock:
-            if self.alignment.waiting:  # records waiting for a topic that stalled go on
+            if self.alignment.has_waiting():  # records waiting for a stalled topic go on
                 await self.apply_batch([])
             if self.ckpt.due():
                 await self.ckpt.checkpoint()

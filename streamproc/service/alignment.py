@@ -18,11 +18,18 @@ from typing import Any
 from faust.types import TP
 
 from streamproc.core.alignment import SIDES, RecordTimeAlignment
-from streamproc.service.faust_compat import committed_offsets, hold
+from streamproc.service.faust_compat import committed_offsets, forget_holds, hold
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TopicAlignment"]
+__all__ = ["MAX_WAITING", "MAX_WAIT_S", "TopicAlignment"]
+
+# Bounds on what waits, whatever the record times say: a record waits at most this long (a
+# record far in the future, from a producer's clock glitch, would otherwise hold its topic
+# partition until the other topic caught up entirely), and past this many records waiting
+# (one fetch of small records, fetched before a pause took effect), the oldest go.
+MAX_WAIT_S = 60.0
+MAX_WAITING = 20_000
 
 
 class TopicAlignment:
@@ -53,7 +60,10 @@ class TopicAlignment:
         self.rule = RecordTimeAlignment(lead_s=lead_s)
         self.gauge = gauge
         self.clock = clock
-        self.waiting: dict[tuple[str, int], deque[Any]] = {}  # (side, partition) -> events
+        # (side, partition) -> (event, clock when it came), in order
+        self.waiting: dict[tuple[str, int], deque[tuple[Any, float]]] = {}
+        self.count = 0  # records waiting
+        self.forced = 0  # records applied past MAX_WAIT_S or MAX_WAITING
         self._paused: frozenset[tuple[str, int]] = frozenset()
         self._enabled: bool | None = None  # whether this faust lets partitions be paused
 
@@ -65,12 +75,16 @@ class TopicAlignment:
             self._enabled = hold(self.consumer, ())
         msg = event.message
         msg.incref()
-        self.waiting.setdefault((side, msg.partition), deque()).append(event)
         now = self.clock()
+        self.waiting.setdefault((side, msg.partition), deque()).append((event, now))
+        self.count += 1
         other = SIDES[1 - SIDES.index(side)]
         if not self.rule.knows(other, msg.partition):
             self.rule.expect(other, msg.partition, self._unread(other, msg.partition), now)
         return self._drain(msg.partition, now)
+
+    def has_waiting(self) -> bool:
+        return self.count > 0
 
     @staticmethod
     def applied(event: Any) -> None:
@@ -83,7 +97,9 @@ class TopicAlignment:
         now = self.clock()
         for partition in sorted({p for (_, p), q in self.waiting.items() if q}):
             yield from self._drain(partition, now)
-        self._pause({key for key, q in self.waiting.items() if q})
+        for key in [key for key, q in self.waiting.items() if not q]:
+            del self.waiting[key]
+        self._pause(set(self.waiting))
 
     def forget(self) -> None:
         """A rebalance: faust fetches every partition again from its last commit (the waiting
@@ -91,8 +107,9 @@ class TopicAlignment:
         and resumes them all; start over."""
         self.rule.forget()
         self.waiting.clear()
+        self.count = 0
         self._paused = frozenset()
-        hold(self.consumer, ())
+        forget_holds(self.consumer)
         if self.gauge is not None:
             self.gauge.set(0)
 
@@ -103,18 +120,36 @@ class TopicAlignment:
                 queue, other = queues[k], queues[1 - k]
                 if not queue:
                     continue
-                msg = queue[0].message
-                other_ts = other[0].message.timestamp if other else None
-                # Without pauses (another faust) nothing would bound what waits: never wait.
-                if not self._enabled or self.rule.may_apply(
-                    side, partition, msg.timestamp, other_ts, now
-                ):
-                    event = queue.popleft()
+                event, came = queue[0]
+                msg = event.message
+                other_ts = other[0][0].message.timestamp if other else None
+                if self._goes(side, partition, msg.timestamp, other_ts, now, came):
+                    queue.popleft()
+                    self.count -= 1
                     self.rule.applied(side, partition, msg.timestamp, self._backlog(msg), now)
                     yield side, event
                     break
             else:
                 return  # neither may go (at most one topic has records waiting)
+
+    def _goes(
+        self, side: str, partition: int, ts: float, other_ts: float | None, now: float, came: float
+    ) -> bool:
+        if not self._enabled:  # without pauses nothing would bound what waits: never wait
+            return True
+        if self.rule.may_apply(side, partition, ts, other_ts, now):
+            return True
+        if now - came < MAX_WAIT_S and self.count <= MAX_WAITING:
+            return False
+        self.forced += 1
+        if self.forced in (1, 10, 100, 1000) or self.forced % 10_000 == 0:
+            log.warning(
+                "%s[%d]: a record waited %.0f s with %d waiting; applied out of record-time "
+                "order (%d so far): a producer clock far ahead of the other topic's? set "
+                "STREAMPROC_LABEL_LEAD_S to the skew", self.topics[side], partition,
+                now - came, self.count, self.forced,
+            )  # fmt: skip
+        return True
 
     def _pause(self, keys: set[tuple[str, int]]) -> None:
         if keys == self._paused or not self._enabled:
@@ -130,8 +165,10 @@ class TopicAlignment:
         aiokafka knows a partition's highwater from its first fetch on)."""
         tp = TP(self.topics[side], partition)
         try:
+            if tp not in self.consumer.assignment():
+                return 0  # another worker's (topics not co-assigned): nothing to wait for
             highwater = self.consumer.highwater(tp)
-        except Exception:  # not assigned here, or not started
+        except Exception:  # not started
             return None
         if highwater is None:
             return None

@@ -22,9 +22,10 @@ when one is gone.
                                             back by the watchdog: :func:`active_partitions`)
 ``Consumer._paused_partitions``,            paused, and held back for a full buffer (read:
 ``._buffered_partitions``                   :func:`paused_partitions`, :func:`buffered_partitions`;
-                                            the label partitions :func:`hold` asks for are
-                                            paused and resumed by faust's public
-                                            ``pause_partitions``/``resume_partitions``)
+                                            the partitions :func:`hold` asks for are paused by
+                                            faust's ``pause_partitions``, and taken out of the
+                                            buffered set, which faust makes active again
+                                            without looking at the paused one)
 ``faust.streams._current_event``            the event being processed, which a table write
                                             takes its partition from (:func:`at_partition`,
                                             :func:`no_current_event`)
@@ -106,6 +107,7 @@ __all__ = [
     "at_partition",
     "buffered_partitions",
     "committed_offsets",
+    "forget_holds",
     "guard_commits",
     "hold",
     "no_current_event",
@@ -286,18 +288,23 @@ class _Holds:
 
     def apply(self, consumer: Any) -> None:
         """Pause what is wanted, resume what no longer is; never during a rebalance (faust
-        pauses and resumes every stream partition itself then, and forgets the rest)."""
+        pauses and resumes every stream partition itself then: :func:`forget_holds`)."""
         if not (self.wanted or self.paused) or not consumer.app.flow_control.is_active():
             return
         assigned = set(consumer.assignment())
-        self.paused &= assigned & paused_partitions(consumer)  # a rebalance resumed the rest
-        pause = (self.wanted & assigned) - self.paused
-        resume = self.paused - self.wanted
+        active = consumer._get_active_partitions()
+        buffered: set[Any] = getattr(consumer, "_buffered_partitions", set())
+        # Paused again if faust fetches it: when its stream buffer drains, faust makes a
+        # partition it held back for a full buffer active again, paused or not.
+        pause = {tp for tp in self.wanted & assigned
+                 if tp not in self.paused or tp in active or tp in buffered}  # fmt: skip
         if pause:
+            buffered.difference_update(pause)
             consumer.pause_partitions(pause)
             self.paused |= pause
+        resume = self.paused - self.wanted
         if resume:
-            consumer.resume_partitions(resume)
+            consumer.resume_partitions(resume & assigned)
             self.paused -= resume
 
 
@@ -391,13 +398,24 @@ def rewind(consumer: Any, offsets: dict[Any, int]) -> list[Any]:
 
 def hold(consumer: Any, partitions: Iterable[Any]) -> bool:
     """Have faust fetch none of ``partitions`` (paused from its next fetch on, and resumed when
-    a later call leaves them out) until the next rebalance, which resumes them all. Returns
-    whether holds are applied here (:func:`refuse_gaps` installed)."""
+    a later call leaves them out). Returns whether holds are applied here (:func:`refuse_gaps`
+    installed)."""
     holds = _HOLDS.get(consumer)
     if holds is None:
         return False
     holds.wanted = frozenset(partitions)
     return True
+
+
+def forget_holds(consumer: Any) -> None:
+    """At a revocation: hold nothing, and resume nothing either. faust pauses every assigned
+    stream partition for the rebalance and resumes them after its seek to the committed
+    offsets (:func:`pause_streams_while_seeking`); resumed earlier, one would be fetched while
+    the tables are recovered, and before that seek (found in review)."""
+    holds = _HOLDS.get(consumer)
+    if holds is not None:
+        holds.wanted = frozenset()
+        holds.paused.clear()
 
 
 # -- the partitions faust fetches (read by the watchdog; faust issue #629) ------------------------

@@ -95,3 +95,20 @@ def test_two_fetched_heads_always_let_one_go() -> None:
 def test_unusable_settings_are_refused_with_what_to_set(lead_s: float, stall_s: float) -> None:
     with pytest.raises(ValueError, match="set lead_s >= 0 and stall_s > 0"):
         RecordTimeAlignment(lead_s=lead_s, stall_s=stall_s)
+
+
+def test_a_backlog_of_one_record_is_a_transactions_commit_marker_not_a_backlog() -> None:
+    a = _behind()
+    a.applied(PREDICTIONS, 0, record_ts=101.0, backlog=1, now=1.0)
+    assert a.may_apply(LABELS, 0, 500.0, None, now=1.0)
+
+
+def test_an_expected_topic_holds_the_other_back_until_its_first_record() -> None:
+    a = RecordTimeAlignment()
+    a.expect(LABELS, 0, backlog=None, now=0.0)
+    assert not a.may_apply(PREDICTIONS, 0, 5.0, None, now=1.0)
+    assert a.may_apply(PREDICTIONS, 0, 5.0, None, now=10.0)  # none came for stall_s
+    a.expect(LABELS, 1, backlog=0, now=0.0)  # fetched, nothing to read
+    assert a.may_apply(PREDICTIONS, 1, 5.0, None, now=1.0)
+    a.expect(LABELS, 1, backlog=50, now=0.0)  # known already: unchanged
+    assert a.may_apply(PREDICTIONS, 1, 5.0, None, now=1.0) and a.knows(LABELS, 1)

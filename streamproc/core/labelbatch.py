@@ -449,6 +449,7 @@ def apply_joined(
     from streamproc.core.monitor import MAX_LATENCIES
 
     labels, preds = seg.labels[:k], seg.preds[:k]
+    mon.joins_unread += len(labels)
     room = MAX_LATENCIES - len(mon.join_latencies)
     if room > 0:
         pairs = zip(labels[:room], preds[:room], strict=True)

@@ -218,7 +218,9 @@ class ModelMonitor:
         self.unsent: dict[str, RetrainRequest] = {}
         self.counts: dict[str, int] = {}
         self.last_ts = 0.0
-        # Label delays since the worker last read them (for its metrics); not part of the state.
+        # Joins and (up to MAX_LATENCIES of) their label delays since the worker last read them
+        # (for its metrics); not part of the state.
+        self.joins_unread = 0
         self.join_latencies: list[float] = []
         self.screen = _screen(policy)
         # Detectors that fired since the worker last read them (for its plots: a detector is
@@ -412,6 +414,7 @@ class ModelMonitor:
     # ------------------------------------------------------------------ decisions
 
     def _on_joined(self, j: Joined, source: SourceRef | None) -> Emitted:
+        self.joins_unread += 1
         if len(self.join_latencies) < MAX_LATENCIES:
             self.join_latencies.append(j.latency_s)
         scored = self.scorer.add(j.event_id, j.version, j.prediction, j.label, j.label_ts)

@@ -97,9 +97,12 @@ class StatusBoard:
                 self.metrics.evicted_for_bytes.labels(mon.model_id, part).set(n)
         # Joins since the last report: the monitor's unsaved latency list (a monitor restored
         # after a rebalance starts it empty, so history is not counted twice).
-        self.metrics.joins.labels(self.metrics.model(mon.model_id)).inc(len(mon.join_latencies))
+        # (Counted apart from the delays, which are kept up to MAX_LATENCIES per batch: a
+        # catch-up's batch can join more, and the count was capped with them.)
+        self.metrics.joins.labels(self.metrics.model(mon.model_id)).inc(mon.joins_unread)
         for s in mon.join_latencies:
             self.metrics.join_latency.observe(s)
+        mon.joins_unread = 0
         mon.join_latencies.clear()
 
     def requested(self, req: RetrainRequest) -> None:

@@ -1,6 +1,6 @@
 """One worker catching up on a backlog of both topics: record-time alignment on against off.
 
-    python bench/catch_up.py [--events N] [--rounds R]
+    python bench/catch_up.py [--events N] [--rounds R] [--single]
 
 The benchmark's batched topics (``bench/throughput.py``: N predictions over 100 models, a label
 for every second one, cut by the SDK's batcher into records of 1,000 events) are written before
@@ -9,7 +9,9 @@ with the alignment on (the default) and off (``STREAMPROC_LABEL_LEAD_S=86400``: 
 run a day ahead), alternated R times on one broker. Printed per run: events/s (processing time:
 worker ready to committed offsets at the end, polled every 0.5 s), labels joined of the labels
 written (``streamproc_label_joins_total``), peak RSS. Without alignment whichever topic is read
-ahead overflows its side of the join; aligned, every label joins.
+ahead overflows its side of the join; aligned, every label joins. ``--single``: the same events as
+single-event records (topics ``tp-*``), the shape where one fetch of the labels topic covers far
+more record time than one of the predictions topic.
 """
 
 from __future__ import annotations
@@ -38,15 +40,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--events", type=int, default=500_000, help="predictions (default 500000)")
     ap.add_argument("--rounds", type=int, default=2, help="on/off pairs, alternated (default 2)")
+    ap.add_argument("--single", action="store_true", help="single-event records, not batched")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="streamproc-catch-up-"))
     broker = LocalKafka()
     try:
         bootstrap = broker.start(data_dir=work / "kafka")
-        prefix = tp.BATCHED_PREFIX
+        prefix = tp.PREFIX if args.single else tp.BATCHED_PREFIX
         settings = Settings(broker=bootstrap, topic_prefix=prefix, partitions=tp.PARTITIONS)
         asyncio.run(ensure_topics(settings, bootstrap))
-        events, records = asyncio.run(tp.produce_batched(bootstrap, args.events))
+        if args.single:
+            preds, records = asyncio.run(tp.produce_all(bootstrap, args.events))
+            events = records = preds + records
+        else:
+            events, records = asyncio.run(tp.produce_batched(bootstrap, args.events))
         labels = (args.events + 1) // 2
         print(f"{events:,} events in {records:,} records; {labels:,} labels", flush=True)
         for r in range(args.rounds):

@@ -15,7 +15,9 @@ number ``p``, over the records a worker has fetched of the two topics:
 - a record goes when its time is at most the other topic's next fetched record's time (plus
   ``lead_s``);
 - when none of the other topic is fetched, it goes if that topic has no backlog on ``p`` (live
-  traffic), made no progress for ``stall_s`` seconds, or is no further behind than ``lead_s``;
+  traffic), made no progress for ``stall_s`` seconds while the client held none of its records
+  (records fetched but not handed over yet wait their turn: not a stall), or is no further
+  behind than ``lead_s``;
   else it waits, and the records of its topic after it wait too. A topic not yet seen on ``p``
   is expected (:meth:`RecordTimeAlignment.expect`) when it has records to read, or when that is
   not known yet (Kafka Streams, KIP-695, likewise waits to know a partition's lag).
@@ -39,6 +41,8 @@ False
 True
 >>> a.may_apply(LABELS, 0, record_ts=160.0, other_next_ts=None, now=11.0)  # stalled 10 s
 True
+>>> a.may_apply(LABELS, 0, record_ts=160.0, other_next_ts=None, now=11.0, other_fetched=True)
+False
 >>> a.expect(LABELS, 1, backlog=None, now=20.0)  # not fetched yet: predictions wait for it
 >>> a.may_apply(PREDICTIONS, 1, record_ts=5.0, other_next_ts=None, now=20.0)
 False
@@ -125,17 +129,25 @@ class RecordTimeAlignment:
             )
 
     def may_apply(
-        self, side: str, partition: int, record_ts: float, other_next_ts: float | None, now: float
+        self,
+        side: str,
+        partition: int,
+        record_ts: float,
+        other_next_ts: float | None,
+        now: float,
+        other_fetched: bool = False,
     ) -> bool:
         """Whether the next record of ``side`` on ``partition``, of time ``record_ts`` (s), may
         be applied; ``other_next_ts``: the time of the other topic's next fetched record on the
-        partition, None if none is fetched. False: it waits."""
+        partition, None if none is fetched. ``other_fetched``: the client holds records of the
+        other topic's partition not handed over yet (it is not stalled, only waiting its
+        turn). False: it waits."""
         if other_next_ts is not None:
             return record_ts <= other_next_ts + self.lead_s
         other = self._sides.get((_OTHER[side], partition))
         if other is None or other.newest_ts is None or other.backlog <= CAUGHT_UP:
             return True  # nothing of the other topic to catch up with
-        if now - other.moved_at >= self.stall_s:
+        if now - other.moved_at >= self.stall_s and not other_fetched:
             return True
         return record_ts <= other.newest_ts + self.lead_s
 

@@ -18,7 +18,7 @@ from typing import Any
 from faust.types import TP
 
 from streamproc.core.alignment import SIDES, RecordTimeAlignment
-from streamproc.service.faust_compat import committed_offsets, forget_holds, hold
+from streamproc.service.faust_compat import committed_offsets, fetched_ahead, forget_holds, hold
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,11 @@ class TopicAlignment:
     ) -> bool:
         if not self._enabled:  # without pauses nothing would bound what waits: never wait
             return True
-        if self.rule.may_apply(side, partition, ts, other_ts, now):
+        other = SIDES[1 - SIDES.index(side)]
+        fetched = other_ts is None and fetched_ahead(
+            self.consumer, TP(self.topics[other], partition)
+        )
+        if self.rule.may_apply(side, partition, ts, other_ts, now, fetched):
             return True
         if now - came < MAX_WAIT_S and self.count <= MAX_WAITING:
             return False

@@ -26,6 +26,13 @@ MAX_STATE_BYTES = 8 * 1024 * 1024
 # is 8 MiB or more. It must also hold the largest changelog snapshot (MAX_STATE_BYTES). Per
 # partition: 8 MiB x the partitions a worker holds bounds what one fetch can buffer.
 CONSUMER_FETCH_BYTES = max(8 * 1024 * 1024, MAX_STATE_BYTES)
+# Most records one fetch loop pass hands to faust (its default: all that were fetched). An
+# 8 MiB fetch holds some 60,000 single-event records; a partition paused for record-time
+# alignment (service/alignment.py) stops only at the next pass, so without this bound one
+# pass of labels ran past the 20,000 records allowed to wait and went out of order
+# (bench/catch_up.py --single). aiokafka keeps the rest of a fetch for the next pass, and
+# drops a paused partition's rest (fetched again on resume, from the position reached).
+MAX_POLL_RECORDS = 1000
 RAW: dict[str, Any] = {
     "key_type": bytes,
     "value_type": bytes,
@@ -149,6 +156,7 @@ def create_app(settings: Settings, bootstrap: str) -> Wiring:
         producer_max_request_size=MAX_STATE_BYTES,
         # Batched records: see CONSUMER_FETCH_BYTES (8 MiB or more is what made them fast).
         consumer_max_fetch_size=CONSUMER_FETCH_BYTES,
+        broker_max_poll_records=MAX_POLL_RECORDS,
         table_cleanup_interval=3600.0,
     )
     without_builtin_views(app)

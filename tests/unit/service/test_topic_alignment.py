@@ -155,6 +155,26 @@ def test_records_waiting_for_a_stalled_topic_go_after_a_while(holds: list[set[TP
     assert _out(a.due()) == [label] and holds[-1] == set()
 
 
+def test_a_topic_whose_fetched_records_wait_their_turn_is_not_stalled(
+    holds: list[set[TP]],
+) -> None:
+    """The client hands over one partition's fetch before the next one's: predictions
+    fetched but not handed over yet are coming, however long that takes (60 s at most)."""
+    clock = [0.0]
+    preds0, labels0 = TP("p-predictions", 0), TP("p-labels", 0)
+    consumer = _Consumer({preds0: 100, labels0: 10}, {labels0: 10})
+    client = SimpleNamespace(_fetcher=SimpleNamespace(_records={preds0: object()}))
+    consumer._thread = SimpleNamespace(_ensure_consumer=lambda: client)  # type: ignore[attr-defined]
+    a = _aligned(consumer, clock)
+    assert len(_out(a.offer(PREDICTIONS, _event(PREDICTIONS, 0, ts=100.0)))) == 1
+    label = _event(LABELS, 0, ts=200.0)
+    assert _out(a.offer(LABELS, label)) == []
+    clock[0] = 30.0
+    assert _out(a.due()) == [] and holds[-1] == {labels0}
+    del client._fetcher._records[preds0]  # handed over, and none fetched since: a stall
+    assert _out(a.due()) == [label] and holds[-1] == set()
+
+
 def test_a_rebalance_drops_what_waits(holds: list[set[TP]]) -> None:
     a = _aligned(_Consumer({TP("p-predictions", 0): 100, TP("p-labels", 0): None}))
     pred = _event(PREDICTIONS, 0, ts=100.0)

@@ -33,6 +33,12 @@ CONSUMER_FETCH_BYTES = max(8 * 1024 * 1024, MAX_STATE_BYTES)
 # (bench/catch_up.py --single). aiokafka keeps the rest of a fetch for the next pass, and
 # drops a paused partition's rest (fetched again on resume, from the position reached).
 MAX_POLL_RECORDS = 1000
+# Most bytes the producer batches per partition (faust's default: 16 KiB, under one snapshot:
+# a fleet model's is about 19 KB, a busy model's hundreds of KB). With one snapshot per batch a
+# checkpoint's writes went out a few per request, and its wait for their acks took 1-2.8 s of
+# every 4-5 s with 10,000 models; with 1 MiB, 0.3-0.8 s (bench/throughput.py's fleet: 1.4x
+# events/s). At most MAX_STATE_BYTES, the largest request.
+PRODUCER_BATCH_BYTES = 1024 * 1024
 RAW: dict[str, Any] = {
     "key_type": bytes,
     "value_type": bytes,
@@ -154,6 +160,7 @@ def create_app(settings: Settings, bootstrap: str) -> Wiring:
         # A busy model's snapshot (label-join buffer, training window) can pass Kafka's 1 MB
         # default; its changelog topic and our producer allow up to MAX_STATE_BYTES.
         producer_max_request_size=MAX_STATE_BYTES,
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         # Batched records: see CONSUMER_FETCH_BYTES (8 MiB or more is what made them fast).
         consumer_max_fetch_size=CONSUMER_FETCH_BYTES,
         broker_max_poll_records=MAX_POLL_RECORDS,

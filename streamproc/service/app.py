@@ -30,15 +30,27 @@ CONSUMER_FETCH_BYTES = max(8 * 1024 * 1024, MAX_STATE_BYTES)
 # 8 MiB fetch holds some 60,000 single-event records; a partition paused for record-time
 # alignment (service/alignment.py) stops only at the next pass, so without this bound one
 # pass of labels ran past the 20,000 records allowed to wait and went out of order
-# (bench/catch_up.py --single). aiokafka keeps the rest of a fetch for the next pass, and
-# drops a paused partition's rest (fetched again on resume, from the position reached).
+# (bench/catch_up.py --single). aiokafka keeps the rest of a fetch for the next pass (a
+# partition faust leaves out of its fetches keeps it too, until faust fetches it again); it
+# serves one partition's fetch before the next one's, so while a worker catches up on small
+# records a partition may wait its turn (service/alignment.py does not take that for a stall).
 MAX_POLL_RECORDS = 1000
 # Most bytes the producer batches per partition (faust's default: 16 KiB, under one snapshot:
 # a fleet model's is about 19 KB, a busy model's hundreds of KB). With one snapshot per batch a
 # checkpoint's writes went out a few per request, and its wait for their acks took 1-2.8 s of
 # every 4-5 s with 10,000 models; with 1 MiB, 0.3-0.8 s (bench/throughput.py's fleet: 1.4x
-# events/s). At most MAX_STATE_BYTES, the largest request.
+# events/s). aiokafka puts one batch of each partition a broker leads into one request, with no
+# cap on the total, and a broker drops a request over its socket.request.max.bytes (100 MiB by
+# default): so the batch shrinks with the partitions, to faust's default at 4,096 and more.
 PRODUCER_BATCH_BYTES = 1024 * 1024
+REQUEST_BUDGET_BYTES = 64 * 1024 * 1024
+
+
+def producer_batch_bytes(partitions: int) -> int:
+    """The producer's batch size for ``partitions`` partitions per topic (see above)."""
+    return max(16 * 1024, min(PRODUCER_BATCH_BYTES, REQUEST_BUDGET_BYTES // max(partitions, 1)))
+
+
 RAW: dict[str, Any] = {
     "key_type": bytes,
     "value_type": bytes,
@@ -160,7 +172,7 @@ def create_app(settings: Settings, bootstrap: str) -> Wiring:
         # A busy model's snapshot (label-join buffer, training window) can pass Kafka's 1 MB
         # default; its changelog topic and our producer allow up to MAX_STATE_BYTES.
         producer_max_request_size=MAX_STATE_BYTES,
-        producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        producer_max_batch_size=producer_batch_bytes(settings.partitions),
         # Batched records: see CONSUMER_FETCH_BYTES (8 MiB or more is what made them fast).
         consumer_max_fetch_size=CONSUMER_FETCH_BYTES,
         broker_max_poll_records=MAX_POLL_RECORDS,

@@ -26,6 +26,9 @@ when one is gone.
                                             faust's ``pause_partitions``, and taken out of the
                                             buffered set, which faust makes active again
                                             without looking at the paused one)
+``ConsumerThread._ensure_consumer``,        the records aiokafka fetched and has not handed
+aiokafka's ``Consumer._fetcher``,           to faust yet, per partition (read only, a
+``Fetcher._records``                        membership test: :func:`fetched_ahead`)
 ``faust.streams._current_event``            the event being processed, which a table write
                                             takes its partition from (:func:`at_partition`,
                                             :func:`no_current_event`)
@@ -101,6 +104,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "PRIVATE",
+    "PRIVATE_CLIENT",
     "PRIVATE_CONSUMER",
     "acked_offsets",
     "active_partitions",
@@ -127,6 +131,9 @@ SUPPORTED = ("0.15.",)
 # Every private name used here, for tests/unit/service/test_private_apis.py: (module, name) of a
 # module attribute, and the consumer's own attributes (set in faust's Consumer.__init__).
 PRIVATE = (("faust.streams", "_current_event"), ("faust.web.base", "BlueprintManager"))
+# The faust consumer thread's, then aiokafka's consumer's and fetcher's (fetched_ahead).
+PRIVATE_CLIENT = ("_ensure_consumer", "_fetcher", "_records")
+
 PRIVATE_CONSUMER = (
     "_commit_offsets",
     "_acked",
@@ -409,14 +416,26 @@ def hold(consumer: Any, partitions: Iterable[Any]) -> bool:
 
 def fetched_ahead(consumer: Any, tp: Any) -> bool:
     """Whether the Kafka client holds records of ``tp`` it fetched and has not handed to faust
-    yet. It hands over at most ``broker_max_poll_records`` per pass, draining one partition's
-    fetch before the next one's, so such a partition can wait its turn for many seconds while
-    others are served (a catch-up on single-event records: some 60,000 per fetch). False when
-    this faust or aiokafka does not expose it."""
+    yet, and faust fetches ``tp`` (an active partition, or one held back for a full buffer).
+    The client hands over at most ``broker_max_poll_records`` per pass, draining one
+    partition's fetch before the next one's, so such a partition can wait its turn for many
+    seconds while others are served (a catch-up on single-event records: some 60,000 per
+    fetch). A partition faust does not fetch keeps its records there untouched: not ahead.
+    False when this faust or aiokafka does not expose it (logged once)."""
     try:
-        return tp in consumer._thread._ensure_consumer()._fetcher._records
-    except Exception:  # another client version, or not started
+        records = consumer._thread._ensure_consumer()._fetcher._records
+    except Exception as exc:  # another client version, or not started
+        if not _warned_fetch:
+            _warned_fetch.append(True)
+            log.warning("cannot see the records aiokafka fetched ahead (%r): a partition "
+                        "waiting its turn counts as stalled after 10 s", exc)  # fmt: skip
         return False
+    return tp in records and (
+        tp in consumer._get_active_partitions() or tp in consumer._buffered_partitions
+    )
+
+
+_warned_fetch: list[bool] = []
 
 
 def forget_holds(consumer: Any) -> None:

@@ -8,9 +8,9 @@ from streamproc.config import Settings
 from streamproc.service.alignment import MAX_WAITING
 from streamproc.service.app import (
     MAX_POLL_RECORDS,
-    MAX_STATE_BYTES,
     PRODUCER_BATCH_BYTES,
     create_app,
+    producer_batch_bytes,
 )
 
 
@@ -25,10 +25,18 @@ def test_one_fetch_pass_hands_faust_fewer_records_than_may_wait_for_alignment(
     assert 0 < MAX_POLL_RECORDS * 4 <= MAX_WAITING
 
 
-def test_a_changelog_batch_holds_many_snapshots_and_fits_in_one_request(tmp_path: Path) -> None:
+def test_a_changelog_batch_holds_many_snapshots_and_a_request_stays_under_the_brokers_cap(
+    tmp_path: Path,
+) -> None:
     # faust's default batch (16 KiB) held one snapshot (a fleet model's is about 19 KB), so a
     # checkpoint's writes went a few per request and its wait for their acks took 1-2.8 s
-    # of every 4-5 s (10,000 models); a batch larger than a request could not be sent.
+    # of every 4-5 s (10,000 models). A request carries one batch per partition a broker
+    # leads, and a broker drops one over 100 MiB (its default): the snapshots' changelog
+    # stays within 64 MiB a request up to 4,096 partitions (faust's own default from there).
     conf = create_app(Settings(data_dir=tmp_path), "127.0.0.1:1").app.conf
-    assert conf.producer_max_batch_size == PRODUCER_BATCH_BYTES
-    assert 50 * 19_000 <= PRODUCER_BATCH_BYTES <= conf.producer_max_request_size == MAX_STATE_BYTES
+    assert conf.producer_max_batch_size == PRODUCER_BATCH_BYTES >= 50 * 19_000
+    for partitions in (1, 4, 64, 120, 1000, 4096):
+        wide = create_app(Settings(data_dir=tmp_path, partitions=partitions), "127.0.0.1:1")
+        batch = wide.app.conf.producer_max_batch_size
+        assert batch == producer_batch_bytes(partitions) >= 16 * 1024
+        assert partitions * batch <= 64 * 1024 * 1024

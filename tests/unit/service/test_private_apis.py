@@ -62,6 +62,19 @@ def test_each_private_consumer_attribute_exists_and_the_ack_bookkeeping_is_recog
     )
 
 
+def test_the_client_names_fetched_ahead_reads_exist(tmp_path: Path) -> None:
+    """faust's consumer thread, aiokafka's consumer and fetcher: the records fetched ahead."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.consumer.fetcher import Fetcher
+
+    thread = create_app(Settings(data_dir=tmp_path), "127.0.0.1:1").app.consumer._thread
+    ensure, fetcher, records = faust_compat.PRIVATE_CLIENT
+    assert callable(getattr(thread, ensure, None)), f"faust's consumer thread has no {ensure}"
+    # Instance attributes, set when aiokafka's consumer starts and its fetcher is made.
+    assert f"self.{fetcher} = " in inspect.getsource(AIOKafkaConsumer), f"aiokafka: no {fetcher}"
+    assert f"self.{records} = " in inspect.getsource(Fetcher.__init__), f"aiokafka: no {records}"
+
+
 def test_the_public_names_the_checkpoints_rely_on_exist(tmp_path: Path) -> None:
     from faust.types import Message
 
@@ -91,7 +104,9 @@ def test_every_private_name_a_compat_module_reads_is_listed(compat: object) -> N
         f"{compat.__name__} imports {sorted(set(imported))} but lists "  # type: ignore[attr-defined]
         f"{sorted(getattr(compat, 'PRIVATE', ()))}"
     )
-    listed = {n for _, n in getattr(compat, "PRIVATE", ())} | set(
-        getattr(compat, "PRIVATE_CONSUMER", ())
+    listed = (
+        {n for _, n in getattr(compat, "PRIVATE", ())}
+        | set(getattr(compat, "PRIVATE_CONSUMER", ()))
+        | set(getattr(compat, "PRIVATE_CLIENT", ()))
     )
     assert used - listed == set(), f"{compat.__name__} uses private names it does not list"  # type: ignore[attr-defined]

@@ -155,24 +155,44 @@ def test_records_waiting_for_a_stalled_topic_go_after_a_while(holds: list[set[TP
     assert _out(a.due()) == [label] and holds[-1] == set()
 
 
+def _label_waiting_with_predictions_fetched_ahead(
+    clock: list[float],
+) -> tuple[TopicAlignment, _Consumer, dict[TP, object], Any]:
+    """A label waiting for predictions the client fetched and has not handed over: the
+    alignment, the consumer, the client's fetched records by partition, the label."""
+    preds0, labels0 = TP("p-predictions", 0), TP("p-labels", 0)
+    consumer = _Consumer({preds0: 100, labels0: 10}, {labels0: 10})
+    records: dict[TP, object] = {preds0: object()}
+    client = SimpleNamespace(_fetcher=SimpleNamespace(_records=records))
+    consumer._thread = SimpleNamespace(_ensure_consumer=lambda: client)  # type: ignore[attr-defined]
+    a = _aligned(consumer, clock)
+    assert len(_out(a.offer(PREDICTIONS, _event(PREDICTIONS, 0, ts=100.0)))) == 1
+    label = _event(LABELS, 0, ts=200.0)
+    assert _out(a.offer(LABELS, label)) == []
+    return a, consumer, records, label
+
+
 def test_a_topic_whose_fetched_records_wait_their_turn_is_not_stalled(
     holds: list[set[TP]],
 ) -> None:
     """The client hands over one partition's fetch before the next one's: predictions
     fetched but not handed over yet are coming, however long that takes (60 s at most)."""
     clock = [0.0]
-    preds0, labels0 = TP("p-predictions", 0), TP("p-labels", 0)
-    consumer = _Consumer({preds0: 100, labels0: 10}, {labels0: 10})
-    client = SimpleNamespace(_fetcher=SimpleNamespace(_records={preds0: object()}))
-    consumer._thread = SimpleNamespace(_ensure_consumer=lambda: client)  # type: ignore[attr-defined]
-    a = _aligned(consumer, clock)
-    assert len(_out(a.offer(PREDICTIONS, _event(PREDICTIONS, 0, ts=100.0)))) == 1
-    label = _event(LABELS, 0, ts=200.0)
-    assert _out(a.offer(LABELS, label)) == []
+    a, _, records, label = _label_waiting_with_predictions_fetched_ahead(clock)
     clock[0] = 30.0
-    assert _out(a.due()) == [] and holds[-1] == {labels0}
-    del client._fetcher._records[preds0]  # handed over, and none fetched since: a stall
+    assert _out(a.due()) == [] and holds[-1] == {TP("p-labels", 0)}
+    records.clear()  # handed over, and none fetched since: a stall
     assert _out(a.due()) == [label] and holds[-1] == set()
+
+
+def test_records_of_a_partition_faust_does_not_fetch_are_not_ahead(holds: list[set[TP]]) -> None:
+    """faust pauses by leaving a partition out of its fetches (aiokafka keeps its records
+    untouched): they are not coming, so the stall counts."""
+    clock = [0.0]
+    a, consumer, _, label = _label_waiting_with_predictions_fetched_ahead(clock)
+    consumer.pause_partitions({TP("p-predictions", 0)})
+    clock[0] = 10.0
+    assert _out(a.due()) == [label]
 
 
 def test_a_rebalance_drops_what_waits(holds: list[set[TP]]) -> None:

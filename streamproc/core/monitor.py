@@ -129,9 +129,23 @@ MAX_UNSENT: Final = 8  # outbox bound: a live worker confirms each request withi
 
 
 def detection_config(policy: Policy) -> str:
-    """A digest of the rules that build a model's detectors (saved with its snapshot)."""
+    """A digest of the rules that build a model's detectors (saved with its snapshot).
+
+    Kept per policy object (a frozen dataclass): every snapshot asks for it, and the repr of
+    the rules took a tenth of a small model's snapshot.
+    """
+    held = _CONFIG_DIGESTS.get(id(policy))
+    if held is not None and held[0] is policy:
+        return held[1]
     rules = repr((policy.metric_rules, policy.error, policy.drift))
-    return hashlib.sha256(rules.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(rules.encode()).hexdigest()[:16]
+    if len(_CONFIG_DIGESTS) >= 1024:  # policies come from a file: a few; bound it anyway
+        _CONFIG_DIGESTS.clear()
+    _CONFIG_DIGESTS[id(policy)] = (policy, digest)  # the policy kept: its id is not reused
+    return digest
+
+
+_CONFIG_DIGESTS: dict[int, tuple[Policy, str]] = {}
 
 
 def _finite(v: float) -> float:
@@ -1025,8 +1039,11 @@ class ModelMonitor:
             for name, d in sorted(self.detectors.items())
         ]
 
-    def version_status(self) -> list[VersionStatus]:
-        """Each served version's signals: the current one first, then the others by name."""
+    def version_status(self, signals: Sequence[SignalStatus] | None = None) -> list[VersionStatus]:
+        """Each served version's signals: the current one first, then the others by name.
+
+        ``signals``: :meth:`signal_status` when the caller has it already (not made twice).
+        """
         cur = VersionStatus(
             self.version,
             True,
@@ -1034,7 +1051,7 @@ class ModelMonitor:
             self.trigger.events,
             self.own_examples,
             self.last_ts,
-            tuple(self.signal_status()),
+            tuple(self.signal_status() if signals is None else signals),
         )
         return [cur] + [
             VersionStatus(

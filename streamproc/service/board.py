@@ -85,7 +85,7 @@ class StatusBoard:
         v = self.view(mon.model_id)
         v.partition = partition
         v.signals = mon.signal_status()
-        v.versions = mon.version_status()
+        v.versions = mon.version_status(v.signals)
         v.timeline.sample(mon.last_ts, v.signals, mon.firings)
         mon.firings.clear()
         if v.version != mon.version:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamproc.core.labeljoin import Joined, LabelJoin
+from streamproc.core.labeljoin import Joined, LabelJoin, WaitingPrediction, entry_bytes, row_bytes
 
 
 def pred(j: LabelJoin, eid: str, ts: float, p: Any = 1, version: str = "v1") -> Joined | None:
@@ -456,3 +456,28 @@ def test_early_labels_held_and_joined_at_once_are_one_by_one(
         assert (one.nbytes, one._sizes) == (many.nbytes, many._sizes)
     if max_pending == 40 and max_early == 40 and max_bytes > 4000 and ttl_s > 5:
         assert held and joined, (held, joined)
+
+
+_JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+
+
+@given(
+    event_id=st.text(min_size=1, max_size=20),
+    ts=st.floats(0, 1e12),
+    version=st.text(min_size=1, max_size=10),
+    prediction=_JSON_SCALARS,
+    features=st.dictionaries(st.text(max_size=8), _JSON_SCALARS, max_size=6),
+)
+@settings(max_examples=200, deadline=None)
+def test_row_bytes_is_the_waiting_entrys_size(
+    event_id: str, ts: float, version: str, prediction: Any, features: dict[str, Any]
+) -> None:
+    # The batch path sizes rows without making their entries; the sizes must be the same.
+    row = (event_id, ts, version, prediction, features)
+    assert row_bytes(row) == entry_bytes(event_id, WaitingPrediction(*row[1:]))
